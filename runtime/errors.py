@@ -1,0 +1,29 @@
+"""Typed errors shared by every layer. Each names what was wrong, what was expected and what came."""
+
+
+class AnymodalError(Exception):
+    """Base class of every error anymodal raises on purpose."""
+
+
+class InputError(AnymodalError, ValueError):
+    """A request to the runtime (or a CLI argument) is malformed: wrong rank, dims, dtype, NaN..."""
+
+
+class PatternError(InputError):
+    """A modality-availability pattern could not be parsed."""
+
+
+class BundleError(AnymodalError):
+    """A bundle folder is missing files, has a corrupted file or an unsupported manifest."""
+
+
+class DataError(AnymodalError):
+    """A dataset on disk does not follow the layout it claims (missing file, bad dims, unsafe pickle)."""
+
+
+class BackendUnavailableError(AnymodalError):
+    """A backend asked for by name cannot run here; the message carries the install hint."""
+
+
+class ExportError(AnymodalError):
+    """Export or its verification failed; the message names pattern, output and error."""

@@ -1,0 +1,94 @@
+"""Transformer building blocks shared by the models (pre-LN, explicit attention so that the
+ONNX export is plain MatMul/Softmax and padding is handled without NaNs)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def sinusoidal_positions(length: int, dim: int, device, dtype) -> torch.Tensor:
+    """Fixed sinusoidal position embeddings [L, dim] (Vaswani et al.), any length."""
+    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]  # [L, 1]
+    idx = torch.arange(0, dim, 2, device=device, dtype=torch.float32)  # [ceil(dim/2)]
+    freq = torch.exp(idx * (-math.log(10000.0) / dim))
+    ang = pos * freq  # [L, ceil(dim/2)]
+    pe = torch.stack([torch.sin(ang), torch.cos(ang)], dim=-1).flatten(-2)[:, :dim]  # [L, dim]
+    return pe.to(dtype)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with one fused QKV projection and a key-padding mask."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"hidden size {dim} is not divisible by {heads} heads")
+        self.heads, self.head_dim = heads, dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        # x [B, L, d]; key_mask [B, L] bool, True = attendable
+        B, L, _ = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, h, L, L]
+        # masked_fill with the dtype's min (not -inf): a row with no valid key stays finite
+        scores = scores.masked_fill(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
+        attn = self.drop(torch.softmax(scores, dim=-1))
+        y = (attn @ v).transpose(1, 2).reshape(B, L, -1)  # [B, L, d]
+        return self.out(y)
+
+
+class TransformerBlock(nn.Module):
+    """H' = MSA(LN(H)) + H;  H = FFN(LN(H')) + H'   (MoMKE Eq. 14)."""
+
+    def __init__(self, dim: int, heads: int, ffn_mult: int, dropout: float):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, dropout)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(ffn_mult * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), key_mask))
+        return x + self.drop(self.ffn(self.ln2(x)))
+
+
+class TransformerStack(nn.Module):
+    def __init__(self, dim: int, depth: int, heads: int, ffn_mult: int, dropout: float):
+        super().__init__()
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, ffn_mult, dropout) for _ in range(depth))
+        self.ln = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, key_mask)
+        return self.ln(x)
+
+
+class RouterMLP(nn.Module):
+    """Soft router: d -> d GELU -> E logits, token-wise (DESIGN §8 RouterMix)."""
+
+    def __init__(self, dim: int, experts: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, dim), nn.Linear(dim, experts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+def router_mix(logits: torch.Tensor, expert_out: torch.Tensor, temperature: float | torch.Tensor,
+               row_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(logits / τ) over E, weighted sum of expert outputs, times the row mask.
+
+    logits [..., E]; expert_out [..., E, d]; row_mask [...] -> mixed [..., d], weights [..., E]
+    """
+    w = torch.softmax(logits / temperature, dim=-1)
+    mixed = (w.unsqueeze(-1) * expert_out).sum(dim=-2) * row_mask.unsqueeze(-1).to(expert_out.dtype)
+    return mixed, w
