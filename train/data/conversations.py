@@ -33,8 +33,13 @@ class ConversationDataset:
     conversations: dict[str, Conversation]
     splits: dict[str, list[str]] = field(default_factory=dict)  # train/val/test -> ids
 
-    def split(self, name: str) -> list[Conversation]:
-        return [self.conversations[c] for c in self.splits[name]]
+    def split_by(self, ids: list[str]) -> list[Conversation]:
+        missing = [c for c in ids if c not in self.conversations]
+        if missing:
+            from anymodal.runtime.errors import DataError
+
+            raise DataError(f"conversations not in the {self.spec.name} data: {missing[:5]}")
+        return [self.conversations[c] for c in ids]
 
     def input_dims(self) -> tuple[int, int, int]:
         return tuple(self.dims[m] for m in MODALITIES)  # type: ignore[return-value]

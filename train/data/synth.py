@@ -29,7 +29,7 @@ class SynthConfig:
     min_len: int = 8  # utterances per conversation
     max_len: int = 20
     dims: tuple[int, int, int] = (64, 96, 48)  # audio, text, visual feature dims
-    signal: tuple[float, float, float] = (0.15, 0.20, 0.12)  # text most, visual least informative
+    signal: tuple[float, float, float] = (0.15, 0.17, 0.12)  # text most, visual least informative
     stay: float = 0.8  # probability the latent emotion persists to the next utterance
     speaker_offset: float = 0.5  # std of a per-speaker, per-modality nuisance offset
     seed: int = 0

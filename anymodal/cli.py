@@ -1,0 +1,145 @@
+"""Command-line face of anymodal (`rt-*`). Commands are thin: parse, import lazily, call the API.
+
+Every command's --help works with only the runtime installed; heavy libraries are imported
+inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from anymodal.runtime.errors import AnymodalError
+
+
+def _app(help: str) -> typer.Typer:
+    return typer.Typer(help=help, add_completion=False, no_args_is_help=True,
+                       pretty_exceptions_enable=False)
+
+
+def _main(app: typer.Typer) -> None:
+    """Run an app; anymodal's typed errors become one clear line and exit status 2."""
+    try:
+        app()
+    except AnymodalError as exc:
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+# --------------------------------------------------------------------------- rt-data
+data_app = _app("Generate datasets (synthetic data in the benchmark layouts).")
+
+
+@data_app.callback()
+def _data():
+    """Datasets."""
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Path = typer.Option(..., help="Folder to write the dataset into."),
+    layout: str = typer.Option("gcnet", help="On-disk layout: gcnet (MoMKE's IEMOCAP/MOSI/MOSEI)."),
+    task: str = typer.Option("emotion4", help="emotion4 | emotion6 | sentiment"),
+    conversations: int = typer.Option(150, help="Number of conversations (dialogues / videos)."),
+    dims: str = typer.Option("64,96,48", help="Feature dims audio,text,visual."),
+    seed: int = typer.Option(0, help="Random seed."),
+):
+    """Write synthetic conversations with a persistent latent emotion/sentiment."""
+    from anymodal.runtime.errors import InputError
+
+    if layout != "gcnet":
+        raise InputError(f"--layout {layout!r} is not available; this release writes: gcnet")
+    from anymodal.train.data.synth import SynthConfig, generate
+
+    try:
+        d = tuple(int(x) for x in dims.split(","))
+    except ValueError:
+        raise InputError(f"--dims must be three integers audio,text,visual, got {dims!r}") from None
+    path = generate(SynthConfig(task=task, conversations=conversations, dims=d, seed=seed), out)
+    typer.echo(f"wrote synthetic {task} data ({conversations} conversations) to {path}")
+
+
+# --------------------------------------------------------------------------- rt-train
+train_app = _app("Train a model on a dataset folder and write a run folder.")
+
+
+@train_app.callback()
+def _train():
+    """Training."""
+
+
+@train_app.command("momke")
+def train_momke(
+    data: Path = typer.Option(..., help="Dataset folder (GCNet layout)."),
+    dataset: str = typer.Option(..., help="iemocap4 | iemocap6 | mosi | mosei"),
+    out: Path = typer.Option(..., help="Run folder to write (weights, config, log)."),
+    features: str = typer.Option("synth-audio,synth-text,synth-visual",
+                                 help="Feature folder names AUDIO,TEXT,VISUAL."),
+    protocol: str = typer.Option("all-patterns",
+                                 help="all-patterns (one model, 7 patterns) | fixed (one condition)."),
+    condition: Optional[str] = typer.Option(None, help="Pattern for --protocol fixed, e.g. a,v."),
+    fold: Optional[int] = typer.Option(None, help="IEMOCAP leave-one-session-out fold 1..5."),
+    hidden: int = typer.Option(256, help="Hidden size d (paper: 256 IEMOCAP, 128 MOSI, 256 MOSEI)."),
+    depth: int = typer.Option(4, help="Transformer blocks per expert (Q)."),
+    heads: int = typer.Option(2, help="Attention heads."),
+    dropout: float = typer.Option(0.5, help="Dropout rate."),
+    epochs_stage1: int = typer.Option(100, help="Unimodal expert training epochs."),
+    epochs_stage2: int = typer.Option(100, help="Experts mixing training epochs."),
+    batch_size: int = typer.Option(16, help="Conversations per step."),
+    lr: float = typer.Option(1e-4, help="Adam learning rate."),
+    seed: int = typer.Option(0, help="Random seed."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+):
+    """Two-stage MoMKE training with validation-based epoch selection."""
+    from anymodal.train.api import train_momke_run
+    from anymodal.train.momke_trainer import TrainConfig
+
+    cfg = TrainConfig(protocol=protocol, condition=condition, epochs_stage1=epochs_stage1,
+                      epochs_stage2=epochs_stage2, batch_size=batch_size, lr=lr, seed=seed)
+    run = train_momke_run(data, dataset, out, features, fold,
+                          dict(hidden=hidden, depth=depth, heads=heads, dropout=dropout), cfg, progress)
+    typer.echo(f"run written to {run}")
+
+
+# --------------------------------------------------------------------------- rt-eval
+eval_app = _app("Evaluate a run under the 7 availability conditions (paper Table 2).")
+
+
+@eval_app.command()
+def eval_run(
+    run: Path = typer.Option(..., help="Run folder written by rt-train."),
+    data: Optional[Path] = typer.Option(None, help="Dataset folder (default: the one trained on)."),
+    split: str = typer.Option("test", help="Split to evaluate: test | val | train."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+):
+    """Print WA/UA/F1 (emotion) or Acc-2/F1/MAE/Corr (sentiment) for a t v at av tv atv."""
+    from anymodal.bench.tables import condition_rows, rich_table
+    from anymodal.runtime.jsonio import write_json
+    from anymodal.train.api import evaluate_run
+
+    res = evaluate_run(run, data, split)
+    header, rows = condition_rows(res["conditions"])
+    _console().print(rich_table(f"{res['dataset']} ({split}) — {run}", header, rows))
+    if json_out:
+        write_json(res, json_out)
+
+
+def data_main():
+    _main(data_app)
+
+
+def train_main():
+    _main(train_app)
+
+
+def eval_main():
+    _main(eval_app)

@@ -1,0 +1,69 @@
+"""Python API behind `rt-train` and `rt-eval`: read data, train, save a run, evaluate a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from anymodal.runtime.errors import DataError
+
+from .checkpoint import load_run, save_run
+from .data.gcnet import read_gcnet
+from .data.specs import SYNTH_FEATURES
+from .data.splits import make_splits
+from .evaluate import evaluate_conditions
+from .models.momke import MoMKE, MoMKEConfig
+from .momke_trainer import TrainConfig, train_momke
+
+
+def parse_features(spec: str | tuple[str, ...] | None) -> tuple[str, str, str]:
+    names = SYNTH_FEATURES if spec is None else (
+        tuple(s.strip() for s in spec.split(",")) if isinstance(spec, str) else tuple(spec))
+    if len(names) != 3 or not all(names):
+        raise DataError(f"--features needs three names AUDIO,TEXT,VISUAL, got {spec!r}")
+    return names  # type: ignore[return-value]
+
+
+def load_dataset(data: str | Path, dataset: str, features, fold: int | None, seed: int = 0):
+    ds = read_gcnet(data, dataset, parse_features(features))
+    splits = make_splits(ds, fold=fold, seed=seed)
+    return ds, splits
+
+
+def train_momke_run(data, dataset: str, out, features=None, fold: int | None = None,
+                    model_overrides: dict | None = None, train_cfg: TrainConfig | None = None,
+                    progress: bool = True) -> Path:
+    """Train MoMKE on a GCNet-layout folder and write the run folder `out`."""
+    train_cfg = train_cfg or TrainConfig()
+    ds, splits = load_dataset(data, dataset, features, fold, seed=train_cfg.seed)
+    cfg = MoMKEConfig(input_dims=ds.input_dims(), output_dim=ds.spec.output_dim, task=ds.spec.task,
+                      **(model_overrides or {}))
+    torch.manual_seed(train_cfg.seed)
+    model = MoMKE(cfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "train_log.jsonl"
+    log.unlink(missing_ok=True)
+    summary = train_momke(model, ds.split_by(splits["train"]), ds.split_by(splits["val"]), train_cfg,
+                          log_path=log, progress=progress)
+    meta = {
+        "data": {"root": str(Path(data).resolve()), "dataset": ds.spec.name, "task": ds.spec.task,
+                 "features": list(ds.feature_names.values()), "dims": ds.dims,
+                 "labels": list(ds.spec.label_names), "fold": fold, "splits": splits},
+        "training": summary,
+    }
+    save_run(out, model, meta)
+    return out
+
+
+def evaluate_run(run, data=None, split: str = "test") -> dict:
+    """The 7-condition table of a run on its own split of the data it was trained on."""
+    model, config = load_run(run)
+    d = config["data"]
+    ds = read_gcnet(data or d["root"], d["dataset"], tuple(d["features"]))
+    if split not in d["splits"]:
+        raise DataError(f"run {run} has no {split!r} split (has {', '.join(d['splits'])})")
+    convs = ds.split_by(d["splits"][split])
+    return {"dataset": d["dataset"], "task": d["task"], "split": split,
+            "conditions": evaluate_conditions(model, convs)}
