@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from anymodal.runtime.patterns import MODALITIES
+from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 
 from .layers import RouterMLP, TransformerStack, router_mix, sinusoidal_positions
 
@@ -128,6 +128,26 @@ class MoMKE(nn.Module):
         """Expert of modality m on its own modality, through its own head (Eq. 15)."""
         k = MODALITIES.index(m)
         return self.unimodal_heads[m](self.experts[k](self.embed(m, x), mask))
+
+    def parameter_report(self) -> dict:
+        """Total parameters per component, and the parameters active for each pattern
+        (what a specialised graph holds; the stage-1 unimodal heads are not served)."""
+        def count(prefix):
+            return sum(p.numel() for n, p in self.named_parameters() if n.startswith(prefix))
+
+        comp = {"projections": count("proj."), "experts": count("experts."),
+                "routers": count("routers."), "fusion": count("fusion") + count("head."),
+                "unimodal_heads": count("unimodal_heads.")}
+        shared = comp["experts"] + count("fusion_out.") + count("head.") + self.fusion_in["a"].bias.numel()
+        active = {}
+        for p in ALL_PATTERNS:
+            active[p] = shared + sum(count(f"proj.{m}.") + count(f"routers.{m}.")
+                                     + self.fusion_in[m].weight.numel() for m in p)
+        return {"total": sum(comp.values()), "served": sum(comp.values()) - comp["unimodal_heads"],
+                "components": comp, "active": active}
+
+    def specialise(self, pattern: str) -> "MoMKESpecialised":
+        return MoMKESpecialised(self, pattern)
 
     def stage1_parameters(self):
         return [p for name, p in self.named_parameters()

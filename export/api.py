@@ -1,0 +1,14 @@
+"""Python API behind `rt-export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .bundle import write_bundle
+
+
+def export_run_folder(run: str | Path, out: str | Path, precisions=("fp32",)) -> Path:
+    from anymodal.train.checkpoint import load_run
+
+    model, config = load_run(run)
+    return write_bundle(model, config, out, precisions)

@@ -1,0 +1,100 @@
+"""Writing a bundle: export every graph, deduplicate weights, verify, then publish atomically.
+
+The bundle is assembled in a temporary folder beside the target and renamed into place only
+after every graph passed its parity check, so a failed export never leaves a half bundle.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from anymodal import __version__
+from anymodal.runtime.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
+from anymodal.runtime.backends.ort import OrtCpuBackend
+from anymodal.runtime.errors import ExportError
+from anymodal.runtime.jsonio import write_json
+from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
+
+from .dedup import deduplicate
+from .specs import GRAPH_NAMES, OPSET, PRECISIONS, graph_inputs, graph_outputs
+from .torch_export import export_graph, versions
+from .verify import verify_graphs
+
+
+def _variant_dir(precision: str) -> str:
+    return "graphs" if precision == "fp32" else f"graphs/{precision}"
+
+
+def _spec_json(specs):
+    return [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
+
+
+def _export_variant(model, root: Path, precision: str, dims: dict[str, int]) -> dict:
+    rel_dir = _variant_dir(precision)
+    folder = root / rel_dir
+    folder.mkdir(parents=True)
+    dtype = "float16" if precision == "fp16" else "float32"
+    paths = [export_graph(model, g, folder / f"{g}.onnx", dims, precision) for g in GRAPH_NAMES]
+    dedup = deduplicate(paths)
+    graphs = {g: {"file": f"{rel_dir}/{g}.onnx", "data_files": [f"{rel_dir}/weights.bin"],
+                  "inputs": _spec_json(graph_inputs(g, dims, dtype)),
+                  "outputs": _spec_json(graph_outputs(g, model.cfg.output_dim, dtype))}
+             for g in GRAPH_NAMES}
+    return {"dir": rel_dir, "float_dtype": dtype, "graphs": graphs, "dedup": dedup}
+
+
+def _file_table(root: Path) -> dict:
+    return {str(p.relative_to(root)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
+                 metrics: dict | None = None) -> Path:
+    """Export `model` (eval mode) to a verified bundle folder `out`."""
+    out = Path(out)
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise ExportError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
+    model = model.eval()
+    data = run_config.get("data", {})
+    dims = dict(zip(MODALITIES, model.cfg.input_dims))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        t0 = time.time()
+        variants = {p: _export_variant(model, tmp, p, dims) for p in precisions}
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "anymodal_version": __version__,
+            "model": {"kind": model.kind, "config": model.cfg.to_dict(), "task": model.cfg.task,
+                      "labels": data.get("labels", []), "dataset": data.get("dataset"),
+                      "feature_names": data.get("features"), "feature_dims": dims},
+            "inputs": {m: {"name": MODALITY_NAMES[m], "dim": dims[m]} for m in MODALITIES},
+            "default_precision": precisions[0],
+            "variants": variants,
+            "params": model.parameter_report(),
+            "versions": versions(),
+            "opset": OPSET,
+            "files": _file_table(tmp),
+        }
+        write_json(manifest, tmp / MANIFEST)
+        parity = {}
+        for p in precisions:  # verify through the runtime's own reader and ORT backend
+            backend = OrtCpuBackend(Bundle(tmp, p), threads=None)
+            parity[p] = verify_graphs(model, backend, GRAPH_NAMES, dims, p)
+            backend.close()
+        manifest["parity"] = parity
+        manifest["export_seconds"] = round(time.time() - t0, 1)
+        if metrics:
+            manifest["metrics"] = metrics
+        write_json(manifest, tmp / MANIFEST)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+        return out
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

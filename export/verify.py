@@ -1,0 +1,45 @@
+"""Parity of exported graphs against PyTorch, through the runtime's own ORT backend."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anymodal.runtime.errors import ExportError
+
+from .specs import TOLERANCE, VERIFY_SHAPES, graph_inputs
+from .torch_export import example_feeds, torch_reference
+
+
+def compare(graph: str, output: str, got: np.ndarray, ref: np.ndarray, mask: np.ndarray,
+            precision: str, shape) -> float:
+    """Error over real utterances (padding rows are unspecified) against the tolerance."""
+    g, r = got.astype(np.float64)[mask], ref.astype(np.float64)[mask]
+    if g.shape != r.shape:
+        raise ExportError(f"graph {graph!r} output {output!r} at batch/seq {shape}: "
+                          f"shape {got.shape}, PyTorch {ref.shape}")
+    err = float(np.max(np.abs(g - r))) if g.size else 0.0
+    if precision == "fp16":
+        err /= max(float(np.max(np.abs(r))), 1e-6)
+    if not np.isfinite(err) or err > TOLERANCE[precision]:
+        kind = "relative" if precision == "fp16" else "max-abs"
+        raise ExportError(f"parity failed: graph {graph!r}, output {output!r}, batch/seq {shape}: "
+                          f"{kind} error {err:.3g} > {TOLERANCE[precision]:g}")
+    return err
+
+
+def verify_graphs(model, backend, graphs, dims: dict[str, int], precision: str) -> dict:
+    """Run every graph at VERIFY_SHAPES on `backend`; raise ExportError on the first failure.
+    Returns {graph: {"max_error": e, "shapes": [...]}}."""
+    dtype = "float16" if precision == "fp16" else "float32"
+    results = {}
+    for graph in graphs:
+        worst = 0.0
+        for i, (batch, seq) in enumerate(VERIFY_SHAPES):
+            feeds = example_feeds(graph_inputs(graph, dims, dtype), batch, seq, seed=100 + i)
+            ref = torch_reference(model, graph, feeds)
+            got = backend.run(graph, feeds)
+            for name in ("logits", "router_weights"):
+                worst = max(worst, compare(graph, name, got[name], ref[name], feeds["mask"],
+                                           precision, (batch, seq)))
+        results[graph] = {"max_error": worst, "shapes": [list(s) for s in VERIFY_SHAPES]}
+    return results

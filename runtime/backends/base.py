@@ -1,0 +1,52 @@
+"""One small base class for every inference backend (DESIGN §12, after Polygraphy's runners).
+
+Lifecycle: construct (cheap) -> `session(graph)` loads lazily, once, thread-safely ->
+`run(graph, feeds)` -> `close()`. Subclasses implement `_load_impl` / `_run_impl` and
+`available()`, importing their optional libraries lazily.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..bundle import Bundle
+
+
+class Backend:
+    name = "abstract"
+    install_hint = ""
+
+    def __init__(self, bundle: Bundle, threads: int | None = None):
+        self.bundle, self.threads = bundle, threads
+        self._sessions: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        """(usable here, reason when not)."""
+        raise NotImplementedError  # abstract
+
+    def session(self, graph: str):
+        with self._lock:
+            if graph not in self._sessions:
+                self._sessions[graph] = self._load_impl(self.bundle.graph_path(graph))
+            return self._sessions[graph]
+
+    def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._run_impl(self.session(graph), feeds)
+
+    def loaded(self) -> list[str]:
+        return list(self._sessions)
+
+    def close(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+
+    def _load_impl(self, path: Path):
+        raise NotImplementedError  # abstract
+
+    def _run_impl(self, session, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError  # abstract
