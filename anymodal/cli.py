@@ -221,3 +221,112 @@ def export_main():
 
 def run_main():
     _main(run_app)
+
+
+# --------------------------------------------------------------------------- rt-bench
+bench_app = _app("Latency, throughput, efficiency and parameters per availability condition.")
+
+
+def _ints(spec: str, option: str) -> tuple[int, ...]:
+    from anymodal.runtime.errors import InputError
+
+    try:
+        values = tuple(int(x) for x in spec.split(","))
+    except ValueError:
+        raise InputError(f"{option} takes integers like 1,8 — got {spec!r}") from None
+    if not values or min(values) < 1:
+        raise InputError(f"{option} values must be >= 1, got {spec!r}")
+    return values
+
+
+@bench_app.command()
+def bench(
+    condition: Optional[str] = typer.Option(None, help="Pattern to serve, e.g. a,v (or use --all-conditions)."),
+    all_conditions: bool = typer.Option(False, "--all-conditions", help="All 7 conditions in one table."),
+    bundle: Optional[Path] = typer.Option(None, help="Bundle folder (default: built-in paper-sized MoMKE)."),
+    run: Optional[Path] = typer.Option(None, help="Run folder for the PyTorch reference of --bundle."),
+    backend: str = typer.Option("all", help="Variants: torch,ort-masked,ort,ort-cuda,tensorrt or all."),
+    batch: str = typer.Option("1", help="Batch sizes, e.g. 1,8."),
+    seq_len: str = typer.Option("24", help="Conversation lengths, e.g. 24 or 12,48."),
+    threads: Optional[int] = typer.Option(None, help="Intra-op threads for every variant (default: all cores)."),
+    warmup_s: float = typer.Option(1.0, help="Warm-up seconds per condition."),
+    duration_s: float = typer.Option(3.0, help="Measured seconds per condition."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+    markdown: Optional[Path] = typer.Option(None, help="Write a markdown report."),
+    plot: Optional[Path] = typer.Option(None, help="Write a PNG latency plot."),
+):
+    """Compare PyTorch eager, ORT masked, ORT specialised (and GPU backends) interleaved."""
+    from anymodal.runtime.errors import InputError
+
+    if all_conditions == (condition is not None):
+        raise InputError("give exactly one of --condition PATTERN or --all-conditions")
+    from anymodal.bench.report import markdown_report, plot_latency, print_result
+    from anymodal.bench.run import run_bench
+    from anymodal.runtime.jsonio import write_json
+
+    console = _console()
+    result = run_bench("all" if all_conditions else [condition], bundle, run, backend,
+                       _ints(batch, "--batch"), _ints(seq_len, "--seq-len"), threads, warmup_s,
+                       duration_s, progress=lambda s: console.print(f"[dim]{s}[/dim]"))
+    print_result(result, console)
+    if json_out:
+        write_json(result, json_out)
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(markdown_report(result))
+    if plot:
+        plot_latency(result, plot)
+
+
+def bench_main():
+    _main(bench_app)
+
+
+# --------------------------------------------------------------------------- rt-report
+report_app = _app("Reports from a bundle: accuracy per condition, parameter efficiency.")
+
+
+@report_app.callback()
+def _report():
+    """Reports."""
+
+
+@report_app.command("accuracy")
+def report_accuracy(
+    bundle: Path = typer.Option(..., help="Bundle folder."),
+    data: Path = typer.Option(..., help="Dataset folder the model was trained on."),
+    split: str = typer.Option("test", help="Recorded split to score."),
+    backend: str = typer.Option("auto", help="Runtime backend."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+):
+    """The paper's Table-2 layout, computed through the runtime (what is actually served)."""
+    from anymodal.bench.accuracy import accuracy_report
+    from anymodal.bench.tables import condition_rows, rich_table
+    from anymodal.runtime.jsonio import write_json
+
+    res = accuracy_report(bundle, data, split, backend)
+    header, rows = condition_rows(res["conditions"])
+    _console().print(rich_table(f"{res['dataset']} ({split}) via {res['backend']} — {bundle}", header, rows))
+    if json_out:
+        write_json(res, json_out)
+
+
+@report_app.command("params")
+def report_params(
+    bundle: Path = typer.Option(..., help="Bundle folder."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+):
+    """Total, per component, active per pattern, bytes per precision."""
+    from anymodal.bench.params import params_report, params_rows
+    from anymodal.bench.tables import rich_table
+    from anymodal.runtime.jsonio import write_json
+
+    rep = params_report(bundle)
+    header, rows = params_rows(rep)
+    _console().print(rich_table(f"parameters — {rep['model']} — {bundle}", header, rows))
+    if json_out:
+        write_json(rep, json_out)
+
+
+def report_main():
+    _main(report_app)

@@ -11,4 +11,5 @@ def export_run_folder(run: str | Path, out: str | Path, precisions=("fp32",)) ->
     from anymodal.train.checkpoint import load_run
 
     model, config = load_run(run)
+    config = {**config, "source_run": str(Path(run).resolve())}  # for rt-bench's PyTorch reference
     return write_bundle(model, config, out, precisions)

@@ -70,8 +70,9 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
             "schema_version": SCHEMA_VERSION,
             "anymodal_version": __version__,
             "model": {"kind": model.kind, "config": model.cfg.to_dict(), "task": model.cfg.task,
-                      "labels": data.get("labels", []), "dataset": data.get("dataset"),
-                      "feature_names": data.get("features"), "feature_dims": dims},
+                      "labels": data.get("labels", []), "feature_dims": dims},
+            # what it was trained on, so `rt-report accuracy` scores the same held-out split
+            "data": {k: data.get(k) for k in ("dataset", "task", "features", "fold", "splits")},
             "inputs": {m: {"name": MODALITY_NAMES[m], "dim": dims[m]} for m in MODALITIES},
             "default_precision": precisions[0],
             "variants": variants,
@@ -90,6 +91,8 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
         manifest["export_seconds"] = round(time.time() - t0, 1)
         if metrics:
             manifest["metrics"] = metrics
+        if run_config.get("source_run"):
+            manifest["source_run"] = run_config["source_run"]
         write_json(manifest, tmp / MANIFEST)
         if out.exists():
             shutil.rmtree(out)

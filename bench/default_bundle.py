@@ -1,0 +1,47 @@
+"""The default benchmark bundle: paper-sized MoMKE (IEMOCAP dims 512/1024/1024, d=256, Q=4,
+2 heads) with random weights — latency does not depend on training. Built once and cached,
+with its run folder beside it so the PyTorch reference uses the very same weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from anymodal import __version__
+
+PAPER_MOMKE = dict(input_dims=(512, 1024, 1024), hidden=256, depth=4, heads=2, output_dim=4,
+                   task="emotion")
+IEMOCAP4_LABELS = ["happy", "sad", "neutral", "angry"]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ANYMODAL_CACHE") or Path.home() / ".cache" / "anymodal"
+    return Path(root) / f"default-momke-{__version__}"
+
+
+def default_bundle(progress=print) -> tuple[Path, Path]:
+    """(bundle folder, run folder), building them on first use (needs the train extra)."""
+    root = cache_dir()
+    bundle, run = root / "bundle", root / "run"
+    if (bundle / "manifest.json").is_file() and (run / "model.safetensors").is_file():
+        return bundle, run
+    try:
+        import torch
+
+        from anymodal.export.bundle import write_bundle
+        from anymodal.train.checkpoint import save_run
+        from anymodal.train.models.momke import MoMKE, MoMKEConfig
+    except ImportError as exc:
+        from anymodal.runtime.errors import BackendUnavailableError
+
+        raise BackendUnavailableError(
+            f"building the default bundle needs PyTorch ({exc}); pip install 'anymodal[train]' "
+            "or pass --bundle") from exc
+    progress(f"building the default bundle (paper-sized MoMKE, random weights) in {root} …")
+    torch.manual_seed(0)
+    model = MoMKE(MoMKEConfig(**PAPER_MOMKE)).eval()
+    meta = {"data": {"dataset": "none (random weights)", "labels": IEMOCAP4_LABELS,
+                     "features": ["wav2vec-large-c-UTT", "deberta-large-4-UTT", "manet_UTT"]}}
+    save_run(run, model, meta)
+    write_bundle(model, {**meta, "source_run": str(run)}, bundle, precisions=("fp32", "fp16"))
+    return bundle, run

@@ -1,0 +1,109 @@
+"""Rendering rt-bench results: a rich table, markdown, and a PNG latency plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .tables import markdown_table, rich_table
+
+
+def _conditions(result: dict) -> list[dict]:
+    if "runs" in result:
+        return [c for r in result["runs"] for c in _conditions(r)]
+    if "conditions" in result:
+        return list(result["conditions"].values())
+    return [result]
+
+
+def _x(v):
+    return "—" if v is None else f"{v:.2f}×"
+
+
+def latency_rows(result: dict):
+    header = ["condition", "batch×seq", "variant", "p50 ms", "p90 ms", "p99 ms", "min ms",
+              "per s", "GFLOP/s", "of peak", "vs torch", "vs masked"]
+    rows = []
+    for c in _conditions(result):
+        cond = "{" + ",".join(c["condition"]) + "}"
+        for name, v in c["variants"].items():
+            lat = v["latency_ms"]
+            p50 = lat["p50"]
+            vs_t = c["variants"]["torch"]["latency_ms"]["p50"] / p50 if "torch" in c["variants"] else None
+            vs_m = (c["variants"]["ort-masked"]["latency_ms"]["p50"] / p50
+                    if "ort-masked" in c["variants"] else None)
+            rows.append([cond, f"{c['batch']}×{c['seq_len']}", name, f"{p50:.2f}", f"{lat['p90']:.2f}",
+                         f"{lat['p99']:.2f}", f"{lat['min']:.2f}", f"{v['throughput_per_s']:.1f}",
+                         f"{v['gflops']:.1f}", f"{100 * v['fraction_of_peak']:.0f}%", _x(vs_t), _x(vs_m)])
+    return header, rows
+
+
+def absent_lines(result: dict) -> list[str]:
+    seen = {}
+    for c in _conditions(result):
+        seen.update(c.get("absent", {}))
+    return [f"absent: {name} — {why}" for name, why in seen.items()]
+
+
+def summary_lines(result: dict) -> list[str]:
+    first = _conditions(result)[0]
+    m = first["machine"]
+    bb = first["bundle_bytes"]
+    lines = [f"machine: {m['cpu']} ({m['cores']} cores), {first['threads']} threads, {m['timestamp']}",
+             f"versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
+             f"large-matmul peak: {first['matmul_peak_gflops']:.1f} GFLOP/s (numpy fp32 GEMM, same run)",
+             f"bundle: fp32 {bb['fp32'] / 1e6:.1f} MB"
+             + (f", fp16 {bb['fp16'] / 1e6:.1f} MB" if bb.get("fp16") else ", fp16 not exported"),
+             f"peak RSS: {first['peak_rss_mb']:.0f} MB", *absent_lines(result)]
+    for c in _conditions(result):
+        lines.append(f"{{{','.join(c['condition'])}}}: params total {c['params']['total'] / 1e6:.2f} M, "
+                     f"active {c['params']['active'] / 1e6:.2f} M, {c['macs'] / 1e6:.0f} M MACs "
+                     f"(batch {c['batch']}, seq {c['seq_len']})")
+    return lines
+
+
+def print_result(result: dict, console) -> None:
+    header, rows = latency_rows(result)
+    console.print(rich_table(f"rt-bench — {_conditions(result)[0]['model']}", header, rows))
+    for line in summary_lines(result):
+        console.print(line, markup=False, highlight=False)
+
+
+def markdown_report(result: dict) -> str:
+    header, rows = latency_rows(result)
+    return "\n".join(["## rt-bench", "", markdown_table(header, rows), "",
+                      *[f"- {line}" for line in summary_lines(result)], ""])
+
+
+def plot_latency(result: dict, path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conds = _conditions(result)
+    names = sorted({n for c in conds for n in c["variants"]}, key=lambda n: ["torch", "ort-masked", "ort",
+                                                                              "ort-cuda", "tensorrt"].index(n))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(conds) + 3), 4))
+    width = 0.8 / max(1, len(names))
+    for i, n in enumerate(names):
+        xs, p50, err_lo, err_hi = [], [], [], []
+        for j, c in enumerate(conds):
+            if n in c["variants"]:
+                lat = c["variants"][n]["latency_ms"]
+                xs.append(j + i * width)
+                p50.append(lat["p50"])
+                err_lo.append(lat["p50"] - lat["min"])
+                err_hi.append(lat["p90"] - lat["p50"])
+        ax.bar(xs, p50, width, yerr=[err_lo, err_hi], capsize=2, label=n)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(conds))])
+    ax.set_xticklabels(["{" + ",".join(c["condition"]) + "}" + f"\nB{c['batch']} L{c['seq_len']}"
+                        for c in conds])
+    ax.set_ylabel("latency p50 (ms), bars: min..p90")
+    ax.set_title(f"{conds[0]['model']} — {conds[0]['machine']['cpu']}", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,115 @@
+"""rt-bench: latency, throughput, efficiency and parameters of one condition (or all 7),
+every variant measured interleaved in one run (DESIGN §9)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from anymodal.runtime.bundle import Bundle
+from anymodal.runtime.errors import InputError
+from anymodal.runtime.patterns import ALL_PATTERNS, parse_pattern
+
+from .machine import machine_info, matmul_peak_gflops, peak_rss_mb
+from .macs import momke_macs
+from .timing import latency_stats, measure_interleaved
+from .variants import ALL_VARIANTS, build_variants
+
+DEFAULT_VARIANTS = ("torch", "ort-masked", "ort", "ort-cuda", "tensorrt")
+
+
+def parse_variants(spec: str) -> tuple[str, ...]:
+    if spec == "all":
+        return ALL_VARIANTS
+    names = tuple(s.strip() for s in spec.split(",") if s.strip())
+    unknown = [n for n in names if n not in ALL_VARIANTS]
+    if unknown or not names:
+        raise InputError(f"--backend: unknown {unknown or spec!r}; choose from {', '.join(ALL_VARIANTS)} or all")
+    return names
+
+
+def bundle_bytes(bundle: Bundle) -> dict[str, int | None]:
+    """Bytes of each precision variant's files (the serving payload)."""
+    out = {}
+    for prec in ("fp32", "fp16"):
+        v = bundle.manifest["variants"].get(prec)
+        if v is None:
+            out[prec] = None
+            continue
+        prefix = v["dir"] + "/"
+        out[prec] = sum(f["bytes"] for rel, f in bundle.manifest["files"].items()
+                        if rel.startswith(prefix) and "/" not in rel[len(prefix):])
+    return out
+
+
+def _variant_modalities(name: str, pattern: str) -> str:
+    """What a variant computes: the masked graph and the PyTorch reference encode all three."""
+    return "atv" if name in ("torch", "ort-masked") else pattern
+
+
+def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, batch: int, seq: int,
+                    threads: int, warmup_s: float, duration_s: float, peak: float) -> dict:
+    ready, absent = build_variants(variants, bundle, run, pattern, batch, seq, threads)
+    samples = measure_interleaved(ready, warmup_s, duration_s) if ready else {}
+    cfg = bundle.model["config"]
+    res = {}
+    for name, ms in samples.items():
+        stats = latency_stats(ms)
+        macs = momke_macs(cfg, _variant_modalities(name, pattern), batch, seq)
+        gflops = 2 * macs / (stats["p50"] / 1e3) / 1e9
+        res[name] = {"latency_ms": stats, "throughput_per_s": batch * 1e3 / stats["p50"],
+                     "samples": int(ms.size), "macs": macs, "gflops": gflops,
+                     "fraction_of_peak": gflops / peak}
+
+    def ratio(slow, fast):
+        if slow in res and fast in res:
+            return res[slow]["latency_ms"]["p50"] / res[fast]["latency_ms"]["p50"]
+        return None
+
+    params = bundle.manifest["params"]
+    best = res.get("ort")
+    return {
+        "condition": pattern, "model": bundle.model["kind"], "batch": batch, "seq_len": seq,
+        "threads": threads, "variants": res, "absent": absent,
+        "speedup": {"ort_vs_torch": ratio("torch", "ort"), "ort_vs_masked": ratio("ort-masked", "ort"),
+                    "masked_vs_torch": ratio("torch", "ort-masked")},
+        "params": {"total": params["served"], "active": params["active"][pattern]},
+        "macs": momke_macs(cfg, pattern, batch, seq),
+        "matmul_peak_gflops": peak,
+        "fraction_of_peak": best["fraction_of_peak"] if best else None,
+        "bundle_bytes": bundle_bytes(bundle),
+    }
+
+
+def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = None, variants="all",
+              batches=(1,), seq_lens=(24,), threads: int | None = None, warmup_s: float = 1.0,
+              duration_s: float = 3.0, progress=print) -> dict:
+    if bundle_dir is None:
+        from .default_bundle import default_bundle
+
+        bundle_dir, run = default_bundle(progress)
+    bundle = Bundle(bundle_dir)
+    if run is None and bundle.manifest.get("source_run"):
+        run = Path(bundle.manifest["source_run"])
+    names = parse_variants(variants) if isinstance(variants, str) else tuple(variants)
+    threads = threads or os.cpu_count() or 1
+    patterns = ALL_PATTERNS if conditions == "all" else tuple(parse_pattern(c) for c in conditions)
+    progress(f"measuring this machine's large-matmul rate …")
+    peak = matmul_peak_gflops()
+    runs = []
+    for batch in batches:
+        for seq in seq_lens:
+            per = {}
+            for p in patterns:
+                progress(f"condition {{{','.join(p)}}} batch {batch} seq {seq} …")
+                per[p] = bench_condition(bundle, run, p, names, batch, seq, threads, warmup_s,
+                                         duration_s, peak)
+            runs.append(per)
+    machine = machine_info()
+    rss = peak_rss_mb()
+    for per in runs:
+        for obj in per.values():
+            obj["peak_rss_mb"], obj["machine"] = rss, machine
+    shaped = [per[patterns[0]] if len(patterns) == 1 and conditions != "all" else {"conditions": per}
+              for per in runs]
+    return shaped[0] if len(shaped) == 1 else {"runs": shaped}
