@@ -19,7 +19,8 @@ def _x(v):
     return "—" if v is None else f"{v:.2f}×"
 
 
-def latency_rows(result: dict):
+def latency_rows(result: dict, compact: bool = False):
+    """Full rows for markdown; `compact` keeps what fits an 80-column terminal."""
     header = ["condition", "batch×seq", "variant", "p50 ms", "p90 ms", "p99 ms", "min ms",
               "per s", "GFLOP/s", "of peak", "vs torch", "vs masked"]
     rows = []
@@ -34,6 +35,11 @@ def latency_rows(result: dict):
             rows.append([cond, f"{c['batch']}×{c['seq_len']}", name, f"{p50:.2f}", f"{lat['p90']:.2f}",
                          f"{lat['p99']:.2f}", f"{lat['min']:.2f}", f"{v['throughput_per_s']:.1f}",
                          f"{v['gflops']:.1f}", f"{100 * v['fraction_of_peak']:.0f}%", _x(vs_t), _x(vs_m)])
+    if compact:
+        keep = [0, 2, 3, 4, 5, 8, 9, 10, 11]
+        short = {"condition": "cond", "vs torch": "×torch", "vs masked": "×masked", "of peak": "peak"}
+        header = [short.get(header[i], header[i]) for i in keep]
+        rows = [[r[i] for i in keep] for r in rows]
     return header, rows
 
 
@@ -62,8 +68,10 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def print_result(result: dict, console) -> None:
-    header, rows = latency_rows(result)
-    console.print(rich_table(f"rt-bench — {_conditions(result)[0]['model']}", header, rows))
+    header, rows = latency_rows(result, compact=True)
+    c = _conditions(result)[0]
+    console.print(rich_table(f"rt-bench — {c['model']}, batch {c['batch']}, seq {c['seq_len']}",
+                             header, rows))
     for line in summary_lines(result):
         console.print(line, markup=False, highlight=False)
 

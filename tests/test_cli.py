@@ -1,0 +1,85 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+BIN = os.path.dirname(sys.executable)
+COMMANDS = ("rt-data", "rt-train", "rt-eval", "rt-export", "rt-run", "rt-bench", "rt-report")
+
+
+def test_every_command_helps_without_torch_onnx_or_triton():
+    code = textwrap.dedent("""
+        import sys
+        for mod in ("torch", "onnx", "triton", "safetensors", "tensorrt"):
+            sys.modules[mod] = None  # import raises: only the runtime is installed
+        from typer.testing import CliRunner
+        import anymodal.cli as cli
+        runner = CliRunner()
+        apps = [cli.data_app, cli.train_app, cli.eval_app, cli.export_app, cli.run_app,
+                cli.bench_app, cli.report_app]
+        for app in apps:
+            res = runner.invoke(app, ["--help"])
+            assert res.exit_code == 0, res.output
+        for app, sub in ((cli.data_app, "synth"), (cli.train_app, "momke"), (cli.report_app, "accuracy")):
+            res = runner.invoke(app, [sub, "--help"])
+            assert res.exit_code == 0, res.output
+        print("ok")
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr
+
+
+def test_console_scripts_are_installed():
+    for cmd in COMMANDS:
+        assert os.path.exists(os.path.join(BIN, cmd)), cmd
+
+
+def run(*args):
+    return subprocess.run([os.path.join(BIN, args[0]), *args[1:]], capture_output=True, text=True)
+
+
+def test_typed_errors_are_one_line_and_exit_2(tmp_path):
+    res = run("rt-train", "momke", "--data", str(tmp_path), "--dataset", "iemocap9", "--out", str(tmp_path / "r"))
+    assert res.returncode == 2
+    assert "DataError: unknown dataset 'iemocap9'" in res.stderr and "Traceback" not in res.stderr
+    res = run("rt-bench", "--condition", "a,x")
+    assert res.returncode == 2 and "unknown modality 'x'" in res.stderr
+
+
+def test_rt_run_prints_pattern_and_backend(small_bundle, tmp_path):
+    np.save(tmp_path / "a.npy", np.ones((3, 6), np.float32))
+    np.save(tmp_path / "v.npy", np.ones((3, 8), np.float64))
+    res = run("rt-run", "--bundle", str(small_bundle), "--audio", str(tmp_path / "a.npy"),
+              "--visual", str(tmp_path / "v.npy"))
+    assert res.returncode == 0, res.stderr
+    assert "pattern av via graph av on ort-cpu" in res.stdout
+    res = run("rt-run", "--bundle", str(small_bundle), "--text", str(tmp_path / "a.npy"))
+    assert res.returncode == 2 and "text: feature dim 6, the model expects 10" in res.stderr
+
+
+@pytest.mark.slow
+def test_train_export_report_pipeline_matches_eval(tmp_path):
+    """rt-report accuracy (runtime) reproduces rt-eval (PyTorch) on the same run."""
+    import json
+
+    assert run("rt-data", "synth", "--out", str(tmp_path / "d"), "--conversations", "30").returncode == 0
+    res = run("rt-train", "momke", "--data", str(tmp_path / "d"), "--dataset", "iemocap4", "--out",
+              str(tmp_path / "run"), "--hidden", "16", "--depth", "1", "--epochs-stage1", "2",
+              "--epochs-stage2", "2", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert run("rt-eval", "--run", str(tmp_path / "run"), "--json", str(tmp_path / "e.json")).returncode == 0
+    assert run("rt-export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "b")).returncode == 0
+    res = run("rt-report", "accuracy", "--bundle", str(tmp_path / "b"), "--data", str(tmp_path / "d"),
+              "--json", str(tmp_path / "r.json"))
+    assert res.returncode == 0, res.stderr
+    ev = json.loads((tmp_path / "e.json").read_text())["conditions"]
+    rep = json.loads((tmp_path / "r.json").read_text())["conditions"]
+    assert set(ev) == set(rep) == {"a", "t", "v", "at", "av", "tv", "atv"}
+    for p in ev:
+        for k in ("wa", "ua", "f1"):
+            assert abs(ev[p][k] - rep[p][k]) <= 0.005, (p, k)
+    res = run("rt-report", "params", "--bundle", str(tmp_path / "b"))
+    assert res.returncode == 0 and "active {a,t,v}" in res.stdout
