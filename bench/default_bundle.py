@@ -14,9 +14,23 @@ PAPER_MOMKE = dict(input_dims=(512, 1024, 1024), hidden=256, depth=4, heads=2, o
 IEMOCAP4_LABELS = ["happy", "sad", "neutral", "angry"]
 
 
+def _code_digest() -> str:
+    """Digest of the model and export code: a changed graph never reuses a stale cache."""
+    import hashlib
+
+    import anymodal.export as export_pkg
+    import anymodal.train.models as models_pkg
+
+    h = hashlib.sha256()
+    for pkg in (models_pkg, export_pkg):
+        for f in sorted(Path(pkg.__file__).parent.glob("*.py")):
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def cache_dir() -> Path:
     root = os.environ.get("ANYMODAL_CACHE") or Path.home() / ".cache" / "anymodal"
-    return Path(root) / f"default-momke-{__version__}"
+    return Path(root) / f"default-momke-{__version__}-{_code_digest()}"
 
 
 def default_bundle(progress=print) -> tuple[Path, Path]:

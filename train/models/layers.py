@@ -21,27 +21,35 @@ def sinusoidal_positions(length: int, dim: int, device, dtype) -> torch.Tensor:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with one fused QKV projection and a key-padding mask."""
+    """Multi-head self-attention with one fused QKV projection and a key-padding mask.
+
+    Heads are taken as static slices of the QKV output rather than by reshaping to
+    [B, h, L, hd]: the exported graph then has no shape arithmetic (Shape/Gather/Concat)
+    and no head transposes, which dominate batch-1 latency on CPU."""
 
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
         if dim % heads:
             raise ValueError(f"hidden size {dim} is not divisible by {heads} heads")
-        self.heads, self.head_dim = heads, dim // heads
+        self.dim, self.heads, self.head_dim = dim, heads, dim // heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        # x [B, L, d]; key_mask [B, L] bool, True = attendable
-        B, L, _ = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, h, L, L]
-        # masked_fill with the dtype's min (not -inf): a row with no valid key stays finite
-        scores = scores.masked_fill(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
-        attn = self.drop(torch.softmax(scores, dim=-1))
-        y = (attn @ v).transpose(1, 2).reshape(B, L, -1)  # [B, L, d]
-        return self.out(y)
+    def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
+        # x [B, L, d]; blocked [B, 1, L] bool, True = key may not be attended (padding/absent)
+        qkv = self.qkv(x)  # [B, L, 3d]
+        d, hd = self.dim, self.head_dim
+        heads = []
+        for h in range(self.heads):
+            q = qkv[..., h * hd:(h + 1) * hd]  # [B, L, hd]
+            k = qkv[..., d + h * hd:d + (h + 1) * hd]
+            v = qkv[..., 2 * d + h * hd:2 * d + (h + 1) * hd]
+            scores = q @ k.transpose(-1, -2) / math.sqrt(hd)  # [B, L, L]
+            # masked_fill with the dtype's min (not -inf): a row with no valid key stays finite
+            scores = scores.masked_fill(blocked, torch.finfo(scores.dtype).min)
+            heads.append(self.drop(torch.softmax(scores, dim=-1)) @ v)  # [B, L, hd]
+        return self.out(torch.cat(heads, dim=-1))  # [B, L, d]
 
 
 class TransformerBlock(nn.Module):
@@ -55,8 +63,8 @@ class TransformerBlock(nn.Module):
                                  nn.Linear(ffn_mult * dim, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), key_mask))
+    def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), blocked))
         return x + self.drop(self.ffn(self.ln2(x)))
 
 
@@ -67,8 +75,10 @@ class TransformerStack(nn.Module):
         self.ln = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        # x [B, L, d]; key_mask [B, L] bool, True = attendable
+        blocked = ~key_mask[:, None, :]  # [B, 1, L], computed once for all blocks
         for block in self.blocks:
-            x = block(x, key_mask)
+            x = block(x, blocked)
         return self.ln(x)
 
 
