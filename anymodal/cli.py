@@ -330,3 +330,31 @@ def report_params(
 
 def report_main():
     _main(report_app)
+
+
+# --------------------------------------------------------------------------- rt-kernels
+kernels_app = _app("Fused router / expert-mixing kernels: ahead-of-time compilation.")
+
+
+@kernels_app.callback()
+def _kernels():
+    """Kernels."""
+
+
+@kernels_app.command("aot")
+def kernels_aot(
+    out: Path = typer.Option(..., help="Folder for the PTX, cubin and launch metadata."),
+    arch: str = typer.Option("72,87,90", help="Compute capabilities: 72 (Xavier), 87 (Orin), 90 (Hopper)."),
+    dtype: str = typer.Option("fp32,fp16", help="Element types to compile."),
+    hidden: int = typer.Option(256, help="Router/expert width d the kernel is specialised for."),
+):
+    """Compile RouterMix for the given GPUs; no GPU needed on this machine."""
+    from anymodal.kernels.aot import compile_aot
+
+    index = compile_aot(_ints(arch, "--arch"), out, tuple(d.strip() for d in dtype.split(",")), hidden)
+    for k in index["kernels"]:
+        typer.echo(f"{k['arch']} {k['dtype']} d={k['hidden']}: {out / k['stem']}.{{ptx,cubin,json}}")
+
+
+def kernels_main():
+    _main(kernels_app)
