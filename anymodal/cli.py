@@ -154,11 +154,12 @@ def export_run(
     run: Path = typer.Option(..., help="Run folder written by rt-train."),
     out: Path = typer.Option(..., help="Bundle folder to write (replaced atomically)."),
     precision: str = typer.Option("fp32", help="fp32 | fp16 | fp32,fp16 (variants in one bundle)."),
+    kernels: str = typer.Option("standard", help="standard | fused (RouterMix TensorRT-plugin nodes)."),
 ):
     """7 specialised graphs + masked graph, shared weights, parity-checked against PyTorch."""
     from anymodal.export.api import export_run_folder
 
-    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")))
+    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels)
     _print_bundle_summary(bundle)
 
 

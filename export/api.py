@@ -7,9 +7,10 @@ from pathlib import Path
 from .bundle import write_bundle
 
 
-def export_run_folder(run: str | Path, out: str | Path, precisions=("fp32",)) -> Path:
+def export_run_folder(run: str | Path, out: str | Path, precisions=("fp32",),
+                      kernels: str = "standard") -> Path:
     from anymodal.train.checkpoint import load_run
 
     model, config = load_run(run)
     config = {**config, "source_run": str(Path(run).resolve())}  # for rt-bench's PyTorch reference
-    return write_bundle(model, config, out, precisions)
+    return write_bundle(model, config, out, precisions, kernels=kernels)

@@ -32,12 +32,12 @@ def _spec_json(specs):
     return [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
 
 
-def _export_variant(model, root: Path, precision: str, dims: dict[str, int]) -> dict:
+def _export_variant(model, root: Path, precision: str, dims: dict[str, int], kernels: str) -> dict:
     rel_dir = _variant_dir(precision)
     folder = root / rel_dir
     folder.mkdir(parents=True)
     dtype = "float16" if precision == "fp16" else "float32"
-    paths = [export_graph(model, g, folder / f"{g}.onnx", dims, precision) for g in GRAPH_NAMES]
+    paths = [export_graph(model, g, folder / f"{g}.onnx", dims, precision, kernels) for g in GRAPH_NAMES]
     dedup = deduplicate(paths)
     graphs = {g: {"file": f"{rel_dir}/{g}.onnx", "data_files": [f"{rel_dir}/weights.bin"],
                   "inputs": _spec_json(graph_inputs(g, dims, dtype)),
@@ -52,9 +52,12 @@ def _file_table(root: Path) -> dict:
 
 
 def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
-                 metrics: dict | None = None) -> Path:
-    """Export `model` (eval mode) to a verified bundle folder `out`."""
+                 metrics: dict | None = None, kernels: str = "standard") -> Path:
+    """Export `model` (eval mode) to a verified bundle folder `out`. kernels="fused" writes
+    each router + expert mix as one TensorRT-plugin node (with its ONNX local function)."""
     out = Path(out)
+    if kernels not in ("standard", "fused"):
+        raise ExportError(f"unknown kernels mode {kernels!r}; choose standard or fused")
     for p in precisions:
         if p not in PRECISIONS:
             raise ExportError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
@@ -65,7 +68,7 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         t0 = time.time()
-        variants = {p: _export_variant(model, tmp, p, dims) for p in precisions}
+        variants = {p: _export_variant(model, tmp, p, dims, kernels) for p in precisions}
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "anymodal_version": __version__,
@@ -75,6 +78,7 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
             "data": {k: data.get(k) for k in ("dataset", "task", "features", "fold", "splits")},
             "inputs": {m: {"name": MODALITY_NAMES[m], "dim": dims[m]} for m in MODALITIES},
             "default_precision": precisions[0],
+            "kernels": kernels,
             "variants": variants,
             "params": model.parameter_report(),
             "versions": versions(),

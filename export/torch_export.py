@@ -18,6 +18,9 @@ import torch
 
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
+from anymodal.train.models.fused import PLUGIN_DOMAIN
+
+from .plugin_function import attach_plugin_functions
 from .specs import MASKED, OPSET, TRACE_SHAPE, TensorSpec, graph_inputs, graph_outputs
 
 
@@ -59,9 +62,14 @@ def example_feeds(specs: list[TensorSpec], batch: int, seq: int, seed: int) -> d
     return feeds
 
 
-def export_graph(model, graph: str, path: Path, dims: dict[str, int], precision: str) -> Path:
-    """Trace one graph to ONNX with dynamic batch and sequence axes."""
+def export_graph(model, graph: str, path: Path, dims: dict[str, int], precision: str,
+                 kernels: str = "standard") -> Path:
+    """Trace one graph to ONNX with dynamic batch and sequence axes. kernels="fused" writes
+    each router + expert mix as one trt.plugins::RouterMix node with its local function."""
     dtype = "float16" if precision == "fp16" else "float32"
+    if kernels == "fused":
+        model = copy.deepcopy(model)
+        model.fused_router = True
     module = graph_module(model, graph)
     if precision == "fp16":
         module = copy.deepcopy(module).half()  # never touch the fp32 model (the parity reference)
@@ -75,7 +83,12 @@ def export_graph(model, graph: str, path: Path, dims: dict[str, int], precision:
         warnings.simplefilter("ignore")  # deprecation/tracer notices; parity is verified after
         torch.onnx.export(module, args, str(path), input_names=[s.name for s in inputs],
                           output_names=[s.name for s in outputs], dynamic_axes=dynamic,
-                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True,
+                          custom_opsets={PLUGIN_DOMAIN: 1})
+    if kernels == "fused":
+        import onnx
+
+        onnx.save(attach_plugin_functions(onnx.load(str(path))), str(path))
     return path
 
 

@@ -66,3 +66,22 @@ def test_shape_errors_are_clear():
     t = {k: torch.from_numpy(v) for k, v in arrs.items()}
     with pytest.raises(ValueError, match="shapes disagree"):
         router_mix(t["x"], t["w1"][:8], t["b1"], t["w2"], t["b2"], t["experts"], 1.0, torch.ones(4))
+
+
+def test_reference_is_what_the_model_computes():
+    """The kernel's reference equals MoMKE's router + mix path (RouterMLP, router_mix)."""
+    from anymodal.train.models.layers import RouterMLP
+    from anymodal.train.models.layers import router_mix as torch_router_mix
+
+    torch.manual_seed(0)
+    router = RouterMLP(24, 3).double()
+    x, experts = torch.randn(10, 24, dtype=torch.float64), torch.randn(10, 3, 24, dtype=torch.float64)
+    mask = torch.tensor([1, 1, 0, 1, 1, 1, 0, 1, 1, 1], dtype=torch.bool)
+    with torch.no_grad():
+        mixed, w = torch_router_mix(router(x), experts, 0.5, mask)
+    ref_mixed, ref_w = router_mix_reference(
+        x.numpy(), router.fc1.weight.detach().numpy().T, router.fc1.bias.detach().numpy(),
+        router.fc2.weight.detach().numpy().T, router.fc2.bias.detach().numpy(), experts.numpy(), 0.5,
+        mask.numpy())
+    np.testing.assert_allclose(w.numpy(), ref_w, atol=1e-12)
+    np.testing.assert_allclose(mixed.numpy(), ref_mixed, atol=1e-12)

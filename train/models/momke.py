@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 
+from .fused import fused_router_mix
 from .layers import RouterMLP, TransformerStack, router_mix, sinusoidal_positions
 
 
@@ -67,6 +68,7 @@ class MoMKE(nn.Module):
         self.fusion_out = nn.Linear(3 * d, 3 * d)
         self.head = nn.Linear(3 * d, cfg.output_dim)
         self.drop = nn.Dropout(cfg.dropout)
+        self.fused_router = False  # export-time switch: router + mix as one RouterMix node
 
     # -- pieces ---------------------------------------------------------------------------
     def embed(self, m: str, x: torch.Tensor) -> torch.Tensor:
@@ -93,8 +95,11 @@ class MoMKE(nn.Module):
         reps, weights = {}, {}
         for i, m in enumerate(ms):
             rows = slice(i * B, (i + 1) * B)
-            logits = self.routers[m](hs[m])  # [B, L, 3]
-            reps[m], weights[m] = router_mix(logits, experts[rows], 1.0, key_masks[m])
+            if self.fused_router:
+                reps[m], weights[m] = fused_router_mix(self.routers[m], hs[m], experts[rows], key_masks[m])
+            else:
+                logits = self.routers[m](hs[m])  # [B, L, 3]
+                reps[m], weights[m] = router_mix(logits, experts[rows], 1.0, key_masks[m])
         return reps, weights
 
     def fuse(self, reps: dict[str, torch.Tensor]) -> torch.Tensor:
