@@ -359,3 +359,29 @@ def kernels_aot(
 
 def kernels_main():
     _main(kernels_app)
+
+
+# --------------------------------------------------------------------------- rt-build
+build_app = _app("Build TensorRT engines for a bundle on this GPU (Jetson or discrete).")
+
+
+@build_app.command()
+def build(
+    bundle: Path = typer.Option(..., help="Bundle folder (fused or standard graphs)."),
+    precision: str = typer.Option("fp16", help="fp32 | fp16 | int8"),
+    calib_data: Optional[Path] = typer.Option(None, help="INT8 calibration: the dataset folder the "
+                                              "model was trained on (default: random features)."),
+    workspace_mb: int = typer.Option(1024, help="Builder workspace limit in MiB."),
+    max_batch: int = typer.Option(16, help="Largest batch of the optimisation profile."),
+    max_seq: int = typer.Option(256, help="Longest conversation of the optimisation profile."),
+):
+    """One engine per graph under engines/<sm>-trt<version>-<precision>/, with a timing cache."""
+    from anymodal.export.trt_build import ProfileLimits, build_engines
+
+    out = build_engines(bundle, precision, workspace_mb, calib_data,
+                        ProfileLimits(max_batch=max_batch, max_seq=max_seq))
+    typer.echo(f"engines written to {out}")
+
+
+def build_main():
+    _main(build_app)

@@ -71,6 +71,22 @@ def ort_variant(name: str, bundle: Bundle, pattern: str, req: dict, threads: int
     return (lambda: backend.run(graph, feeds)), None
 
 
+def trt_variant(bundle: Bundle, pattern: str, req: dict):
+    cls = BACKENDS["tensorrt"]
+    ok, why = cls.available()
+    if not ok:
+        return None, why
+    from anymodal.runtime.errors import BundleError
+
+    try:
+        backend = cls(bundle)
+    except BundleError as exc:
+        return None, str(exc)
+    r = build_request(bundle.dims, "float32", **req)
+    backend.session(r.graph)
+    return (lambda: backend.run(r.graph, r.feeds)), None
+
+
 def build_variants(names, bundle: Bundle, run: Path | None, pattern: str, batch: int, seq: int,
                    threads: int):
     """({name: callable}, {name: reason absent})."""
@@ -82,7 +98,7 @@ def build_variants(names, bundle: Bundle, run: Path | None, pattern: str, batch:
         elif name in ("ort", "ort-masked", "ort-cuda"):
             fn, why = ort_variant(name, bundle, pattern, req, threads)
         elif name == "tensorrt":
-            fn, why = None, "the TensorRT backend is not part of this build yet"
+            fn, why = trt_variant(bundle, pattern, req)
         else:
             from anymodal.runtime.errors import InputError
 

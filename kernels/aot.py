@@ -13,7 +13,8 @@ from anymodal.runtime.jsonio import write_json
 from .router_mix import KERNEL_NAME, aot_kernel, launch_config
 
 TRITON_DTYPES = {"fp32": "*fp32", "fp16": "*fp16"}
-SCALARS = {"N": "i32", "D": "i32", "E": "i32", "DO": "i32", "inv_temp": "fp32"}
+SCALARS = {"N": "i32", "D": "i32", "E": "i32", "DO": "i32"}
+MASK_TYPE = "*i8"  # the ONNX/TensorRT mask is bool, one byte per row
 
 
 def signature(dtype: str, constexprs: dict) -> dict[str, str]:
@@ -25,12 +26,15 @@ def signature(dtype: str, constexprs: dict) -> dict[str, str]:
             sig[name] = "constexpr"
         elif name in SCALARS:
             sig[name] = SCALARS[name]
+        elif name == "mask_ptr":
+            sig[name] = MASK_TYPE
         else:
             sig[name] = ptr
     return sig
 
 
-def compile_one(arch: int, dtype: str, hidden: int, out_dim: int | None = None):
+def compile_one(arch: int, dtype: str, hidden: int, out_dim: int | None = None,
+                temperature: float = 1.0):
     """Compile for sm_<arch>; returns (ptx text, cubin bytes, metadata dict)."""
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # explicit, or triton.compile warns
     if os.environ.get("TRITON_INTERPRET") == "1":
@@ -40,7 +44,7 @@ def compile_one(arch: int, dtype: str, hidden: int, out_dim: int | None = None):
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    cfg = launch_config(1, hidden, out_dim or hidden)
+    cfg = launch_config(1, hidden, out_dim or hidden, temperature)
     cfg.pop("grid")
     sig = signature(dtype, cfg)
     compiled = triton.compile(ASTSource(fn=aot_kernel(), signature=sig, constexprs=cfg),

@@ -25,10 +25,12 @@ def _kernel_source():
     """The undecorated kernel function (decorated by `kernel()` / `aot_kernel()`)."""
     import triton.language as tl
 
-    def router_mix_kernel(x_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, ex_ptr, mask_ptr, out_ptr, wout_ptr,
-                          N, D, E, DO, inv_temp,
-                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr,
-                          BLOCK_E: tl.constexpr, BLOCK_DO: tl.constexpr):
+    # Argument order (inputs, int scalars, outputs) is what TensorRT's AOT plugins pass;
+    # the temperature is compiled in (TensorRT passes only integer extra arguments).
+    def router_mix_kernel(x_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, ex_ptr, mask_ptr,
+                          N, D, E, DO, out_ptr, wout_ptr,
+                          INV_TEMP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                          BLOCK_D: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_DO: tl.constexpr):
         pid = tl.program_id(0)
         rows = pid * BLOCK_N + tl.arange(0, BLOCK_N)  # [BN]
         rmask = rows < N
@@ -49,7 +51,7 @@ def _kernel_source():
         emask = es < E
         w2 = tl.load(w2_ptr + cols[:, None] * E + es[None, :], mask=cmask[:, None] & emask[None, :], other=0.0)
         logits = tl.dot(h, w2.to(tl.float32)) + tl.load(b2_ptr + es, mask=emask, other=0.0).to(tl.float32)[None, :]
-        logits = tl.where(emask[None, :], logits * inv_temp, float("-inf"))  # [BN, BE]
+        logits = tl.where(emask[None, :], logits * INV_TEMP, float("-inf"))  # [BN, BE]
         logits = logits - tl.max(logits, axis=1)[:, None]
         p = tl.exp(logits)
         p = p / tl.sum(p, axis=1)[:, None]
@@ -88,10 +90,11 @@ def aot_kernel():
     return JITFunction(_kernel_source())
 
 
-def launch_config(N: int, D: int, DO: int) -> dict:
-    """Grid and compile-time tile sizes for a problem (shared by the launcher and AOT)."""
-    return {"grid": ((N + BLOCK_N - 1) // BLOCK_N,), "BLOCK_N": BLOCK_N, "BLOCK_K": BLOCK_K,
-            "BLOCK_D": padded(D), "BLOCK_E": BLOCK_E, "BLOCK_DO": padded(DO)}
+def launch_config(N: int, D: int, DO: int, temperature: float = 1.0) -> dict:
+    """Grid and compile-time constants for a problem (shared by the launcher and AOT)."""
+    return {"grid": ((N + BLOCK_N - 1) // BLOCK_N,), "INV_TEMP": 1.0 / float(temperature),
+            "BLOCK_N": BLOCK_N, "BLOCK_K": BLOCK_K, "BLOCK_D": padded(D), "BLOCK_E": BLOCK_E,
+            "BLOCK_DO": padded(DO)}
 
 
 def router_mix(x, w1, b1, w2, b2, experts, temperature: float, row_mask):
@@ -110,7 +113,7 @@ def router_mix(x, w1, b1, w2, b2, experts, temperature: float, row_mask):
     mask = row_mask.to(x.dtype).contiguous()
     out = torch.empty((N, DO), dtype=x.dtype, device=x.device)
     weights = torch.empty((N, E), dtype=x.dtype, device=x.device)
-    cfg = launch_config(N, D, DO)
+    cfg = launch_config(N, D, DO, temperature)
     grid = cfg.pop("grid")
-    kernel()[grid](x, w1, b1, w2, b2, experts, mask, out, weights, N, D, E, DO, 1.0 / float(temperature), **cfg)
+    kernel()[grid](x, w1, b1, w2, b2, experts, mask, N, D, E, DO, out, weights, **cfg)
     return out, weights

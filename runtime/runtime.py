@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import select_backend
+from .backends import BACKENDS, select_backend
+from .errors import BundleError
 from .bundle import Bundle
 from .inputs import MASKED, build_request
 from .patterns import MODALITIES
@@ -39,8 +40,19 @@ class Runtime:
     def __init__(self, bundle: str | Path, backend: str = "auto", precision: str | None = None,
                  threads: int | None = None, preload: bool = False):
         self.bundle = Bundle(bundle, precision)
-        cls, self.backend_notes = select_backend(backend)
-        self.backend = cls(self.bundle, threads=threads)
+        registry = dict(BACKENDS)
+        self.backend_notes: list[str] = []
+        while True:
+            cls, notes = select_backend(backend, registry)
+            try:
+                self.backend = cls(self.bundle, threads=threads)
+                break
+            except BundleError as exc:  # e.g. a GPU, but no engines built for it yet
+                if backend != "auto":
+                    raise
+                self.backend_notes.append(f"{cls.name}: {exc}")
+                del registry[cls.name]
+        self.backend_notes = notes + self.backend_notes
         if preload:
             for graph in self.bundle.graphs:
                 self.backend.session(graph)

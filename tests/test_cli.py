@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 BIN = os.path.dirname(sys.executable)
-COMMANDS = ("rt-data", "rt-train", "rt-eval", "rt-export", "rt-run", "rt-bench", "rt-report")
+COMMANDS = ("rt-data", "rt-train", "rt-eval", "rt-export", "rt-run", "rt-bench", "rt-report",
+            "rt-kernels", "rt-build")
 
 
 def test_every_command_helps_without_torch_onnx_or_triton():
@@ -19,7 +20,7 @@ def test_every_command_helps_without_torch_onnx_or_triton():
         import anymodal.cli as cli
         runner = CliRunner()
         apps = [cli.data_app, cli.train_app, cli.eval_app, cli.export_app, cli.run_app,
-                cli.bench_app, cli.report_app]
+                cli.bench_app, cli.report_app, cli.kernels_app, cli.build_app]
         for app in apps:
             res = runner.invoke(app, ["--help"])
             assert res.exit_code == 0, res.output

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from ..errors import BackendUnavailableError, InputError
 from .base import Backend
-from .ort import OrtCpuBackend, OrtCudaBackend
+from .ort import OrtCpuBackend, OrtCudaBackend, OrtTensorRTBackend
+from .tensorrt import TensorRTBackend
 
-BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (OrtCudaBackend, OrtCpuBackend)}
-# Preference of `auto`. TensorRT joins in front once its backend is registered.
+BACKENDS: dict[str, type[Backend]] = {
+    b.name: b for b in (TensorRTBackend, OrtTensorRTBackend, OrtCudaBackend, OrtCpuBackend)}
+# Preference of `auto`: native TensorRT engines, then ORT on CUDA, then ORT on the CPU.
+# ort-trt is only used when asked for by name (ORT builds its own engines on first use).
 AUTO_ORDER: tuple[str, ...] = ("tensorrt", "ort-cuda", "ort-cpu")
 
 

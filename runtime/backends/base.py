@@ -32,8 +32,12 @@ class Backend:
     def session(self, graph: str):
         with self._lock:
             if graph not in self._sessions:
-                self._sessions[graph] = self._load_impl(self.bundle.graph_path(graph))
+                self._sessions[graph] = self._load_impl(self.graph_file(graph))
             return self._sessions[graph]
+
+    def graph_file(self, graph: str) -> Path:
+        """The file this backend loads for a graph (ONNX here; engines for TensorRT)."""
+        return self.bundle.graph_path(graph)
 
     def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self._run_impl(self.session(graph), feeds)

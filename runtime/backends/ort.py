@@ -63,3 +63,9 @@ class OrtCudaBackend(OrtBackend):
     name = "ort-cuda"
     install_hint = "pip install 'anymodal[gpu]' on a machine with CUDA"
     providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class OrtTensorRTBackend(OrtBackend):
+    name = "ort-trt"
+    install_hint = "onnxruntime-gpu built with TensorRT, on a machine with CUDA and TensorRT"
+    providers = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")

@@ -38,9 +38,11 @@ def test_ptx_and_cubin_for_three_architectures(tmp_path):
         assert meta["shared_mem_bytes"] >= 0
         assert meta["constexprs"]["BLOCK_D"] == 128 and meta["constexprs"]["BLOCK_E"] == 16
         names = [a["name"] for a in meta["args"]]
-        assert names[:9] == ["x_ptr", "w1_ptr", "b1_ptr", "w2_ptr", "b2_ptr", "ex_ptr", "mask_ptr",
-                             "out_ptr", "wout_ptr"]
-        assert names[9:] == ["N", "D", "E", "DO", "inv_temp"]
+        # TensorRT AOT plugins pass inputs, then integer scalars, then outputs
+        assert names == ["x_ptr", "w1_ptr", "b1_ptr", "w2_ptr", "b2_ptr", "ex_ptr", "mask_ptr",
+                         "N", "D", "E", "DO", "out_ptr", "wout_ptr"]
+        assert [a["type"] for a in meta["args"]][6:11] == ["*i8", "i32", "i32", "i32", "i32"]
+        assert meta["constexprs"]["INV_TEMP"] == 1.0
         assert meta["grid"].startswith("(ceil(N / 16)")
 
 

@@ -46,3 +46,36 @@ def test_nothing_available_is_an_error():
 
 def test_ort_cpu_is_available_here():
     assert BACKENDS["ort-cpu"].available() == (True, "")
+
+
+def test_auto_here_runs_ort_cpu_and_says_why_not_tensorrt(small_bundle):
+    from anymodal.runtime import Runtime
+
+    rt = Runtime(small_bundle, backend="auto")
+    assert rt.backend_name in ("ort-cpu", "ort-cuda", "tensorrt")
+    if rt.backend_name == "ort-cpu":
+        assert any(n.startswith("tensorrt:") for n in rt.backend_notes)
+        assert any(n.startswith("ort-cuda:") for n in rt.backend_notes)
+
+
+def test_tensorrt_named_explicitly_without_it_fails_loudly(small_bundle):
+    from anymodal.runtime import Runtime
+
+    if BACKENDS["tensorrt"].available()[0]:
+        pytest.skip("TensorRT is usable here")
+    with pytest.raises(BackendUnavailableError, match="tensorrt"):
+        Runtime(small_bundle, backend="tensorrt")
+
+
+@pytest.mark.gpu
+def test_tensorrt_backend_matches_ort(small_bundle):
+    import numpy as np
+
+    from anymodal.export.trt_build import build_engines
+    from anymodal.runtime import Runtime
+
+    build_engines(small_bundle, "fp32")
+    x = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
+    a = Runtime(small_bundle, backend="tensorrt").predict(audio=x)
+    b = Runtime(small_bundle, backend="ort-cpu").predict(audio=x)
+    np.testing.assert_allclose(a.probs, b.probs, atol=1e-3)
