@@ -75,6 +75,14 @@ def build_engines(bundle_dir: str | Path, precision: str = "fp16", workspace_mb:
     logger = trt.Logger(trt.Logger.WARNING)
     cache_path = out / "timing.cache"
     index = {"key": key, "plugin": plugin, "engines": {}}
+    strongly_typed = int(trt.__version__.split(".")[0]) >= 11  # TensorRT 11 drops weak typing
+    if strongly_typed and precision == "fp16":
+        # types come from the graph itself: build from the bundle's fp16 variant
+        if "fp16" not in bundle.manifest["variants"]:
+            raise ExportError(f"TensorRT {trt.__version__} builds strongly typed networks: export the "
+                              "bundle with --precision fp32,fp16 to build fp16 engines")
+        bundle = Bundle(bundle.path, "fp16")
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
     for graph in bundle.graphs:
         path = bundle.graph_path(graph)
         if precision == "int8":
@@ -83,16 +91,16 @@ def build_engines(bundle_dir: str | Path, precision: str = "fp16", workspace_mb:
             path = quantize_graph_qdq(path, out / "qdq" / f"{graph}.onnx",
                                       calibration_feeds(bundle, graph, calib_data))
         builder = trt.Builder(logger)
-        network = builder.create_network(0)  # explicit batch; strongly typed where TRT 11 requires
+        network = builder.create_network(flags)
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise ExportError(f"TensorRT could not parse graph {graph!r}: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-        if precision == "fp16":
+        if precision == "fp16" and not strongly_typed:
             config.set_flag(trt.BuilderFlag.FP16)
-        if precision == "int8":
+        if precision == "int8" and not strongly_typed:
             config.set_flag(trt.BuilderFlag.INT8)  # scales come from the QDQ nodes
         cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.exists() else b"")
         config.set_timing_cache(cache, ignore_mismatch=False)

@@ -95,7 +95,9 @@ class MoMKE(nn.Module):
         reps, weights = {}, {}
         for i, m in enumerate(ms):
             rows = slice(i * B, (i + 1) * B)
-            if self.fused_router:
+            if hs[m].is_cuda and not torch.is_grad_enabled() and _triton_available():
+                reps[m], weights[m] = _triton_router_mix(self.routers[m], hs[m], experts[rows], key_masks[m])
+            elif self.fused_router:
                 reps[m], weights[m] = fused_router_mix(self.routers[m], hs[m], experts[rows], key_masks[m])
             else:
                 logits = self.routers[m](hs[m])  # [B, L, 3]
@@ -157,6 +159,26 @@ class MoMKE(nn.Module):
     def stage1_parameters(self):
         return [p for name, p in self.named_parameters()
                 if name.startswith(("proj.", "experts.", "unimodal_heads."))]
+
+
+def _triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _triton_router_mix(router, h, experts, mask, temperature: float = 1.0):
+    """Inference on CUDA: the fused Triton RouterMix kernel (no autograd; training and CPU use
+    the plain path). h [B, L, d]; experts [B, L, 3, d]; mask [B, L]"""
+    from anymodal.kernels.router_mix import router_mix as triton_router_mix
+
+    B, L, d = h.shape
+    mixed, w = triton_router_mix(h.reshape(-1, d), router.fc1.weight.t(), router.fc1.bias,
+                                 router.fc2.weight.t(), router.fc2.bias,
+                                 experts.reshape(B * L, experts.shape[2], -1), temperature, mask.reshape(-1))
+    return mixed.view(B, L, -1), w.view(B, L, -1)
 
 
 class MoMKESpecialised(nn.Module):
