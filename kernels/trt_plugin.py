@@ -51,6 +51,8 @@ def register_router_mix_plugin(arch: int) -> bool:
              temperature: float, plugin_namespace: str, outputs, tactic):
         dtype = "fp16" if x.dtype == np.float16 else "fp32"
         d = int(x.shape_expr[-1])
+        if int(w2.shape_expr[-1]) > BLOCK_E:
+            raise ValueError(f"RouterMix plugin supports at most {BLOCK_E} experts")
         ptx, _, meta = compile_one(arch, dtype, d, temperature=temperature)
         n_rows = x.shape_expr.numel() // d  # rows = product of the leading dims
         params = trtp.KernelLaunchParams()
@@ -62,7 +64,6 @@ def register_router_mix_plugin(arch: int) -> bool:
         extra[1] = trtp.SymInt32(d)
         extra[2] = trtp.SymInt32(int(w2.shape_expr[-1]))
         extra[3] = trtp.SymInt32(d)
-        assert int(w2.shape_expr[-1]) <= BLOCK_E
         return meta["kernel"], ptx, params, extra
 
     _registered.add(arch)

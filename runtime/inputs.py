@@ -25,9 +25,7 @@ class Request:
 def _as_features(m: str, x, dim: int, float_dtype: str) -> np.ndarray:
     name = MODALITY_NAMES[m]
     arr = np.asarray(x)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
-                                   or np.issubdtype(arr.dtype, np.integer)) \
-            or arr.dtype == np.bool_:
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise InputError(f"{name}: dtype {arr.dtype} cannot be used as features (expected float)")
     if arr.ndim not in (2, 3):
         raise InputError(f"{name}: expected [L, {dim}] or [B, L, {dim}], got shape {arr.shape}")
