@@ -11,7 +11,7 @@ from anymodal.bench.run import run_bench
 from anymodal.bench.timing import latency_stats, measure_interleaved
 from anymodal.export.bundle import write_bundle
 from anymodal.train.checkpoint import save_run
-from conftest import make_model, run_config
+from helpers import make_model, run_config
 
 LATENCY_KEYS = {"min", "mean", "p50", "p90", "p99", "max"}
 

@@ -9,7 +9,7 @@ import pytest
 from anymodal.export.bundle import write_bundle
 from anymodal.export.specs import GRAPH_NAMES, graph_inputs
 from anymodal.export.torch_export import example_feeds
-from conftest import DIMS, run_config
+from helpers import DIMS, run_config
 
 
 @pytest.fixture(scope="module")

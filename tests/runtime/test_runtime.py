@@ -9,7 +9,7 @@ import torch
 
 from anymodal.runtime import BundleError, InputError, Runtime
 from anymodal.runtime.patterns import ALL_PATTERNS
-from conftest import DIMS, LABELS
+from helpers import DIMS, LABELS
 
 
 def request(L=5, B=None, seed=0):
