@@ -95,6 +95,7 @@ def train_momke(
     epochs_stage1: int = typer.Option(100, help="Unimodal expert training epochs."),
     epochs_stage2: int = typer.Option(100, help="Experts mixing training epochs."),
     batch_size: int = typer.Option(16, help="Conversations per step."),
+    patterns_per_step: int = typer.Option(7, help="all-patterns: random patterns per conversation per step."),
     lr: float = typer.Option(1e-4, help="Adam learning rate."),
     seed: int = typer.Option(0, help="Random seed."),
     progress: bool = typer.Option(True, help="Show progress bars."),
@@ -104,7 +105,8 @@ def train_momke(
     from anymodal.train.momke_trainer import TrainConfig
 
     cfg = TrainConfig(protocol=protocol, condition=condition, epochs_stage1=epochs_stage1,
-                      epochs_stage2=epochs_stage2, batch_size=batch_size, lr=lr, seed=seed)
+                      epochs_stage2=epochs_stage2, batch_size=batch_size,
+                      patterns_per_step=patterns_per_step, lr=lr, seed=seed)
     run = train_momke_run(data, dataset, out, features, fold,
                           dict(hidden=hidden, depth=depth, heads=heads, dropout=dropout), cfg, progress)
     typer.echo(f"run written to {run}")

@@ -14,15 +14,15 @@ from pathlib import Path
 from rich.console import Console
 
 # Demo-sized model and schedule: converges on the synthetic data in about a minute on 2 cores.
-DEMO_MODEL = dict(hidden=64, depth=2, heads=2, dropout=0.2)
-DEMO_EPOCHS = dict(epochs_stage1=15, epochs_stage2=40, lr=1e-3)
+DEMO_MODEL = dict(hidden=64, depth=2, heads=2, dropout=0.3)
+DEMO_EPOCHS = dict(epochs_stage1=15, epochs_stage2=15, lr=1e-3)
 STEPS = 5
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("demo-out"))
-    ap.add_argument("--conversations", type=int, default=250)
+    ap.add_argument("--conversations", type=int, default=300)
     ap.add_argument("--bench-seconds", type=float, default=5.0)
     args = ap.parse_args(argv)
 

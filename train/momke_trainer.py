@@ -37,6 +37,9 @@ class TrainConfig:
     epochs_stage1: int = 100  # paper: 100 (IEMOCAP, MOSI), 50 (MOSEI)
     epochs_stage2: int = 100
     batch_size: int = 16  # conversations per step
+    # all-patterns: each conversation is seen under this many distinct random patterns per
+    # step (7 = all of them), so every pattern gets as much signal as a fixed-protocol model
+    patterns_per_step: int = 7
     lr: float = 1e-4  # paper: Adam 1e-4
     seed: int = 0
 
@@ -49,6 +52,8 @@ class TrainConfig:
             self.condition = parse_pattern(self.condition)
         elif self.condition:
             raise InputError("--condition only applies to --protocol fixed")
+        if not 1 <= self.patterns_per_step <= len(ALL_PATTERNS):
+            raise InputError(f"--patterns-per-step must be 1..{len(ALL_PATTERNS)}, got {self.patterns_per_step}")
 
 
 def task_loss(task: str, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor):
@@ -131,11 +136,18 @@ def train_momke(model, train: list[Conversation], val: list[Conversation], cfg: 
         B = batch.mask.shape[0]
         if cfg.protocol == "fixed":
             rows = np.tile(pattern_row(cfg.condition), (B, 1))
-        else:
-            rows = np.stack([pattern_row(ALL_PATTERNS[i]) for i in rng.integers(len(ALL_PATTERNS), size=B)])
-        feats, mask, avail = batch_tensors(batch, rows)
+            reps = 1
+        else:  # k distinct patterns per conversation, the batch repeated k times
+            reps = cfg.patterns_per_step
+            picks = np.stack([rng.permutation(len(ALL_PATTERNS))[:reps] for _ in range(B)])  # [B, k]
+            rows = np.stack([pattern_row(ALL_PATTERNS[i]) for i in picks.T.reshape(-1)])  # [k·B, 3]
+        feats, mask, avail = batch_tensors(batch, rows[:B])
+        if reps > 1:
+            feats = [f.repeat(reps, 1, 1) for f in feats]
+            mask = mask.repeat(reps, 1)
+            avail = torch.from_numpy(rows)[:, None, :].expand(-1, mask.shape[1], -1)
         logits, _ = model(*feats, mask, avail)
-        return task_loss(task, logits, torch.from_numpy(batch.labels), mask)
+        return task_loss(task, logits, torch.from_numpy(batch.labels).repeat(reps, 1), mask)
 
     t0 = time.time()
     s1 = _run_stage("stage1", model, model.stage1_parameters(), stage1_step,

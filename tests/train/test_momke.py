@@ -121,4 +121,6 @@ def test_train_config_validates_protocol():
     with pytest.raises(InputError, match="unknown modality"):
         TrainConfig(protocol="fixed", condition="a,x")
     assert TrainConfig(protocol="fixed", condition="v,a").condition == "av"
+    with pytest.raises(InputError, match="patterns-per-step"):
+        TrainConfig(patterns_per_step=8)
     assert np.isfinite(TrainConfig().lr)

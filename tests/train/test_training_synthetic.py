@@ -6,14 +6,14 @@ from anymodal.train.api import evaluate_run, train_momke_run
 from anymodal.train.data.synth import SynthConfig, generate
 from anymodal.train.momke_trainer import TrainConfig
 
-SMALL = dict(hidden=64, depth=1, heads=2, dropout=0.2)
-EPOCHS = dict(epochs_stage1=15, epochs_stage2=40, lr=1e-3)
+SMALL = dict(hidden=64, depth=1, heads=2, dropout=0.3)
+EPOCHS = dict(epochs_stage1=15, epochs_stage2=15, lr=1e-3)
 CHANCE = 0.25
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return generate(SynthConfig(task="emotion4", conversations=250, seed=1),
+    return generate(SynthConfig(task="emotion4", conversations=300, seed=1),
                     tmp_path_factory.mktemp("synth"))
 
 
