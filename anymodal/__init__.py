@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from anymodal.runtime import InputError, BundleError, Prediction, Runtime, parse_pattern  # noqa: E402
+from anymodal.runtime import BundleError, InputError, Prediction, Runtime, parse_pattern  # noqa: E402
 
 __all__ = ["__version__", "BundleError", "InputError", "Prediction", "Runtime", "parse_pattern"]

@@ -41,7 +41,6 @@ def default_bundle(progress=print) -> tuple[Path, Path]:
         return bundle, run
     try:
         import torch
-
         from anymodal.export.bundle import write_bundle
         from anymodal.train.checkpoint import save_run
         from anymodal.train.models.momke import MoMKE, MoMKEConfig

@@ -55,7 +55,7 @@ def summary_lines(result: dict) -> list[str]:
     m = first["machine"]
     bb = first["bundle_bytes"]
     lines = [f"machine: {m['cpu']} ({m['cores']} cores), {first['threads']} threads, {m['timestamp']}",
-             f"versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
+             "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
              f"large-matmul peak: {first['matmul_peak_gflops']:.1f} GFLOP/s (numpy fp32 GEMM, same run)",
              f"bundle: fp32 {bb['fp32'] / 1e6:.1f} MB"
              + (f", fp16 {bb['fp16'] / 1e6:.1f} MB" if bb.get("fp16") else ", fp16 not exported"),

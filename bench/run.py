@@ -94,7 +94,7 @@ def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = Non
     names = parse_variants(variants) if isinstance(variants, str) else tuple(variants)
     threads = threads or os.cpu_count() or 1
     patterns = ALL_PATTERNS if conditions == "all" else tuple(parse_pattern(c) for c in conditions)
-    progress(f"measuring this machine's large-matmul rate …")
+    progress("measuring this machine's large-matmul rate …")
     peak = matmul_peak_gflops()
     runs = []
     for batch in batches:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from anymodal.runtime.backends import BACKENDS
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.inputs import build_request
@@ -38,7 +37,6 @@ def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):
         return None, "no PyTorch checkpoint for this bundle (pass --run RUN)"
     try:
         import torch
-
         from anymodal.train.checkpoint import load_run
     except ImportError:
         return None, "PyTorch is not installed (pip install 'anymodal[train]')"

@@ -11,12 +11,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from anymodal import __version__
-from anymodal.runtime.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from anymodal.runtime.backends.ort import OrtCpuBackend
+from anymodal.runtime.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from anymodal.runtime.errors import ExportError
 from anymodal.runtime.jsonio import write_json
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
+
+from anymodal import __version__
 
 from .dedup import deduplicate
 from .specs import GRAPH_NAMES, OPSET, PRECISIONS, graph_inputs, graph_outputs

@@ -8,9 +8,8 @@ Triton kernel instead, and older TensorRT's parser inlines the function like ORT
 from __future__ import annotations
 
 import onnx
-from onnx import AttributeProto, helper
-
 from anymodal.train.models.fused import PLUGIN_DOMAIN, PLUGIN_NAME
+from onnx import AttributeProto, helper
 
 from .specs import OPSET
 

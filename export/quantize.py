@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 

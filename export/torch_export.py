@@ -15,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
-
 from anymodal.train.models.fused import PLUGIN_DOMAIN
 
 from .plugin_function import attach_plugin_functions

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from anymodal.runtime.errors import ExportError
 
 from .specs import TOLERANCE, VERIFY_SHAPES, graph_inputs

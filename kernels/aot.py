@@ -4,7 +4,6 @@ host (the TensorRT plugin) needs: grid, threads per block, shared memory, argume
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 

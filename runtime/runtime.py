@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .backends import BACKENDS, select_backend
-from .errors import BundleError
 from .bundle import Bundle
+from .errors import BundleError
 from .inputs import MASKED, build_request
 from .patterns import MODALITIES
 

@@ -6,7 +6,6 @@ LABELS = ["happy", "sad", "neutral", "angry"]
 
 def make_model(hidden=16, depth=1, seed=0, task="emotion"):
     import torch
-
     from anymodal.train.models.momke import MoMKE, MoMKEConfig
 
     torch.manual_seed(seed)

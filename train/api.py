@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from anymodal.runtime.errors import DataError
 
 from .checkpoint import load_run, save_run

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
-
 from anymodal.runtime.errors import DataError
+from safetensors.torch import load_file, save_file
 
 from .models import build_model
 

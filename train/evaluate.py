@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from anymodal.runtime.metrics import emotion_metrics, sentiment_metrics
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 

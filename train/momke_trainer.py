@@ -19,15 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from anymodal.runtime.errors import InputError
+from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, parse_pattern
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from anymodal.runtime.errors import InputError
-from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, parse_pattern
-
 from .data.batching import iterate_batches
 from .data.conversations import Conversation
-from .evaluate import batch_tensors, evaluate_conditions, pattern_row, primary_metric
+from .evaluate import batch_tensors, evaluate_conditions, pattern_row, primary_metric, score
 
 
 @dataclass
@@ -76,8 +75,6 @@ def _val_score_stage1(model, val: list[Conversation]) -> float:
                 out = logits.argmax(-1) if model.cfg.task == "emotion" else logits[..., 0]
                 preds.append(out[mask].numpy())
                 labels.append(batch.labels[batch.mask])
-            from .evaluate import score
-
             scores.append(primary_metric(model.cfg.task, score(model.cfg.task, np.concatenate(preds),
                                                                 np.concatenate(labels))))
     return float(np.mean(scores))

@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from anymodal.bench.macs import momke_macs
 from anymodal.bench.run import run_bench
 from anymodal.bench.timing import latency_stats, measure_interleaved

@@ -5,7 +5,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-
 from anymodal.export.bundle import write_bundle
 from anymodal.export.specs import GRAPH_NAMES, graph_inputs
 from anymodal.export.torch_export import example_feeds

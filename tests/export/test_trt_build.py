@@ -5,7 +5,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-
 from anymodal.export.quantize import calibration_feeds, quantize_graph_qdq
 from anymodal.export.trt_build import ProfileLimits, engine_key, profile_shapes
 from anymodal.runtime.bundle import Bundle

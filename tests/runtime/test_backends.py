@@ -1,5 +1,4 @@
 import pytest
-
 from anymodal.runtime.backends import AUTO_ORDER, BACKENDS, select_backend
 from anymodal.runtime.backends.base import Backend
 from anymodal.runtime.errors import BackendUnavailableError, InputError
@@ -70,7 +69,6 @@ def test_tensorrt_named_explicitly_without_it_fails_loudly(small_bundle):
 @pytest.mark.gpu
 def test_tensorrt_backend_matches_ort(small_bundle):
     import numpy as np
-
     from anymodal.export.trt_build import build_engines
     from anymodal.runtime import Runtime
 

@@ -2,7 +2,6 @@ import math
 
 import numpy as np
 import pytest
-
 from anymodal.runtime.errors import InputError
 from anymodal.runtime.metrics import emotion_metrics, pearson, sentiment_metrics, weighted_f1
 

@@ -1,5 +1,4 @@
 import pytest
-
 from anymodal.runtime.errors import InputError, PatternError
 from anymodal.runtime.patterns import ALL_PATTERNS, parse_pattern, pattern_mask
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from anymodal.train.checkpoint import load_run, save_run
 from anymodal.train.models.momke import MoMKE, MoMKEConfig, MoMKESpecialised
 from anymodal.train.momke_trainer import TrainConfig, task_loss

@@ -1,7 +1,6 @@
 """Training to convergence on synthetic emotion data: the model learns what the data holds."""
 
 import pytest
-
 from anymodal.train.api import evaluate_run, train_momke_run
 from anymodal.train.data.synth import SynthConfig, generate
 from anymodal.train.momke_trainer import TrainConfig

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from anymodal.runtime.errors import DataError
 from anymodal.runtime.patterns import MODALITIES
 

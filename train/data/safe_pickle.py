@@ -13,7 +13,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-
 from anymodal.runtime.errors import DataError
 
 _BUILTINS = {

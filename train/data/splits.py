@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from anymodal.runtime.errors import DataError
 
 from .conversations import ConversationDataset

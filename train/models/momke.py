@@ -21,10 +21,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 from torch import nn
 from torch.nn import functional as F
-
-from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 
 from .fused import fused_router_mix
 from .layers import RouterMLP, TransformerStack, router_mix, sinusoidal_positions
