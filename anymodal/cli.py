@@ -47,18 +47,29 @@ def _data():
 @data_app.command("synth")
 def data_synth(
     out: Path = typer.Option(..., help="Folder to write the dataset into."),
-    layout: str = typer.Option("gcnet", help="On-disk layout: gcnet (MoMKE's IEMOCAP/MOSI/MOSEI)."),
-    task: str = typer.Option("emotion4", help="emotion4 | emotion6 | sentiment"),
-    conversations: int = typer.Option(150, help="Number of conversations (dialogues / videos)."),
-    dims: str = typer.Option("64,96,48", help="Feature dims audio,text,visual."),
+    layout: str = typer.Option("gcnet", help="gcnet (MoMKE's IEMOCAP/MOSI/MOSEI) | mmsa (DERL's MOSI/MOSEI)."),
+    task: str = typer.Option("emotion4", help="gcnet: emotion4 | emotion6 | sentiment (mmsa: sentiment)."),
+    conversations: int = typer.Option(150, help="gcnet: number of conversations (dialogues / videos)."),
+    samples: int = typer.Option(600, help="mmsa: number of samples (60/15/25 train/valid/test)."),
+    dims: Optional[str] = typer.Option(None, help="gcnet: dims audio,text,visual (default 64,96,48); "
+                                                  "mmsa: LENxDIM each (default 375x5,50x768,500x20)."),
     seed: int = typer.Option(0, help="Random seed."),
 ):
-    """Write synthetic conversations with a persistent latent emotion/sentiment."""
+    """Write synthetic data with a latent emotion/sentiment that every modality sees."""
     from anymodal.runtime.errors import InputError
 
+    if layout == "mmsa":
+        from anymodal.train.data.synth_mmsa import MOSI_SHAPES, MmsaSynthConfig, generate_mmsa, parse_shapes
+
+        shapes = parse_shapes(dims) if dims else MOSI_SHAPES
+        path = generate_mmsa(MmsaSynthConfig(samples=samples, shapes=shapes, seed=seed), out)
+        typer.echo(f"wrote synthetic sentiment data ({samples} samples, MMSA layout) to {path}")
+        return
     if layout != "gcnet":
-        raise InputError(f"--layout {layout!r} is not available; this release writes: gcnet")
+        raise InputError(f"--layout {layout!r} is not available; choose gcnet or mmsa")
     from anymodal.train.data.synth import SynthConfig, generate
+
+    dims = dims or "64,96,48"
 
     try:
         d = tuple(int(x) for x in dims.split(","))
@@ -112,6 +123,30 @@ def train_momke(
     typer.echo(f"run written to {run}")
 
 
+@train_app.command("derl")
+def train_derl(
+    data: Path = typer.Option(..., help="MMSA-layout pickle, or a folder holding one."),
+    out: Path = typer.Option(..., help="Run folder to write (weights, config, log)."),
+    preset: str = typer.Option("mosi", help="Paper settings: mosi | mosei."),
+    hidden: Optional[int] = typer.Option(None, help="Hidden size d (paper: 128)."),
+    heads: Optional[int] = typer.Option(None, help="Attention heads."),
+    dropout: Optional[float] = typer.Option(None, help="Dropout rate."),
+    epochs: int = typer.Option(200, help="Training epochs (paper: 200)."),
+    batch_size: int = typer.Option(64, help="Samples per step (paper: 64)."),
+    lr: float = typer.Option(1e-4, help="AdamW learning rate (paper: 1e-4), cosine-annealed."),
+    seed: int = typer.Option(0, help="Random seed."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+):
+    """DERL with LNLN's missing-rate protocol; the epoch is selected on validation at rate 0.5."""
+    from anymodal.train.api import train_derl_run
+    from anymodal.train.derl_trainer import DERLTrainConfig
+
+    overrides = {k: v for k, v in dict(hidden=hidden, heads=heads, dropout=dropout).items() if v is not None}
+    cfg = DERLTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    run = train_derl_run(data, out, preset, overrides, cfg, progress)
+    typer.echo(f"run written to {run}")
+
+
 # --------------------------------------------------------------------------- rt-eval
 eval_app = _app("Evaluate a run under the 7 availability conditions (paper Table 2).")
 
@@ -124,13 +159,17 @@ def eval_run(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """Print WA/UA/F1 (emotion) or Acc-2/F1/MAE/Corr (sentiment) for a t v at av tv atv."""
-    from anymodal.bench.tables import condition_rows, rich_table
+    from anymodal.bench.tables import condition_rows, rate_rows, rich_table
     from anymodal.runtime.jsonio import write_json
     from anymodal.train.api import evaluate_run
 
     res = evaluate_run(run, data, split)
+    console = _console()
+    if "rates" in res:  # DERL: intra-modal table first, as in the paper
+        header, rows = rate_rows(res["rates"], res["rates_average"])
+        console.print(rich_table(f"{res['dataset']} ({split}) intra-modal missing — {run}", header, rows))
     header, rows = condition_rows(res["conditions"])
-    _console().print(rich_table(f"{res['dataset']} ({split}) — {run}", header, rows))
+    console.print(rich_table(f"{res['dataset']} ({split}) — {run}", header, rows))
     if json_out:
         write_json(res, json_out)
 

@@ -38,6 +38,15 @@ def condition_rows(conditions: dict):
     return header, rows
 
 
+def rate_rows(rates: dict, average: dict):
+    """DERL's intra-modal table: one row per missing rate, then the average over rates."""
+    cols = SENTIMENT_COLUMNS
+    header = ["missing rate"] + [h for _, h in cols]
+    rows = [[r] + [fmt(k, rates[r].get(k)) for k, _ in cols] for r in sorted(rates, key=float)]
+    rows.append(["average"] + [fmt(k, average.get(k)) for k, _ in cols])
+    return header, rows
+
+
 def rich_table(title: str, header, rows):
     from rich.table import Table
 

@@ -52,3 +52,24 @@ def small_bundle(small_model, tmp_path_factory):
     from anymodal.export.bundle import write_bundle
 
     return write_bundle(small_model, run_config(), tmp_path_factory.mktemp("b") / "bundle")
+
+
+@pytest.fixture(scope="session")
+def derl_data(tmp_path_factory):
+    """Synthetic MMSA data, small shapes (the layout's real sizes are exercised by the CLI test)."""
+    from anymodal.train.data.synth_mmsa import MmsaSynthConfig, generate_mmsa, parse_shapes
+
+    return generate_mmsa(MmsaSynthConfig(samples=600, shapes=parse_shapes("20x5,12x32,24x8")),
+                         tmp_path_factory.mktemp("mmsa"))
+
+
+@pytest.fixture(scope="session")
+def derl_run(derl_data, tmp_path_factory):
+    """DERL trained with the paper's protocol on `derl_data` (~30 s on 2 cores)."""
+    pytest.importorskip("torch")
+    from anymodal.train.api import train_derl_run
+    from anymodal.train.derl_trainer import DERLTrainConfig
+
+    return train_derl_run(derl_data, tmp_path_factory.mktemp("runs") / "derl", "mosi",
+                          dict(hidden=32, heads=2), DERLTrainConfig(epochs=30, batch_size=32, lr=1e-3),
+                          progress=False)

@@ -71,3 +71,31 @@ def write_iemocap_sample(root: Path, dims=(6, 10, 8), seed=0) -> Path:
 
 
 SAMPLE_FEATURES = ("wav2vec-sample-UTT", "deberta-sample-UTT", "manet-sample-UTT")
+
+
+def write_mmsa_sample(path: Path, n=(5, 3, 3), shapes=((30, 5), (12, 16), (40, 7)), seed=0) -> Path:
+    """An MMSA pickle as distributed: numpy-1 pickle, float32 arrays, `-inf` in audio,
+    lengths as lists, `text_bert` [N, 3, T] ids/mask/segments, string ids and raw text."""
+    rng = np.random.default_rng(seed)
+    data = {}
+    for split, k in zip(("train", "valid", "test"), n):
+        (Ta, Da), (Tt, Dt), (Tv, Dv) = shapes
+        audio = rng.normal(0, 1, (k, Ta, Da)).astype(np.float32)
+        audio[0, 0, 0] = -np.inf
+        tl = rng.integers(3, Tt + 1, k)
+        bert = np.zeros((k, 3, Tt), np.int64)
+        bert[:, 1] = np.arange(Tt)[None] < tl[:, None]
+        bert[:, 0] = bert[:, 1] * 2000
+        data[split] = {
+            "raw_text": np.array([f"text {i}" for i in range(k)]),
+            "audio": audio, "vision": rng.normal(0, 1, (k, Tv, Dv)).astype(np.float32),
+            "id": np.array([f"vid{i}$_${i}" for i in range(k)]),
+            "text": rng.normal(0, 1, (k, Tt, Dt)).astype(np.float32), "text_bert": bert,
+            "audio_lengths": [int(v) for v in rng.integers(1, Ta + 1, k)],
+            "vision_lengths": [int(v) for v in rng.integers(1, Tv + 1, k)],
+            "annotations": np.array(["Positive"] * k),
+            "classification_labels": np.ones(k, np.float32),
+            "regression_labels": rng.uniform(-3, 3, k).astype(np.float32),
+        }
+    numpy1_pickle(data, path)
+    return path

@@ -17,3 +17,34 @@ def make_model(hidden=16, depth=1, seed=0, task="emotion"):
 def run_config(task="emotion"):
     return {"data": {"labels": LABELS if task == "emotion" else [], "dataset": "synthetic",
                      "features": ["synth-audio", "synth-text", "synth-visual"]}}
+
+
+DERL_SHAPES = ((20, 5), (12, 32), (24, 8))  # (T, D) audio, text, visual: small but all distinct
+
+
+def make_derl(hidden=16, seed=0, private=1, shared=3):
+    import torch
+    from anymodal.train.models.derl import DERL, DERLConfig
+
+    torch.manual_seed(seed)
+    return DERL(DERLConfig(input_dims=tuple(d for _, d in DERL_SHAPES), hidden=hidden, heads=2,
+                           private_experts=private, shared_experts=shared,
+                           absent_lengths=tuple(t for t, _ in DERL_SHAPES))).eval()
+
+
+def derl_inputs(batch=3, seed=0, lengths=None):
+    """Random DERL inputs: xs/masks/avails keyed by modality, rows b > 0 ragged."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    xs, masks = {}, {}
+    for m, (T, D) in zip("atv", DERL_SHAPES):
+        xs[m] = torch.randn(batch, T, D, generator=g)
+        masks[m] = torch.ones(batch, T, dtype=torch.bool)
+        for b in range(1, batch):
+            masks[m][b, T - 2 * b:] = False
+    return xs, masks, {m: v.clone() for m, v in masks.items()}
+
+
+def derl_args(xs, masks, avails):
+    return [xs[m] for m in "atv"] + [masks[m] for m in "atv"] + [avails[m] for m in "atv"]

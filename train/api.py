@@ -57,8 +57,11 @@ def train_momke_run(data, dataset: str, out, features=None, fold: int | None = N
 
 
 def evaluate_run(run, data=None, split: str = "test") -> dict:
-    """The 7-condition table of a run on its own split of the data it was trained on."""
+    """The 7-condition table of a run on its own split of the data it was trained on
+    (for DERL also the table over intra-modal missing rates)."""
     model, config = load_run(run)
+    if config["model"]["kind"] == "derl":
+        return evaluate_derl_run(run, data, split, model, config)
     d = config["data"]
     ds = read_gcnet(data or d["root"], d["dataset"], tuple(d["features"]))
     if split not in d["splits"]:
@@ -66,3 +69,48 @@ def evaluate_run(run, data=None, split: str = "test") -> dict:
     convs = ds.split_by(d["splits"][split])
     return {"dataset": d["dataset"], "task": d["task"], "split": split,
             "conditions": evaluate_conditions(model, convs)}
+
+
+def train_derl_run(data, out, preset: str = "mosi", model_overrides: dict | None = None,
+                   train_cfg=None, progress: bool = True) -> Path:
+    """Train DERL on an MMSA-layout pickle (or its folder) and write the run folder `out`."""
+    from .data.mmsa import read_mmsa
+    from .derl_trainer import DERLTrainConfig, train_derl
+    from .models.derl import PRESETS, DERL, DERLConfig
+
+    if preset not in PRESETS:
+        raise DataError(f"unknown --preset {preset!r}; choose from {', '.join(PRESETS)}")
+    train_cfg = train_cfg or DERLTrainConfig()
+    sets = read_mmsa(data)
+    # the data decides the input dims; an absent sensor is as long as the data's padded length
+    lengths = tuple(sets["train"].feats[m].shape[1] for m in "atv")
+    cfg = DERLConfig(**{**PRESETS[preset], "input_dims": sets["train"].dims, "absent_lengths": lengths,
+                        **(model_overrides or {})})
+    torch.manual_seed(train_cfg.seed)
+    model = DERL(cfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "train_log.jsonl"
+    log.unlink(missing_ok=True)
+    summary = train_derl(model, sets["train"], sets["valid"], train_cfg, log_path=log, progress=progress)
+    meta = {"data": {"root": str(Path(data).resolve()), "layout": "mmsa", "dataset": preset,
+                     "task": "sentiment", "preset": preset, "dims": list(sets["train"].dims),
+                     "labels": [], "features": ["audio", "text", "vision"]},
+            "training": summary}
+    save_run(out, model, meta)
+    return out
+
+
+def evaluate_derl_run(run, data=None, split: str = "test", model=None, config=None) -> dict:
+    """DERL's intra-modal (rates) and inter-modal (conditions) tables on a split of its data."""
+    from .data.mmsa import read_mmsa
+    from .derl_evaluate import evaluate_derl
+
+    if model is None:
+        model, config = load_run(run)
+    d = config["data"]
+    sets = read_mmsa(data or d["root"])
+    key = {"val": "valid"}.get(split, split)
+    if key not in sets:
+        raise DataError(f"no {split!r} split in an MMSA pickle (has train, valid, test)")
+    return {"dataset": d["dataset"], "task": "sentiment", "split": split, **evaluate_derl(model, sets[key])}

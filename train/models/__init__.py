@@ -8,6 +8,10 @@ def build_model(kind: str, config: dict):
         from .momke import MoMKE, MoMKEConfig
 
         return MoMKE(MoMKEConfig.from_dict(config))
+    if kind == "derl":
+        from .derl import DERL, DERLConfig
+
+        return DERL(DERLConfig.from_dict(config))
     from anymodal.runtime.errors import DataError
 
-    raise DataError(f"unknown model kind {kind!r} (known: momke)")
+    raise DataError(f"unknown model kind {kind!r} (known: momke, derl)")
