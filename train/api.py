@@ -76,7 +76,7 @@ def train_derl_run(data, out, preset: str = "mosi", model_overrides: dict | None
     """Train DERL on an MMSA-layout pickle (or its folder) and write the run folder `out`."""
     from .data.mmsa import read_mmsa
     from .derl_trainer import DERLTrainConfig, train_derl
-    from .models.derl import PRESETS, DERL, DERLConfig
+    from .models.derl import DERL, PRESETS, DERLConfig
 
     if preset not in PRESETS:
         raise DataError(f"unknown --preset {preset!r}; choose from {', '.join(PRESETS)}")
