@@ -336,19 +336,24 @@ def _report():
 @report_app.command("accuracy")
 def report_accuracy(
     bundle: Path = typer.Option(..., help="Bundle folder."),
-    data: Path = typer.Option(..., help="Dataset folder the model was trained on."),
+    data: Path = typer.Option(..., help="Dataset the model was trained on (GCNet folder or MMSA pickle)."),
     split: str = typer.Option("test", help="Recorded split to score."),
     backend: str = typer.Option("auto", help="Runtime backend."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """The paper's Table-2 layout, computed through the runtime (what is actually served)."""
     from anymodal.bench.accuracy import accuracy_report
-    from anymodal.bench.tables import condition_rows, rich_table
+    from anymodal.bench.tables import condition_rows, rate_rows, rich_table
     from anymodal.runtime.jsonio import write_json
 
     res = accuracy_report(bundle, data, split, backend)
+    console = _console()
+    if "rates" in res:  # DERL: the intra-modal table too
+        header, rows = rate_rows(res["rates"], res["rates_average"])
+        console.print(rich_table(f"{res['dataset']} ({split}) intra-modal missing via {res['backend']}",
+                                 header, rows))
     header, rows = condition_rows(res["conditions"])
-    _console().print(rich_table(f"{res['dataset']} ({split}) via {res['backend']} — {bundle}", header, rows))
+    console.print(rich_table(f"{res['dataset']} ({split}) via {res['backend']} — {bundle}", header, rows))
     if json_out:
         write_json(res, json_out)
 

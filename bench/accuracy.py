@@ -18,6 +18,8 @@ def accuracy_report(bundle: str | Path, data: str | Path, split: str = "test", b
     from anymodal.train.data.gcnet import read_gcnet
 
     rt = Runtime(bundle, backend=backend)
+    if rt.sequence_model:
+        return sequence_accuracy_report(rt, data, split, batch_size)
     info = rt.bundle.manifest.get("data") or {}
     if not info.get("dataset") or not info.get("features"):
         raise DataError(f"{bundle}: the manifest records no training dataset/features to evaluate on")
@@ -40,3 +42,36 @@ def accuracy_report(bundle: str | Path, data: str | Path, split: str = "test", b
         conditions[pattern] = emotion_metrics(y, yp) if rt.bundle.task == "emotion" else sentiment_metrics(y, yp)
     return {"dataset": info["dataset"], "task": rt.bundle.task, "split": split, "backend": rt.backend_name,
             "conditions": conditions}
+
+
+def _sequence_scores(rt: Runtime, s, pattern: str, avail: dict | None, batch_size: int) -> np.ndarray:
+    """Scores of a sequence model through the runtime, the same requests a client would send."""
+    out = []
+    for i in range(0, len(s), batch_size):
+        idx = np.arange(i, min(i + batch_size, len(s)))
+        kw = {MODALITY_NAMES[m]: s.feats[m][idx] for m in pattern}
+        lengths = {m: s.masks[m][idx].sum(axis=1) for m in pattern}
+        present = None if avail is None else {m: avail[m][idx] for m in pattern}
+        out.append(rt.predict(**kw, lengths=lengths, present=present).scores)
+    return np.concatenate(out)
+
+
+def sequence_accuracy_report(rt: Runtime, data, split: str, batch_size: int) -> dict:
+    """DERL: the inter-modal table (7 conditions) and the intra-modal table (missing rates,
+    the same draws as `rt-eval`), served by the runtime."""
+    from anymodal.train.data.missing import EVAL_SEED, RATES, average, rate_avail  # numpy-only
+    from anymodal.train.data.mmsa import read_mmsa
+
+    key = {"val": "valid"}.get(split, split)
+    sets = read_mmsa(data)
+    if key not in sets:
+        raise DataError(f"no {split!r} split in an MMSA pickle (has train, valid, test)")
+    s = sets[key]
+    conditions = {p: sentiment_metrics(s.labels, _sequence_scores(rt, s, p, None, batch_size))
+                  for p in ALL_PATTERNS}
+    rates = {f"{r:.1f}": sentiment_metrics(
+        s.labels, _sequence_scores(rt, s, "atv", rate_avail(s.masks, r, EVAL_SEED + i), batch_size))
+        for i, r in enumerate(RATES)}
+    info = rt.bundle.manifest.get("data") or {}
+    return {"dataset": info.get("dataset"), "task": "sentiment", "split": split, "backend": rt.backend_name,
+            "conditions": conditions, "rates": rates, "rates_average": average(list(rates.values()))}

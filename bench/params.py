@@ -12,15 +12,20 @@ def params_report(bundle_dir) -> dict:
     b = Bundle(bundle_dir)
     p = b.manifest["params"]
     return {"model": b.model["kind"], "total": p["total"], "served": p["served"],
+            "total_without_text_encoder": p.get("total_without_text_encoder", p["total"]),
             "components": p["components"], "active": {k: p["active"][k] for k in ALL_PATTERNS},
             "bytes": bundle_bytes(b), "fp32_param_bytes": 4 * p["served"]}
 
 
 def params_rows(rep: dict):
     header = ["item", "parameters", "share of served"]
-    rows = [["total (incl. stage-1 heads)", f"{rep['total']:,}", ""],
+    training_only = "stage-1 heads" if rep["model"] == "momke" else "training-only MLCR"
+    rows = [[f"total (incl. {training_only})", f"{rep['total']:,}", ""],
+            ["total without text encoder", f"{rep['total_without_text_encoder']:,}", ""],
             ["served (all graphs)", f"{rep['served']:,}", "100.0%"]]
-    rows += [[f"  {k}", f"{v:,}", f"{100 * v / rep['served']:.1f}%"] for k, v in rep["components"].items()]
+    not_served = ("unimodal_heads", "mlcr_reconstruction")  # training-only parts, in no graph
+    rows += [[f"  {k}", f"{v:,}", "training only" if k in not_served else f"{100 * v / rep['served']:.1f}%"]
+             for k, v in rep["components"].items()]
     rows += [[f"active {{{','.join(k)}}}", f"{v:,}", f"{100 * v / rep['served']:.1f}%"]
              for k, v in rep["active"].items()]
     for prec, n in rep["bytes"].items():

@@ -20,7 +20,7 @@ from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 from anymodal import __version__
 
 from .dedup import deduplicate
-from .specs import GRAPH_NAMES, OPSET, PRECISIONS, graph_inputs, graph_outputs
+from .specs import GRAPH_NAMES, OPSET, PRECISIONS, model_graph_specs
 from .torch_export import export_graph, versions
 from .verify import verify_graphs
 
@@ -33,17 +33,18 @@ def _spec_json(specs):
     return [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
 
 
-def _export_variant(model, root: Path, precision: str, dims: dict[str, int], kernels: str) -> dict:
+def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
     rel_dir = _variant_dir(precision)
     folder = root / rel_dir
     folder.mkdir(parents=True)
     dtype = "float16" if precision == "fp16" else "float32"
-    paths = [export_graph(model, g, folder / f"{g}.onnx", dims, precision, kernels) for g in GRAPH_NAMES]
+    paths = [export_graph(model, g, folder / f"{g}.onnx", precision, kernels) for g in GRAPH_NAMES]
     dedup = deduplicate(paths)
-    graphs = {g: {"file": f"{rel_dir}/{g}.onnx", "data_files": [f"{rel_dir}/weights.bin"],
-                  "inputs": _spec_json(graph_inputs(g, dims, dtype)),
-                  "outputs": _spec_json(graph_outputs(g, model.cfg.output_dim, dtype))}
-             for g in GRAPH_NAMES}
+    graphs = {}
+    for g in GRAPH_NAMES:
+        inputs, outputs = model_graph_specs(model, g, dtype)
+        graphs[g] = {"file": f"{rel_dir}/{g}.onnx", "data_files": [f"{rel_dir}/weights.bin"],
+                     "inputs": _spec_json(inputs), "outputs": _spec_json(outputs)}
     return {"dir": rel_dir, "float_dtype": dtype, "graphs": graphs, "dedup": dedup}
 
 
@@ -62,6 +63,8 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
     for p in precisions:
         if p not in PRECISIONS:
             raise ExportError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
+    if kernels == "fused" and model.kind != "momke":
+        raise ExportError(f"--kernels fused: RouterMix plugin nodes exist for MoMKE only, not {model.kind}")
     model = model.eval()
     data = run_config.get("data", {})
     dims = dict(zip(MODALITIES, model.cfg.input_dims))
@@ -69,7 +72,7 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         t0 = time.time()
-        variants = {p: _export_variant(model, tmp, p, dims, kernels) for p in precisions}
+        variants = {p: _export_variant(model, tmp, p, kernels) for p in precisions}
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "anymodal_version": __version__,
@@ -90,7 +93,7 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
         parity = {}
         for p in precisions:  # verify through the runtime's own reader and ORT backend
             backend = OrtCpuBackend(Bundle(tmp, p), threads=None)
-            parity[p] = verify_graphs(model, backend, GRAPH_NAMES, dims, p)
+            parity[p] = verify_graphs(model, backend, GRAPH_NAMES, p)
             backend.close()
         manifest["parity"] = parity
         manifest["export_seconds"] = round(time.time() - t0, 1)

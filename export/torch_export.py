@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 from anymodal.train.models.fused import PLUGIN_DOMAIN
 
 from .plugin_function import attach_plugin_functions
-from .specs import MASKED, OPSET, TRACE_SHAPE, TensorSpec, graph_inputs, graph_outputs
+from .specs import MASKED, OPSET, TRACE_SHAPE, TensorSpec, model_graph_specs
 
 
 class _MaskedGraph(torch.nn.Module):
@@ -29,8 +28,8 @@ class _MaskedGraph(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, audio, text, visual, mask, avail):
-        return self.model(audio, text, visual, mask, avail)
+    def forward(self, *inputs):
+        return self.model(*inputs)
 
 
 def graph_module(model, graph: str) -> torch.nn.Module:
@@ -41,26 +40,31 @@ def graph_module(model, graph: str) -> torch.nn.Module:
     return module.eval()
 
 
+# Per-modality sequence axes (DERL) get different lengths, so that mixing them up fails parity.
+_SEQ_OF_AXIS = {"seq": lambda s: s, "seq_audio": lambda s: s, "seq_text": lambda s: s // 2 + 1,
+                "seq_visual": lambda s: s + 3}
+
+
 def example_feeds(specs: list[TensorSpec], batch: int, seq: int, seed: int) -> dict[str, np.ndarray]:
     """Random inputs of a graph at (batch, seq); availability random but never all-absent."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for s in specs:
-        shape = tuple(batch if d == "batch" else seq if d == "seq" else d for d in s.shape)
-        if s.name == "mask":
+        shape = tuple(batch if d == "batch" else _SEQ_OF_AXIS[d](seq) if isinstance(d, str) else d
+                      for d in s.shape)
+        if s.name == "mask" or s.name.endswith("_mask"):
             mask = np.ones(shape, bool)
-            if batch > 1:  # ragged conversations: later rows shorter
-                for b in range(1, batch):
-                    mask[b, max(1, seq - b):] = False
+            for b in range(1, batch):  # ragged: later rows shorter
+                mask[b, max(1, shape[1] - b):] = False
             feeds[s.name] = mask
-        elif s.name == "avail":
+        elif s.name == "avail" or s.name.endswith("_avail"):
             feeds[s.name] = rng.random(shape) < 0.6
         else:
             feeds[s.name] = rng.standard_normal(shape).astype(s.dtype)
     return feeds
 
 
-def export_graph(model, graph: str, path: Path, dims: dict[str, int], precision: str,
+def export_graph(model, graph: str, path: Path, precision: str,
                  kernels: str = "standard") -> Path:
     """Trace one graph to ONNX with dynamic batch and sequence axes. kernels="fused" writes
     each router + expert mix as one trt.plugins::RouterMix node with its local function."""
@@ -71,8 +75,7 @@ def export_graph(model, graph: str, path: Path, dims: dict[str, int], precision:
     module = graph_module(model, graph)
     if precision == "fp16":
         module = copy.deepcopy(module).half()  # never touch the fp32 model (the parity reference)
-    inputs = graph_inputs(graph, dims, dtype)
-    outputs = graph_outputs(graph, model.cfg.output_dim, dtype)
+    inputs, outputs = model_graph_specs(model, graph, dtype)
     feeds = example_feeds(inputs, *TRACE_SHAPE, seed=0)
     args = tuple(torch.from_numpy(feeds[s.name]) for s in inputs)
     dynamic = {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)}
@@ -82,7 +85,7 @@ def export_graph(model, graph: str, path: Path, dims: dict[str, int], precision:
         torch.onnx.export(module, args, str(path), input_names=[s.name for s in inputs],
                           output_names=[s.name for s in outputs], dynamic_axes=dynamic,
                           opset_version=OPSET, dynamo=False, do_constant_folding=True,
-                          custom_opsets={PLUGIN_DOMAIN: 1})
+                          custom_opsets={PLUGIN_DOMAIN: 1} if kernels == "fused" else None)
     if kernels == "fused":
         import onnx
 
@@ -94,11 +97,9 @@ def export_graph(model, graph: str, path: Path, dims: dict[str, int], precision:
 def torch_reference(model, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """PyTorch fp32 outputs of a graph for the given feeds (the parity reference)."""
     module = graph_module(model, graph).float()
-    names = MODALITIES if graph == MASKED else tuple(graph)
-    args = [torch.from_numpy(feeds[MODALITY_NAMES[m]].astype(np.float32)) for m in names]
-    args.append(torch.from_numpy(feeds["mask"]))
-    if graph == MASKED:
-        args.append(torch.from_numpy(feeds["avail"]))
+    inputs, _ = model_graph_specs(model, graph)
+    args = [torch.from_numpy(feeds[s.name].astype(np.float32) if s.dtype.startswith("float")
+                             else feeds[s.name]) for s in inputs]
     logits, weights = module(*args)
     return {"logits": logits.numpy(), "router_weights": weights.numpy()}
 

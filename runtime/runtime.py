@@ -17,6 +17,7 @@ from .bundle import Bundle
 from .errors import BundleError
 from .inputs import MASKED, build_request
 from .patterns import MODALITIES
+from .sequence_inputs import build_sequence_request
 
 
 @dataclass
@@ -61,10 +62,20 @@ class Runtime:
     def backend_name(self) -> str:
         return self.backend.name
 
+    @property
+    def sequence_model(self) -> bool:
+        """True for sequence-level models (DERL): one score per sample, per-modality lengths."""
+        return self.bundle.model["kind"] == "derl"
+
     def predict(self, audio=None, text=None, visual=None, *, present=None, lengths=None) -> Prediction:
-        """Predict every utterance of one conversation ([L, dim] arrays) or a batch
-        ([B, L, dim] with optional `lengths`). `present` maps a modality to a per-utterance
-        bool mask when a sensor reported data for only some utterances."""
+        """Utterance-level models (MoMKE): predict every utterance of one conversation ([L, dim]
+        arrays) or a batch ([B, L, dim] with optional `lengths` [B]); `present` maps a modality
+        to a per-utterance bool mask when a sensor reported data for only some utterances.
+        Sequence-level models (DERL): one sample ([T_m, dim] per modality, own lengths) or a
+        batch ([B, T_m, dim]); `lengths` and `present` map a modality to [B] real lengths and
+        to a per-token bool mask of observed tokens."""
+        if self.sequence_model:
+            return self._predict_sequence(audio, text, visual, present, lengths)
         req = build_request(self.bundle.dims, self.bundle.float_dtype, audio, text, visual,
                             present=present, lengths=lengths)
         out = self.backend.run(req.graph, req.feeds)
@@ -86,6 +97,18 @@ class Runtime:
             scores = logits[..., 0]
         pattern = "".join(m for m in MODALITIES if m in req.modalities)
         pred = Prediction(pattern, req.graph, self.backend.name, labels, probs, scores, router, req.mask)
+        return pred if req.batched else _unbatch(pred)
+
+    def _predict_sequence(self, audio, text, visual, present, lengths) -> Prediction:
+        cfg = self.bundle.model["config"]
+        absent = dict(zip(MODALITIES, cfg["absent_lengths"]))
+        req = build_sequence_request(self.bundle.dims, absent, self.bundle.float_dtype, audio, text,
+                                     visual, present=present, lengths=lengths)
+        out = self.backend.run(req.graph, req.feeds)
+        scores = out["logits"].astype(np.float32)[:, 0]  # [B]
+        weights = {"modality_routing": out["router_weights"].astype(np.float32)}  # [B, N, 6]
+        pattern = "".join(req.modalities)
+        pred = Prediction(pattern, req.graph, self.backend.name, None, None, scores, weights, None)
         return pred if req.batched else _unbatch(pred)
 
     def close(self) -> None:

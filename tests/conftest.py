@@ -73,3 +73,10 @@ def derl_run(derl_data, tmp_path_factory):
     return train_derl_run(derl_data, tmp_path_factory.mktemp("runs") / "derl", "mosi",
                           dict(hidden=32, heads=2), DERLTrainConfig(epochs=30, batch_size=32, lr=1e-3),
                           progress=False)
+
+
+@pytest.fixture(scope="session")
+def derl_bundle(derl_run, tmp_path_factory):
+    from anymodal.export.api import export_run_folder
+
+    return export_run_folder(derl_run, tmp_path_factory.mktemp("b") / "derl-bundle", ("fp32", "fp16"))

@@ -9,11 +9,8 @@ import torch
 from anymodal.runtime.metrics import sentiment_metrics
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 
-from .data.missing import rate_avail
+from .data.missing import EVAL_SEED, RATES, average, rate_avail
 from .data.mmsa import SequenceSet
-
-RATES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 … 0.9; 1.0 (nothing left) is ill-posed
-EVAL_SEED = 1234
 
 
 def batch_args(s: SequenceSet, idx: np.ndarray, avail: dict | None):
@@ -59,10 +56,6 @@ def predict_scores(model, s: SequenceSet, avail: dict | None = None, pattern: st
 def evaluate_rate(model, s: SequenceSet, rate: float, seed: int = EVAL_SEED) -> dict:
     preds = predict_scores(model, s, rate_avail(s.masks, rate, seed))
     return sentiment_metrics(s.labels, preds)
-
-
-def average(tables: list[dict]) -> dict:
-    return {k: float(np.mean([t[k] for t in tables])) for k in tables[0]}
 
 
 def evaluate_derl(model, s: SequenceSet) -> dict:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 from anymodal.runtime.patterns import MODALITIES
 
+RATES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 … 0.9; 1.0 (nothing left) is ill-posed
+EVAL_SEED = 1234  # evaluation draws are fixed, so rt-eval and rt-report score the same tokens
+
 
 def drop_tokens(mask: np.ndarray, rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """mask [B, T] bool (real tokens); rates [B] in [0, 1] -> avail [B, T] bool: round(rate · n_real)
@@ -42,3 +45,8 @@ def rate_avail(masks: dict[str, np.ndarray], rate: float, seed: int) -> dict[str
     rng = np.random.default_rng(seed)
     n = next(iter(masks.values())).shape[0]
     return {m: drop_tokens(masks[m], np.full(n, rate), rng) for m in MODALITIES}
+
+
+def average(tables: list[dict]) -> dict:
+    """Metric-wise mean of several metric dicts (the intra-modal 'average over rates' row)."""
+    return {k: float(np.mean([t[k] for t in tables])) for k in tables[0]}

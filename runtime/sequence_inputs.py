@@ -1,0 +1,100 @@
+"""predict() requests for sequence-level models (DERL): one sample is a sequence of tokens per
+modality, each modality with its own length. Turned into graph feeds, or a typed error.
+
+    specialised graph <pattern>: <modality> [B, T_m, D_m] and <modality>_mask [B, T_m] for the
+                                 present modalities (absent ones are folded constants)
+    masked graph:                all three + <modality>_mask + <modality>_avail [B, T_m]; used when
+                                 some tokens of a given modality are missing (`present=`)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+from .inputs import MASKED, Request, _as_features
+from .patterns import MODALITIES, MODALITY_NAMES, parse_pattern
+
+
+def _per_modality(arg, what: str) -> dict[str, object]:
+    if arg is None:
+        return {}
+    if not isinstance(arg, dict):
+        raise InputError(f"{what}: expected a dict modality -> array for a sequence model, got {type(arg).__name__}")
+    out = {}
+    for key, value in arg.items():
+        m = parse_pattern(key)
+        if len(m) != 1:
+            raise InputError(f"{what}: key {key!r} names more than one modality")
+        out[m] = value
+    return out
+
+
+def _token_mask(m: str, lengths, B: int, T: int) -> np.ndarray:
+    if lengths is None:
+        return np.ones((B, T), bool)
+    arr = np.asarray(lengths).reshape(-1)
+    if arr.shape != (B,) or not np.issubdtype(arr.dtype, np.integer) or arr.min() < 1 or arr.max() > T:
+        raise InputError(f"lengths[{MODALITY_NAMES[m]}]: expected {B} integers in 1..{T}, "
+                         f"got {np.asarray(lengths).tolist()}")
+    return np.arange(T)[None] < arr[:, None]
+
+
+def _present(m: str, value, shape: tuple[int, int]) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype != np.bool_:
+        raise InputError(f"present[{MODALITY_NAMES[m]}]: expected a bool array, got {arr.dtype}")
+    if arr.shape == shape[1:]:
+        arr = arr[None]
+    if arr.shape != shape:
+        raise InputError(f"present[{MODALITY_NAMES[m]}]: shape {np.asarray(value).shape}, "
+                         f"expected [T] or [B, T] = {shape}")
+    return arr
+
+
+def build_sequence_request(dims: dict[str, int], absent_lengths: dict[str, int], float_dtype: str,
+                           audio=None, text=None, visual=None, present=None, lengths=None) -> Request:
+    given = {m: x for m, x in zip(MODALITIES, (audio, text, visual)) if x is not None}
+    if not given:
+        raise InputError("all modalities are absent: give at least one of audio, text, visual")
+    feats = {m: _as_features(m, x, dims[m], float_dtype) for m, x in given.items()}
+    ranks = {f.ndim for f in feats.values()}
+    if len(ranks) > 1:
+        raise InputError("modalities mix batched [B, T, dim] and unbatched [T, dim] arrays: "
+                         + ", ".join(f"{MODALITY_NAMES[m]} {f.shape}" for m, f in feats.items()))
+    batched = ranks == {3}
+    if not batched:
+        feats = {m: f[None] for m, f in feats.items()}
+    batches = {f.shape[0] for f in feats.values()}
+    if len(batches) > 1:
+        raise InputError("modalities disagree on the batch size: "
+                         + ", ".join(f"{MODALITY_NAMES[m]} {f.shape}" for m, f in feats.items()))
+    B = batches.pop()
+    lens, pres = _per_modality(lengths, "lengths"), _per_modality(present, "present")
+    for m in set(lens) | set(pres):
+        if m not in feats:
+            raise InputError(f"lengths/present for {MODALITY_NAMES[m]} given but no {MODALITY_NAMES[m]} array")
+    masks, avails = {}, {}
+    for m, f in feats.items():
+        masks[m] = _token_mask(m, lens.get(m), B, f.shape[1])
+        avails[m] = masks[m] & (_present(m, pres[m], masks[m].shape) if m in pres else True)
+        bad = ~np.isfinite(f).all(axis=-1) & avails[m]  # NaN/Inf only matter where observed
+        if bad.any():
+            b, t = np.argwhere(bad)[0]
+            raise InputError(f"{MODALITY_NAMES[m]}: NaN or Inf at batch {b}, token {t}")
+        feats[m] = np.where(avails[m][..., None], f, 0).astype(float_dtype)  # padding/missing: zero
+    pattern = "".join(m for m in MODALITIES if m in feats)
+    if all((avails[m] == masks[m]).all() for m in feats):  # every real token observed
+        names = [MODALITY_NAMES[m] for m in pattern]
+        req = {n: feats[m] for n, m in zip(names, pattern)}
+        req.update({f"{n}_mask": masks[m] for n, m in zip(names, pattern)})
+        return Request(pattern, req, batched, tuple(pattern), np.ones((B,), bool), np.zeros(0, bool))
+    req = {}
+    for m in MODALITIES:  # an absent sensor: every token missing, at the model's absent length
+        n, T = MODALITY_NAMES[m], absent_lengths[m]
+        req[n] = feats.get(m, np.zeros((B, T, dims[m]), float_dtype))
+        req[f"{n}_mask"] = masks.get(m, np.ones((B, T), bool))
+        req[f"{n}_avail"] = avails.get(m, np.zeros((B, T), bool))
+    order = [MODALITY_NAMES[m] + s for s in ("", "_mask", "_avail") for m in MODALITIES]
+    return Request(MASKED, {k: req[k] for k in order}, batched, tuple(pattern), np.ones((B,), bool),
+                   np.zeros(0, bool))
