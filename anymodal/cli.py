@@ -285,11 +285,13 @@ def _ints(spec: str, option: str) -> tuple[int, ...]:
 def bench(
     condition: Optional[str] = typer.Option(None, help="Pattern to serve, e.g. a,v (or use --all-conditions)."),
     all_conditions: bool = typer.Option(False, "--all-conditions", help="All 7 conditions in one table."),
-    bundle: Optional[Path] = typer.Option(None, help="Bundle folder (default: built-in paper-sized MoMKE)."),
+    bundle: Optional[Path] = typer.Option(None, help="Bundle folder (default: built-in paper-sized --model)."),
+    model: Optional[str] = typer.Option(None, help="momke | derl: the default bundle's model (default momke)."),
     run: Optional[Path] = typer.Option(None, help="Run folder for the PyTorch reference of --bundle."),
     backend: str = typer.Option("all", help="Variants: torch,ort-masked,ort,ort-cuda,tensorrt or all."),
     batch: str = typer.Option("1", help="Batch sizes, e.g. 1,8."),
-    seq_len: str = typer.Option("24", help="Conversation lengths, e.g. 24 or 12,48."),
+    seq_len: Optional[str] = typer.Option(None, help="MoMKE conversation lengths, e.g. 24 (default) or 12,48; "
+                                                     "DERL uses its sequence lengths."),
     threads: Optional[int] = typer.Option(None, help="Intra-op threads for every variant (default: all cores)."),
     warmup_s: float = typer.Option(1.0, help="Warm-up seconds per condition."),
     duration_s: float = typer.Option(3.0, help="Measured seconds per condition."),
@@ -308,8 +310,8 @@ def bench(
 
     console = _console()
     result = run_bench("all" if all_conditions else [condition], bundle, run, backend,
-                       _ints(batch, "--batch"), _ints(seq_len, "--seq-len"), threads, warmup_s,
-                       duration_s, progress=lambda s: console.print(f"[dim]{s}[/dim]"))
+                       _ints(batch, "--batch"), _ints(seq_len, "--seq-len") if seq_len else None, threads,
+                       warmup_s, duration_s, progress=lambda s: console.print(f"[dim]{s}[/dim]"), model=model)
     print_result(result, console)
     if json_out:
         write_json(result, json_out)

@@ -1,4 +1,4 @@
-"""Analytic multiply-accumulate counts of MoMKE graphs (matmul-like ops only, as FLOP counters
+"""Analytic multiply-accumulate counts of MoMKE and DERL graphs (matmul-like ops only, as FLOP counters
 report them). Torch-free: computed from the model config in a bundle's manifest."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from anymodal.runtime.patterns import MODALITIES
 
 
-def _expert_macs(d: int, depth: int, ffn_mult: int, L: int) -> int:
+def _transformer_macs(d: int, depth: int, ffn_mult: int, L: int) -> int:
     per_block = (3 * d * d * L  # fused QKV
                  + 2 * L * L * d  # scores + weighted sum
                  + d * d * L  # output projection
@@ -20,10 +20,37 @@ def momke_macs(config: dict, modalities: str, batch: int, seq: int) -> int:
     dims = dict(zip(MODALITIES, config["input_dims"]))
     L = seq
     per_mod = {m: dims[m] * d * L  # projection
-               + 3 * _expert_macs(d, depth, ffn, L)  # the three experts on this modality
+               + 3 * _transformer_macs(d, depth, ffn, L)  # the three experts on this modality
                + (d * d + 3 * d) * L  # router MLP
                + 3 * d * L  # expert mixing
                + d * 3 * d * L  # its block of the first fusion layer
                for m in MODALITIES}
     shared = 9 * d * d * L + 3 * d * out * L  # second fusion layer + head
     return batch * (sum(per_mod[m] for m in modalities) + shared)
+
+
+def derl_macs(config: dict, modalities: str, batch: int) -> int:
+    """MACs of DERL with the given modalities computed from their inputs, each at its
+    `absent_lengths` length (the benchmark's request length); absent modalities of a
+    specialised graph are folded constants and cost nothing."""
+    d, N, ffn = config["hidden"], config["bottleneck"], config["ffn_mult"]
+    E = config["private_experts"] + config["shared_experts"]
+    dims = dict(zip(MODALITIES, config["input_dims"]))
+    lens = dict(zip(MODALITIES, config["absent_lengths"]))
+    per_mod = {m: dims[m] * d * lens[m]  # projection
+               + _transformer_macs(d, config["unified_depth"], ffn, N + lens[m])  # unified encoder
+               + (d * d + d * E) * N  # HED router
+               + E * 2 * d * d * N  # private + shared experts (two-layer MLPs)
+               + E * d * N  # expert mixing
+               for m in MODALITIES}
+    fusion = (6 * (d * d + d) * N  # MRF router on the 6 sequences
+              + 6 * d * N  # modality mixing
+              + _transformer_macs(d, config["fusion_depth"], ffn, N)
+              + d * d + d * config["output_dim"])  # regressor on the pooled vector
+    return batch * (sum(per_mod[m] for m in modalities) + fusion)
+
+
+def model_macs(kind: str, config: dict, modalities: str, batch: int, seq: int | None) -> int:
+    if kind == "derl":
+        return derl_macs(config, modalities, batch)
+    return momke_macs(config, modalities, batch, seq)

@@ -19,6 +19,13 @@ def _x(v):
     return "—" if v is None else f"{v:.2f}×"
 
 
+def seq_label(c: dict) -> str:
+    """'24' for MoMKE conversations, 'a375/t50/v500' for DERL's per-modality sequences."""
+    if c.get("seq_lens"):
+        return "/".join(f"{k[0]}{v}" for k, v in c["seq_lens"].items())
+    return str(c["seq_len"])
+
+
 def latency_rows(result: dict, compact: bool = False):
     """Full rows for markdown; `compact` keeps what fits an 80-column terminal."""
     header = ["condition", "batch×seq", "variant", "p50 ms", "p90 ms", "p99 ms", "min ms",
@@ -32,7 +39,7 @@ def latency_rows(result: dict, compact: bool = False):
             vs_t = c["variants"]["torch"]["latency_ms"]["p50"] / p50 if "torch" in c["variants"] else None
             vs_m = (c["variants"]["ort-masked"]["latency_ms"]["p50"] / p50
                     if "ort-masked" in c["variants"] else None)
-            rows.append([cond, f"{c['batch']}×{c['seq_len']}", name, f"{p50:.2f}", f"{lat['p90']:.2f}",
+            rows.append([cond, f"{c['batch']}×{seq_label(c)}", name, f"{p50:.2f}", f"{lat['p90']:.2f}",
                          f"{lat['p99']:.2f}", f"{lat['min']:.2f}", f"{v['throughput_per_s']:.1f}",
                          f"{v['gflops']:.1f}", f"{100 * v['fraction_of_peak']:.0f}%", _x(vs_t), _x(vs_m)])
     if compact:
@@ -63,14 +70,14 @@ def summary_lines(result: dict) -> list[str]:
     for c in _conditions(result):
         lines.append(f"{{{','.join(c['condition'])}}}: params total {c['params']['total'] / 1e6:.2f} M, "
                      f"active {c['params']['active'] / 1e6:.2f} M, {c['macs'] / 1e6:.0f} M MACs "
-                     f"(batch {c['batch']}, seq {c['seq_len']})")
+                     f"(batch {c['batch']}, seq {seq_label(c)})")
     return lines
 
 
 def print_result(result: dict, console) -> None:
     header, rows = latency_rows(result, compact=True)
     c = _conditions(result)[0]
-    console.print(rich_table(f"rt-bench — {c['model']}, batch {c['batch']}, seq {c['seq_len']}",
+    console.print(rich_table(f"rt-bench — {c['model']}, batch {c['batch']}, seq {seq_label(c)}",
                              header, rows))
     for line in summary_lines(result):
         console.print(line, markup=False, highlight=False)
@@ -104,7 +111,7 @@ def plot_latency(result: dict, path: str | Path) -> Path:
                 err_hi.append(lat["p90"] - lat["p50"])
         ax.bar(xs, p50, width, yerr=[err_lo, err_hi], capsize=2, label=n)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(conds))])
-    ax.set_xticklabels(["{" + ",".join(c["condition"]) + "}" + f"\nB{c['batch']} L{c['seq_len']}"
+    ax.set_xticklabels(["{" + ",".join(c["condition"]) + "}" + f"\nB{c['batch']} L{seq_label(c)}"
                         for c in conds])
     ax.set_ylabel("latency p50 (ms), bars: min..p90")
     ax.set_title(f"{conds[0]['model']} — {conds[0]['machine']['cpu']}", fontsize=9)

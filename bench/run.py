@@ -11,7 +11,7 @@ from anymodal.runtime.errors import InputError
 from anymodal.runtime.patterns import ALL_PATTERNS, parse_pattern
 
 from .machine import machine_info, matmul_peak_gflops, peak_rss_mb
-from .macs import momke_macs
+from .macs import model_macs
 from .timing import latency_stats, measure_interleaved
 from .variants import ALL_VARIANTS, build_variants
 
@@ -47,15 +47,15 @@ def _variant_modalities(name: str, pattern: str) -> str:
     return "atv" if name in ("torch", "ort-masked") else pattern
 
 
-def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, batch: int, seq: int,
+def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, batch: int, seq: int | None,
                     threads: int, warmup_s: float, duration_s: float, peak: float) -> dict:
     ready, absent = build_variants(variants, bundle, run, pattern, batch, seq, threads)
     samples = measure_interleaved(ready, warmup_s, duration_s) if ready else {}
-    cfg = bundle.model["config"]
+    cfg, kind = bundle.model["config"], bundle.model["kind"]
     res = {}
     for name, ms in samples.items():
         stats = latency_stats(ms)
-        macs = momke_macs(cfg, _variant_modalities(name, pattern), batch, seq)
+        macs = model_macs(kind, cfg, _variant_modalities(name, pattern), batch, seq)
         gflops = 2 * macs / (stats["p50"] / 1e3) / 1e9
         res[name] = {"latency_ms": stats, "throughput_per_s": batch * 1e3 / stats["p50"],
                      "samples": int(ms.size), "macs": macs, "gflops": gflops,
@@ -68,27 +68,41 @@ def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, ba
 
     params = bundle.manifest["params"]
     best = res.get("ort")
-    return {
-        "condition": pattern, "model": bundle.model["kind"], "batch": batch, "seq_len": seq,
+    out = {
+        "condition": pattern, "model": kind, "batch": batch, "seq_len": seq,
         "threads": threads, "variants": res, "absent": absent,
         "speedup": {"ort_vs_torch": ratio("torch", "ort"), "ort_vs_masked": ratio("ort-masked", "ort"),
                     "masked_vs_torch": ratio("torch", "ort-masked")},
         "params": {"total": params["served"], "active": params["active"][pattern]},
-        "macs": momke_macs(cfg, pattern, batch, seq),
+        "macs": model_macs(kind, cfg, pattern, batch, seq),
         "matmul_peak_gflops": peak,
         "fraction_of_peak": best["fraction_of_peak"] if best else None,
         "bundle_bytes": bundle_bytes(bundle),
     }
+    if kind == "derl":  # sequence-level: each modality has its own length; seq_len is None
+        out["seq_lens"] = dict(zip(("audio", "text", "visual"), cfg["absent_lengths"]))
+    return out
 
 
 def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = None, variants="all",
-              batches=(1,), seq_lens=(24,), threads: int | None = None, warmup_s: float = 1.0,
-              duration_s: float = 3.0, progress=print) -> dict:
+              batches=(1,), seq_lens=None, threads: int | None = None, warmup_s: float = 1.0,
+              duration_s: float = 3.0, progress=print, model: str | None = None) -> dict:
+    """seq_lens: conversation lengths for MoMKE (default 24); DERL requests use the dataset's
+    sequence lengths recorded in the model (absent_lengths), so seq_lens must stay None."""
     if bundle_dir is None:
         from .default_bundle import default_bundle
 
-        bundle_dir, run = default_bundle(progress)
+        bundle_dir, run = default_bundle(progress, model or "momke")
     bundle = Bundle(bundle_dir)
+    kind = bundle.model["kind"]
+    if model is not None and model != kind:
+        raise InputError(f"--model {model} but the bundle {bundle_dir} holds a {kind} model")
+    if kind == "derl":
+        if seq_lens is not None:
+            raise InputError("--seq-len applies to MoMKE conversations; DERL requests use the model's "
+                             f"sequence lengths (audio/text/visual {bundle.model['config']['absent_lengths']})")
+        seq_lens = (None,)
+    seq_lens = seq_lens or (24,)
     if run is None and bundle.manifest.get("source_run"):
         run = Path(bundle.manifest["source_run"])
     names = parse_variants(variants) if isinstance(variants, str) else tuple(variants)
@@ -101,7 +115,7 @@ def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = Non
         for seq in seq_lens:
             per = {}
             for p in patterns:
-                progress(f"condition {{{','.join(p)}}} batch {batch} seq {seq} …")
+                progress(f"condition {{{','.join(p)}}} batch {batch}" + (f" seq {seq}" if seq else "") + " …")
                 per[p] = bench_condition(bundle, run, p, names, batch, seq, threads, warmup_s,
                                          duration_s, peak)
             runs.append(per)

@@ -10,18 +10,56 @@ from anymodal.runtime.backends import BACKENDS
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.inputs import build_request
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
+from anymodal.runtime.sequence_inputs import build_sequence_request
 
 ALL_VARIANTS = ("torch", "ort-masked", "ort", "ort-cuda", "tensorrt")
 
 
-def make_request(bundle: Bundle, pattern: str, batch: int, seq: int, seed: int = 0):
+def is_sequence_model(bundle: Bundle) -> bool:
+    return bundle.model["kind"] == "derl"
+
+
+def _absent_lengths(bundle: Bundle) -> dict[str, int]:
+    return dict(zip(MODALITIES, bundle.model["config"]["absent_lengths"]))
+
+
+def make_request(bundle: Bundle, pattern: str, batch: int, seq: int | None, seed: int = 0):
+    """Random features of the present modalities: [batch, seq, dim] per utterance-level model;
+    sequence models (DERL) get each modality at its dataset length (absent_lengths)."""
     rng = np.random.default_rng(seed)
-    return {MODALITY_NAMES[m]: rng.standard_normal((batch, seq, bundle.dims[m])).astype(np.float32)
+    lens = _absent_lengths(bundle) if is_sequence_model(bundle) else {m: seq for m in MODALITIES}
+    return {MODALITY_NAMES[m]: rng.standard_normal((batch, lens[m], bundle.dims[m])).astype(np.float32)
             for m in pattern}
+
+
+def specialised_feeds(bundle: Bundle, req: dict, float_dtype: str):
+    """(graph, feeds) of the graph the runtime picks for this request."""
+    if is_sequence_model(bundle):
+        r = build_sequence_request(bundle.dims, _absent_lengths(bundle), float_dtype, **req)
+    else:
+        r = build_request(bundle.dims, float_dtype, **req)
+    return r.graph, r.feeds
+
+
+def _masked_sequence_feeds(bundle: Bundle, req: dict) -> dict:
+    """DERL: all inputs, absent sensors as their all-missing input (what the paper code runs)."""
+    B = next(iter(req.values())).shape[0]
+    feeds = {}
+    for m, T in _absent_lengths(bundle).items():
+        n = MODALITY_NAMES[m]
+        present = n in req
+        feeds[n] = req[n].astype(bundle.float_dtype) if present else np.zeros((B, T, bundle.dims[m]),
+                                                                              bundle.float_dtype)
+        feeds[f"{n}_mask"] = np.ones((B, T), bool)
+        feeds[f"{n}_avail"] = np.full((B, T), present)
+    order = [MODALITY_NAMES[m] + s for s in ("", "_mask", "_avail") for m in MODALITIES]
+    return {k: feeds[k] for k in order}
 
 
 def _masked_feeds(bundle: Bundle, req: dict) -> dict:
     """All inputs + masks, absent modalities zero: the masked graph / paper-code way."""
+    if is_sequence_model(bundle):
+        return _masked_sequence_feeds(bundle, req)
     B, L = next(iter(req.values())).shape[:2]
     feeds = {MODALITY_NAMES[m]: req.get(MODALITY_NAMES[m], np.zeros((B, L, bundle.dims[m]), np.float32))
              .astype(bundle.float_dtype) for m in MODALITIES}
@@ -43,8 +81,7 @@ def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):
     torch.set_num_threads(threads)
     model, _ = load_run(run)
     feeds = _masked_feeds(bundle, req)
-    args = [torch.from_numpy(feeds[MODALITY_NAMES[m]]) for m in MODALITIES]
-    args += [torch.from_numpy(feeds["mask"]), torch.from_numpy(feeds["avail"])]
+    args = [torch.from_numpy(v) for v in feeds.values()]  # the masked graph's input order
 
     def call():
         with torch.inference_mode():
@@ -62,8 +99,7 @@ def ort_variant(name: str, bundle: Bundle, pattern: str, req: dict, threads: int
     if name.endswith("masked"):
         graph, feeds = "masked", _masked_feeds(bundle, req)
     else:
-        r = build_request(bundle.dims, bundle.float_dtype, **req)
-        graph, feeds = r.graph, r.feeds  # the specialised graph of `pattern`
+        graph, feeds = specialised_feeds(bundle, req, bundle.float_dtype)  # the graph of `pattern`
     backend.session(graph)  # load outside the timed region
     return (lambda: backend.run(graph, feeds)), None
 
@@ -79,12 +115,12 @@ def trt_variant(bundle: Bundle, pattern: str, req: dict):
         backend = cls(bundle)
     except BundleError as exc:
         return None, str(exc)
-    r = build_request(bundle.dims, "float32", **req)
-    backend.session(r.graph)
-    return (lambda: backend.run(r.graph, r.feeds)), None
+    graph, feeds = specialised_feeds(bundle, req, "float32")
+    backend.session(graph)
+    return (lambda: backend.run(graph, feeds)), None
 
 
-def build_variants(names, bundle: Bundle, run: Path | None, pattern: str, batch: int, seq: int,
+def build_variants(names, bundle: Bundle, run: Path | None, pattern: str, batch: int, seq: int | None,
                    threads: int):
     """({name: callable}, {name: reason absent})."""
     req = make_request(bundle, pattern, batch, seq)

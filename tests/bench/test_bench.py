@@ -5,12 +5,13 @@ import sys
 
 import numpy as np
 import pytest
-from anymodal.bench.macs import momke_macs
+from anymodal.bench.macs import derl_macs, momke_macs
 from anymodal.bench.run import run_bench
 from anymodal.bench.timing import latency_stats, measure_interleaved
 from anymodal.export.bundle import write_bundle
+from anymodal.runtime.errors import InputError
 from anymodal.train.checkpoint import save_run
-from helpers import make_model, run_config
+from helpers import DERL_SHAPES, make_derl, make_model, run_config
 
 LATENCY_KEYS = {"min", "mean", "p50", "p90", "p99", "max"}
 
@@ -25,9 +26,13 @@ def bundle_and_run(tmp_path_factory):
     return root / "bundle", root / "run"
 
 
-def check_schema(obj, condition, gpu_requested=True):
-    assert obj["condition"] == condition and obj["model"] == "momke"
-    assert isinstance(obj["batch"], int) and isinstance(obj["seq_len"], int)
+def check_schema(obj, condition, gpu_requested=True, model="momke"):
+    assert obj["condition"] == condition and obj["model"] == model
+    assert isinstance(obj["batch"], int)
+    if model == "momke":
+        assert isinstance(obj["seq_len"], int)
+    else:  # sequence-level: one length per modality
+        assert obj["seq_len"] is None and set(obj["seq_lens"]) == {"audio", "text", "visual"}
     for name in ("torch", "ort-masked", "ort"):
         v = obj["variants"][name]
         assert set(v["latency_ms"]) == LATENCY_KEYS
@@ -108,3 +113,35 @@ def test_rt_bench_cli_without_bundle_builds_default_and_writes_json(tmp_path):
     assert obj["params"]["total"] > 11e6  # paper-sized MoMKE
     assert (tmp_path / "p.png").stat().st_size > 1000
     assert "| {a,v} |" in (tmp_path / "r.md").read_text()
+
+
+def test_derl_macs_match_pytorch_flop_counter():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = make_derl(hidden=16)
+    cfg = model.cfg.to_dict()
+    for pattern in ("a", "tv", "atv"):
+        B = 2
+        xs = {m: torch.randn(B, T, D) for m, (T, D) in zip("atv", DERL_SHAPES)}
+        masks = [torch.ones(B, xs[m].shape[1], dtype=torch.bool) for m in pattern]
+        spec = model.specialise(pattern)  # computes the absent constants: not part of serving
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            spec(*[xs[m] for m in pattern], *masks)
+        counted = fc.get_total_flops() // 2
+        # the counter skips the element-wise expert and modality mixing; all else must agree
+        E, d, N = 4, 16, cfg["bottleneck"]
+        mixing = B * (len(pattern) * E * d * N + 6 * d * N)
+        assert derl_macs(cfg, pattern, B) - mixing == counted, pattern
+
+
+def test_derl_bench_schema_and_seq_lengths(derl_bundle, derl_run):
+    res = run_bench(["t"], derl_bundle, derl_run, "torch,ort-masked,ort", duration_s=0.1, warmup_s=0.05,
+                    progress=lambda s: None)
+    check_schema(res, "t", gpu_requested=False, model="derl")
+    assert res["seq_lens"] == dict(zip(("audio", "text", "visual"), (t for t, _ in DERL_SHAPES)))
+    assert res["variants"]["torch"]["macs"] > res["variants"]["ort"]["macs"]  # folded branches
+    with pytest.raises(InputError, match="--seq-len applies to MoMKE"):
+        run_bench(["t"], derl_bundle, derl_run, "ort", seq_lens=(24,), progress=lambda s: None)
+    with pytest.raises(InputError, match="holds a derl model"):
+        run_bench(["t"], derl_bundle, derl_run, "ort", model="momke", progress=lambda s: None)
