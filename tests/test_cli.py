@@ -84,3 +84,29 @@ def test_train_export_report_pipeline_matches_eval(tmp_path):
             assert abs(ev[p][k] - rep[p][k]) <= 0.005, (p, k)
     res = run("rt-report", "params", "--bundle", str(tmp_path / "b"))
     assert res.returncode == 0 and "active {a,t,v}" in res.stdout
+
+
+@pytest.mark.slow
+def test_derl_cli_pipeline_on_mosi_sized_synthetic_data(tmp_path):
+    """rt-data synth --layout mmsa (MOSI-like 375x5 / 50x768 / 500x20) -> rt-train derl ->
+    rt-eval (rates + conditions) -> rt-export -> rt-run -> rt-report params."""
+    import json
+
+    res = run("rt-data", "synth", "--layout", "mmsa", "--out", str(tmp_path / "d"), "--samples", "40")
+    assert res.returncode == 0, res.stderr
+    res = run("rt-train", "derl", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "run"),
+              "--hidden", "16", "--heads", "2", "--epochs", "1", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    res = run("rt-eval", "--run", str(tmp_path / "run"), "--json", str(tmp_path / "e.json"))
+    assert res.returncode == 0 and "intra-modal missing" in res.stdout, res.stderr
+    ev = json.loads((tmp_path / "e.json").read_text())
+    assert list(ev["rates"]) == [f"{0.1 * i:.1f}" for i in range(10)] and len(ev["conditions"]) == 7
+    assert run("rt-export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "b")).returncode == 0
+    np.save(tmp_path / "t.npy", np.ones((50, 768), np.float32))
+    res = run("rt-run", "--bundle", str(tmp_path / "b"), "--text", str(tmp_path / "t.npy"), "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["pattern"] == "t"
+    res = run("rt-report", "params", "--bundle", str(tmp_path / "b"))
+    assert res.returncode == 0 and "total without text encoder" in res.stdout
+    res = run("rt-train", "derl", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r2"), "--preset", "iemocap")
+    assert res.returncode == 2 and "unknown --preset 'iemocap'" in res.stderr
