@@ -61,6 +61,12 @@ def test_bad_mmsa_files_name_the_problem(tmp_path):
     path.write_bytes(pickle.dumps(data))
     with pytest.raises(DataError, match="feature dims differ between splits"):
         read_mmsa(path)
+    del data["train"]["text"]
+    path.write_bytes(pickle.dumps(data))
+    with pytest.raises(DataError, match="only 'text_bert' token ids"):
+        read_mmsa(path)
+    write_mmsa_sample(path)
+    data = pickle.loads(path.read_bytes())
     data["test"]["vision"] = np.zeros((2, 4, 7), np.float32)  # wrong sample count
     path.write_bytes(pickle.dumps(data))
     with pytest.raises(DataError, match=r"\[test\].vision: expected float \[3, T, dim\]"):

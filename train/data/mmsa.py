@@ -77,6 +77,9 @@ def read_split(split: dict, where: str) -> SequenceSet:
         raise DataError(f"{where}: missing field 'regression_labels'")
     labels = np.asarray(split["regression_labels"], dtype=np.float32).reshape(-1)
     n = len(labels)
+    if "text" not in split and "text_bert" in split:
+        raise DataError(f"{where}: has only 'text_bert' token ids; encoding them with a BERT encoder "
+                        "is not implemented — use an MMSA pickle with precomputed 'text' features")
     feats, masks = {}, {}
     for m in MODALITIES:
         feats[m] = _features(split, FEATURE_KEYS[m], n, where)
