@@ -128,6 +128,8 @@ def train_derl(
     data: Path = typer.Option(..., help="MMSA-layout pickle, or a folder holding one."),
     out: Path = typer.Option(..., help="Run folder to write (weights, config, log)."),
     preset: str = typer.Option("mosi", help="Paper settings: mosi | mosei."),
+    text_encoder: Optional[Path] = typer.Option(None, help="Local BERT-style encoder folder that encodes "
+                                                           "the pickle's text_bert ids (needs the text extra)."),
     hidden: Optional[int] = typer.Option(None, help="Hidden size d (paper: 128)."),
     heads: Optional[int] = typer.Option(None, help="Attention heads."),
     dropout: Optional[float] = typer.Option(None, help="Dropout rate."),
@@ -143,7 +145,7 @@ def train_derl(
 
     overrides = {k: v for k, v in dict(hidden=hidden, heads=heads, dropout=dropout).items() if v is not None}
     cfg = DERLTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    run = train_derl_run(data, out, preset, overrides, cfg, progress)
+    run = train_derl_run(data, out, preset, overrides, cfg, progress, text_encoder)
     typer.echo(f"run written to {run}")
 
 

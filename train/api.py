@@ -72,8 +72,9 @@ def evaluate_run(run, data=None, split: str = "test") -> dict:
 
 
 def train_derl_run(data, out, preset: str = "mosi", model_overrides: dict | None = None,
-                   train_cfg=None, progress: bool = True) -> Path:
-    """Train DERL on an MMSA-layout pickle (or its folder) and write the run folder `out`."""
+                   train_cfg=None, progress: bool = True, text_encoder=None) -> Path:
+    """Train DERL on an MMSA-layout pickle (or its folder) and write the run folder `out`.
+    text_encoder: a local BERT-style encoder folder that featurises `text_bert` ids."""
     from .data.mmsa import read_mmsa
     from .derl_trainer import DERLTrainConfig, train_derl
     from .models.derl import DERL, PRESETS, DERLConfig
@@ -81,11 +82,16 @@ def train_derl_run(data, out, preset: str = "mosi", model_overrides: dict | None
     if preset not in PRESETS:
         raise DataError(f"unknown --preset {preset!r}; choose from {', '.join(PRESETS)}")
     train_cfg = train_cfg or DERLTrainConfig()
-    sets = read_mmsa(data)
+    sets = read_mmsa(data, text_encoder)
+    enc_params = 0
+    if text_encoder is not None:
+        from .data.text_encoder import encoder_parameters, load_encoder
+
+        enc_params = encoder_parameters(load_encoder(text_encoder))
     # the data decides the input dims; an absent sensor is as long as the data's padded length
     lengths = tuple(sets["train"].feats[m].shape[1] for m in "atv")
     cfg = DERLConfig(**{**PRESETS[preset], "input_dims": sets["train"].dims, "absent_lengths": lengths,
-                        **(model_overrides or {})})
+                        "text_encoder_params": enc_params, **(model_overrides or {})})
     torch.manual_seed(train_cfg.seed)
     model = DERL(cfg)
     out = Path(out)
@@ -95,7 +101,8 @@ def train_derl_run(data, out, preset: str = "mosi", model_overrides: dict | None
     summary = train_derl(model, sets["train"], sets["valid"], train_cfg, log_path=log, progress=progress)
     meta = {"data": {"root": str(Path(data).resolve()), "layout": "mmsa", "dataset": preset,
                      "task": "sentiment", "preset": preset, "dims": list(sets["train"].dims),
-                     "labels": [], "features": ["audio", "text", "vision"]},
+                     "labels": [], "features": ["audio", "text", "vision"],
+                     "text_encoder": str(Path(text_encoder).resolve()) if text_encoder else None},
             "training": summary}
     save_run(out, model, meta)
     return out
@@ -109,7 +116,7 @@ def evaluate_derl_run(run, data=None, split: str = "test", model=None, config=No
     if model is None:
         model, config = load_run(run)
     d = config["data"]
-    sets = read_mmsa(data or d["root"])
+    sets = read_mmsa(data or d["root"], d.get("text_encoder"))
     key = {"val": "valid"}.get(split, split)
     if key not in sets:
         raise DataError(f"no {split!r} split in an MMSA pickle (has train, valid, test)")

@@ -72,14 +72,20 @@ def _features(split: dict, key: str, n: int, where: str) -> np.ndarray:
     return x
 
 
-def read_split(split: dict, where: str) -> SequenceSet:
+def read_split(split: dict, where: str, text_encoder=None) -> SequenceSet:
     if "regression_labels" not in split:
         raise DataError(f"{where}: missing field 'regression_labels'")
     labels = np.asarray(split["regression_labels"], dtype=np.float32).reshape(-1)
     n = len(labels)
-    if "text" not in split and "text_bert" in split:
-        raise DataError(f"{where}: has only 'text_bert' token ids; encoding them with a BERT encoder "
-                        "is not implemented — use an MMSA pickle with precomputed 'text' features")
+    if text_encoder is not None:
+        if "text_bert" not in split:
+            raise DataError(f"{where}: --text-encoder given but the split has no 'text_bert' ids")
+        from .text_encoder import encode_text_bert
+
+        split = {**split, "text": encode_text_bert(split["text_bert"], text_encoder)}
+    elif "text" not in split and "text_bert" in split:
+        raise DataError(f"{where}: has only 'text_bert' token ids; pass --text-encoder DIR (a local "
+                        "BERT-style encoder folder) or use a pickle with precomputed 'text' features")
     feats, masks = {}, {}
     for m in MODALITIES:
         feats[m] = _features(split, FEATURE_KEYS[m], n, where)
@@ -98,8 +104,9 @@ def read_split(split: dict, where: str) -> SequenceSet:
     return SequenceSet(feats, masks, labels, ids)
 
 
-def read_mmsa(path: str | Path) -> dict[str, SequenceSet]:
-    """{train, valid, test} from an MMSA pickle (or a folder holding exactly one .pkl)."""
+def read_mmsa(path: str | Path, text_encoder: str | Path | None = None) -> dict[str, SequenceSet]:
+    """{train, valid, test} from an MMSA pickle (or a folder holding exactly one .pkl).
+    text_encoder: a local BERT-style encoder folder; its outputs on `text_bert` replace `text`."""
     path = Path(path)
     if path.is_dir():
         pkls = sorted(path.glob("*.pkl"))
@@ -110,7 +117,12 @@ def read_mmsa(path: str | Path) -> dict[str, SequenceSet]:
     if not isinstance(data, dict) or any(s not in data for s in SPLITS):
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise DataError(f"{path}: not an MMSA pickle — expected a dict with {', '.join(SPLITS)}, got {got}")
-    sets = {s: read_split(data[s], f"{path.name}[{s}]") for s in SPLITS}
+    encoder = None
+    if text_encoder is not None:
+        from .text_encoder import load_encoder
+
+        encoder = load_encoder(text_encoder)
+    sets = {s: read_split(data[s], f"{path.name}[{s}]", encoder) for s in SPLITS}
     dims = {s: v.dims for s, v in sets.items()}
     if len(set(dims.values())) > 1:
         raise DataError(f"{path}: feature dims differ between splits: {dims}")

@@ -51,6 +51,9 @@ class DERLConfig:
     absent_lengths: tuple[int, int, int] = (375, 50, 500)  # a, t, v: an absent sensor's length
     output_dim: int = 1
     task: str = "sentiment"
+    # parameters of the frozen text encoder that featurises `text_bert` outside the model
+    # (0: precomputed text features); reported, never part of a bundle
+    text_encoder_params: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -217,14 +220,14 @@ class DERL(nn.Module):
         def count(*prefixes):
             return sum(p.numel() for n, p in self.named_parameters() if n.startswith(prefixes))
 
-        comp = {"text_encoder": 0,  # precomputed text features: no BERT inside the model
+        comp = {"text_encoder": self.cfg.text_encoder_params,  # frozen featurizer, outside the graphs
                 "projections": count("proj."), "bottleneck": count("bottleneck"),
                 "unified_encoders": count("unified."), "unk_text": count("unk_text"),
                 "hed_experts": count("private.", "shared."), "hed_routers": count("hed_"),
                 "mlcr_reconstruction": count("rec_"), "mrf_router": count("mrf_"),
                 "fusion": count("fusion."), "regressor": count("regressor.")}
         total = sum(comp.values())
-        served = total - comp["mlcr_reconstruction"]
+        served = total - comp["mlcr_reconstruction"] - comp["text_encoder"]
         shared = (comp["bottleneck"] + count("shared.") + comp["mrf_router"] + comp["fusion"]
                   + comp["regressor"])
         active = {}
