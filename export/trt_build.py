@@ -32,8 +32,13 @@ class ProfileLimits:
 
 
 def profile_shapes(bundle: Bundle, graph: str, limits: ProfileLimits = ProfileLimits()) -> dict:
-    """{input name: (min, opt, max) shape} from the bundle's symbolic input specs."""
+    """{input name: (min, opt, max) shape} from the bundle's symbolic input specs. DERL's
+    per-modality token axes (seq_audio/seq_text/seq_visual) are optimised for, and capped at,
+    the model's dataset length of that modality (its `absent_lengths`)."""
     axis = {"batch": (1, limits.opt_batch, limits.max_batch), "seq": (1, limits.opt_seq, limits.max_seq)}
+    cfg = bundle.model.get("config", {})
+    for name, length in zip(("audio", "text", "visual"), cfg.get("absent_lengths", ())):
+        axis[f"seq_{name}"] = (1, length, length)
     shapes = {}
     for spec in bundle.graphs[graph]["inputs"]:
         dims = [axis[d] if isinstance(d, str) else (d, d, d) for d in spec["shape"]]

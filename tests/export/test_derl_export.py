@@ -140,3 +140,17 @@ def test_derl_runtime_works_where_torch_cannot_be_imported(derl_bundle):
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_tensorrt_profiles_and_int8_calibration_for_derl(derl_bundle):
+    from anymodal.export.quantize import calibration_feeds
+    from anymodal.export.trt_build import profile_shapes
+    from anymodal.runtime.bundle import Bundle
+
+    b = Bundle(derl_bundle)
+    shapes = profile_shapes(b, "masked")
+    (Ta, Da), (Tt, _), (Tv, _) = DERL_SHAPES
+    assert shapes["audio"] == ((1, 1, Da), (1, Ta, Da), (16, Ta, Da))
+    assert shapes["text_avail"] == ((1, 1), (1, Tt), (16, Tt)) and shapes["visual_mask"][2] == (16, Tv)
+    with pytest.raises(ExportError, match="MoMKE bundles only"):
+        next(calibration_feeds(b, "t", None))
