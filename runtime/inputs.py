@@ -37,26 +37,37 @@ def _as_features(m: str, x, dim: int, float_dtype: str) -> np.ndarray:
     return arr.astype(float_dtype, copy=False)
 
 
+def single_modality(key: str, what: str) -> str:
+    m = parse_pattern(key)
+    if len(m) != 1:
+        raise InputError(f"{what}: key {key!r} names more than one modality")
+    return m
+
+
+def present_mask(m: str, value, shape: tuple[int, int]) -> np.ndarray:
+    """A caller's availability mask for modality m: bool [L] (one sample) or [B, L] -> [B, L]."""
+    arr = np.asarray(value)
+    if arr.dtype != np.bool_:
+        raise InputError(f"present[{MODALITY_NAMES[m]}]: expected a bool array, got {arr.dtype}")
+    if arr.shape == shape[1:]:
+        arr = arr[None]
+    if arr.shape != shape:
+        raise InputError(f"present[{MODALITY_NAMES[m]}]: shape {np.asarray(value).shape}, "
+                         f"expected [L] or [B, L] = {shape}")
+    return arr
+
+
 def _present_masks(present, shape: tuple[int, int]) -> dict[str, np.ndarray]:
     out = {}
     for key, value in (present or {}).items():
-        m = parse_pattern(key)
-        if len(m) != 1:
-            raise InputError(f"present: key {key!r} names more than one modality")
-        arr = np.asarray(value)
-        if arr.dtype != np.bool_:
-            raise InputError(f"present[{MODALITY_NAMES[m]}]: expected a bool array, got {arr.dtype}")
-        if arr.shape == shape[1:]:
-            arr = arr[None]
-        if arr.shape != shape:
-            raise InputError(f"present[{MODALITY_NAMES[m]}]: shape {np.asarray(value).shape}, "
-                             f"expected [L] or [B, L] = {shape}")
-        out[m] = arr
+        m = single_modality(key, "present")
+        out[m] = present_mask(m, value, shape)
     return out
 
 
-def build_request(dims: dict[str, int], float_dtype: str, audio=None, text=None, visual=None,
-                  present=None, lengths=None) -> Request:
+def given_features(dims: dict[str, int], float_dtype: str, audio, text, visual):
+    """The modalities given, checked and cast, as batched arrays.
+    -> ({m: [B, L, dim]}, whether the caller batched them)"""
     given = {m: x for m, x in zip(MODALITIES, (audio, text, visual)) if x is not None}
     if not given:
         raise InputError("all modalities are absent: give at least one of audio, text, visual")
@@ -68,6 +79,12 @@ def build_request(dims: dict[str, int], float_dtype: str, audio=None, text=None,
     batched = ranks == {3}
     if not batched:
         feats = {m: f[None] for m, f in feats.items()}
+    return feats, batched
+
+
+def build_request(dims: dict[str, int], float_dtype: str, audio=None, text=None, visual=None,
+                  present=None, lengths=None) -> Request:
+    feats, batched = given_features(dims, float_dtype, audio, text, visual)
     shapes = {f.shape[:2] for f in feats.values()}
     if len(shapes) > 1:
         raise InputError("modalities disagree on batch/sequence length: "

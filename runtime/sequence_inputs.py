@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
-from .inputs import MASKED, Request, _as_features
-from .patterns import MODALITIES, MODALITY_NAMES, parse_pattern
+from .inputs import MASKED, Request, given_features, present_mask, single_modality
+from .patterns import MODALITIES, MODALITY_NAMES
 
 
 def _per_modality(arg, what: str) -> dict[str, object]:
@@ -21,13 +21,7 @@ def _per_modality(arg, what: str) -> dict[str, object]:
         return {}
     if not isinstance(arg, dict):
         raise InputError(f"{what}: expected a dict modality -> array for a sequence model, got {type(arg).__name__}")
-    out = {}
-    for key, value in arg.items():
-        m = parse_pattern(key)
-        if len(m) != 1:
-            raise InputError(f"{what}: key {key!r} names more than one modality")
-        out[m] = value
-    return out
+    return {single_modality(key, what): value for key, value in arg.items()}
 
 
 def _token_mask(m: str, lengths, B: int, T: int) -> np.ndarray:
@@ -40,31 +34,9 @@ def _token_mask(m: str, lengths, B: int, T: int) -> np.ndarray:
     return np.arange(T)[None] < arr[:, None]
 
 
-def _present(m: str, value, shape: tuple[int, int]) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype != np.bool_:
-        raise InputError(f"present[{MODALITY_NAMES[m]}]: expected a bool array, got {arr.dtype}")
-    if arr.shape == shape[1:]:
-        arr = arr[None]
-    if arr.shape != shape:
-        raise InputError(f"present[{MODALITY_NAMES[m]}]: shape {np.asarray(value).shape}, "
-                         f"expected [T] or [B, T] = {shape}")
-    return arr
-
-
 def build_sequence_request(dims: dict[str, int], absent_lengths: dict[str, int], float_dtype: str,
                            audio=None, text=None, visual=None, present=None, lengths=None) -> Request:
-    given = {m: x for m, x in zip(MODALITIES, (audio, text, visual)) if x is not None}
-    if not given:
-        raise InputError("all modalities are absent: give at least one of audio, text, visual")
-    feats = {m: _as_features(m, x, dims[m], float_dtype) for m, x in given.items()}
-    ranks = {f.ndim for f in feats.values()}
-    if len(ranks) > 1:
-        raise InputError("modalities mix batched [B, T, dim] and unbatched [T, dim] arrays: "
-                         + ", ".join(f"{MODALITY_NAMES[m]} {f.shape}" for m, f in feats.items()))
-    batched = ranks == {3}
-    if not batched:
-        feats = {m: f[None] for m, f in feats.items()}
+    feats, batched = given_features(dims, float_dtype, audio, text, visual)
     batches = {f.shape[0] for f in feats.values()}
     if len(batches) > 1:
         raise InputError("modalities disagree on the batch size: "
@@ -77,7 +49,7 @@ def build_sequence_request(dims: dict[str, int], absent_lengths: dict[str, int],
     masks, avails = {}, {}
     for m, f in feats.items():
         masks[m] = _token_mask(m, lens.get(m), B, f.shape[1])
-        avails[m] = masks[m] & (_present(m, pres[m], masks[m].shape) if m in pres else True)
+        avails[m] = masks[m] & (present_mask(m, pres[m], masks[m].shape) if m in pres else True)
         bad = ~np.isfinite(f).all(axis=-1) & avails[m]  # NaN/Inf only matter where observed
         if bad.any():
             b, t = np.argwhere(bad)[0]

@@ -30,6 +30,15 @@ def load_dataset(data: str | Path, dataset: str, features, fold: int | None, see
     return ds, splits
 
 
+def _fresh_log(out) -> Path:
+    """The run folder's training log, emptied (a re-run into the same folder starts over)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "train_log.jsonl"
+    log.unlink(missing_ok=True)
+    return log
+
+
 def train_momke_run(data, dataset: str, out, features=None, fold: int | None = None,
                     model_overrides: dict | None = None, train_cfg: TrainConfig | None = None,
                     progress: bool = True) -> Path:
@@ -40,10 +49,7 @@ def train_momke_run(data, dataset: str, out, features=None, fold: int | None = N
                       **(model_overrides or {}))
     torch.manual_seed(train_cfg.seed)
     model = MoMKE(cfg)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "train_log.jsonl"
-    log.unlink(missing_ok=True)
+    log = _fresh_log(out)
     summary = train_momke(model, ds.split_by(splits["train"]), ds.split_by(splits["val"]), train_cfg,
                           log_path=log, progress=progress)
     meta = {
@@ -94,10 +100,7 @@ def train_derl_run(data, out, preset: str = "mosi", model_overrides: dict | None
                         "text_encoder_params": enc_params, **(model_overrides or {})})
     torch.manual_seed(train_cfg.seed)
     model = DERL(cfg)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "train_log.jsonl"
-    log.unlink(missing_ok=True)
+    log = _fresh_log(out)
     summary = train_derl(model, sets["train"], sets["valid"], train_cfg, log_path=log, progress=progress)
     meta = {"data": {"root": str(Path(data).resolve()), "layout": "mmsa", "dataset": preset,
                      "task": "sentiment", "preset": preset, "dims": list(sets["train"].dims),
