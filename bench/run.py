@@ -8,7 +8,7 @@ from pathlib import Path
 
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import InputError
-from anymodal.runtime.patterns import ALL_PATTERNS, parse_pattern
+from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES, parse_pattern
 
 from .machine import machine_info, matmul_peak_gflops, peak_rss_mb
 from .macs import model_macs
@@ -79,8 +79,8 @@ def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, ba
         "fraction_of_peak": best["fraction_of_peak"] if best else None,
         "bundle_bytes": bundle_bytes(bundle),
     }
-    if kind == "derl":  # sequence-level: each modality has its own length; seq_len is None
-        out["seq_lens"] = dict(zip(("audio", "text", "visual"), cfg["absent_lengths"]))
+    if bundle.sequence_model:  # each modality has its own length; seq_len is None
+        out["seq_lens"] = {MODALITY_NAMES[m]: n for m, n in bundle.absent_lengths.items()}
     return out
 
 
@@ -97,10 +97,10 @@ def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = Non
     kind = bundle.model["kind"]
     if model is not None and model != kind:
         raise InputError(f"--model {model} but the bundle {bundle_dir} holds a {kind} model")
-    if kind == "derl":
+    if bundle.sequence_model:
         if seq_lens is not None:
             raise InputError("--seq-len applies to MoMKE conversations; DERL requests use the model's "
-                             f"sequence lengths (audio/text/visual {bundle.model['config']['absent_lengths']})")
+                             f"sequence lengths {bundle.absent_lengths}")
         seq_lens = (None,)
     seq_lens = seq_lens or (24,)
     if run is None and bundle.manifest.get("source_run"):

@@ -10,32 +10,24 @@ from anymodal.runtime.backends import BACKENDS
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.inputs import build_request
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
-from anymodal.runtime.sequence_inputs import build_sequence_request
+from anymodal.runtime.sequence_inputs import build_sequence_request, masked_sequence_feeds
 
 ALL_VARIANTS = ("torch", "ort-masked", "ort", "ort-cuda", "tensorrt")
-
-
-def is_sequence_model(bundle: Bundle) -> bool:
-    return bundle.model["kind"] == "derl"
-
-
-def _absent_lengths(bundle: Bundle) -> dict[str, int]:
-    return dict(zip(MODALITIES, bundle.model["config"]["absent_lengths"]))
 
 
 def make_request(bundle: Bundle, pattern: str, batch: int, seq: int | None, seed: int = 0):
     """Random features of the present modalities: [batch, seq, dim] per utterance-level model;
     sequence models (DERL) get each modality at its dataset length (absent_lengths)."""
     rng = np.random.default_rng(seed)
-    lens = _absent_lengths(bundle) if is_sequence_model(bundle) else {m: seq for m in MODALITIES}
+    lens = bundle.absent_lengths if bundle.sequence_model else {m: seq for m in MODALITIES}
     return {MODALITY_NAMES[m]: rng.standard_normal((batch, lens[m], bundle.dims[m])).astype(np.float32)
             for m in pattern}
 
 
 def specialised_feeds(bundle: Bundle, req: dict, float_dtype: str):
     """(graph, feeds) of the graph the runtime picks for this request."""
-    if is_sequence_model(bundle):
-        r = build_sequence_request(bundle.dims, _absent_lengths(bundle), float_dtype, **req)
+    if bundle.sequence_model:
+        r = build_sequence_request(bundle.dims, bundle.absent_lengths, float_dtype, **req)
     else:
         r = build_request(bundle.dims, float_dtype, **req)
     return r.graph, r.feeds
@@ -43,22 +35,14 @@ def specialised_feeds(bundle: Bundle, req: dict, float_dtype: str):
 
 def _masked_sequence_feeds(bundle: Bundle, req: dict) -> dict:
     """DERL: all inputs, absent sensors as their all-missing input (what the paper code runs)."""
-    B = next(iter(req.values())).shape[0]
-    feeds = {}
-    for m, T in _absent_lengths(bundle).items():
-        n = MODALITY_NAMES[m]
-        present = n in req
-        feeds[n] = req[n].astype(bundle.float_dtype) if present else np.zeros((B, T, bundle.dims[m]),
-                                                                              bundle.float_dtype)
-        feeds[f"{n}_mask"] = np.ones((B, T), bool)
-        feeds[f"{n}_avail"] = np.full((B, T), present)
-    order = [MODALITY_NAMES[m] + s for s in ("", "_mask", "_avail") for m in MODALITIES]
-    return {k: feeds[k] for k in order}
+    feats = {m: req[MODALITY_NAMES[m]].astype(bundle.float_dtype) for m in MODALITIES if MODALITY_NAMES[m] in req}
+    masks = {m: np.ones(f.shape[:2], bool) for m, f in feats.items()}
+    return masked_sequence_feeds(bundle.dims, bundle.absent_lengths, bundle.float_dtype, feats, masks, masks)
 
 
 def _masked_feeds(bundle: Bundle, req: dict) -> dict:
     """All inputs + masks, absent modalities zero: the masked graph / paper-code way."""
-    if is_sequence_model(bundle):
+    if bundle.sequence_model:
         return _masked_sequence_feeds(bundle, req)
     B, L = next(iter(req.values())).shape[:2]
     feeds = {MODALITY_NAMES[m]: req.get(MODALITY_NAMES[m], np.zeros((B, L, bundle.dims[m]), np.float32))

@@ -15,7 +15,7 @@ from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 def calibration_feeds(bundle: Bundle, graph: str, data: Path | None, batches: int = 16, seed: int = 0):
     """Feeds for a graph: conversations of the recorded training split of `data` (GCNet
     layout, as the bundle was trained on), or standard-normal features when no data is given."""
-    if bundle.model["kind"] != "momke":
+    if bundle.sequence_model:
         raise ExportError(f"INT8 calibration is implemented for MoMKE bundles only, not {bundle.model['kind']}")
     specs = bundle.graphs[graph]["inputs"]
     names = {s["name"] for s in specs}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from anymodal.runtime.bundle import Bundle, sha256_file
 from anymodal.runtime.errors import BackendUnavailableError, ExportError
+from anymodal.runtime.patterns import MODALITY_NAMES
 
 ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -36,9 +37,9 @@ def profile_shapes(bundle: Bundle, graph: str, limits: ProfileLimits = ProfileLi
     per-modality token axes (seq_audio/seq_text/seq_visual) are optimised for, and capped at,
     the model's dataset length of that modality (its `absent_lengths`)."""
     axis = {"batch": (1, limits.opt_batch, limits.max_batch), "seq": (1, limits.opt_seq, limits.max_seq)}
-    cfg = bundle.model.get("config", {})
-    for name, length in zip(("audio", "text", "visual"), cfg.get("absent_lengths", ())):
-        axis[f"seq_{name}"] = (1, length, length)
+    if bundle.sequence_model:
+        for m, length in bundle.absent_lengths.items():
+            axis[f"seq_{MODALITY_NAMES[m]}"] = (1, length, length)
     shapes = {}
     for spec in bundle.graphs[graph]["inputs"]:
         dims = [axis[d] if isinstance(d, str) else (d, d, d) for d in spec["shape"]]

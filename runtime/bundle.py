@@ -70,6 +70,16 @@ class Bundle:
         return {m: int(self.manifest["inputs"][m]["dim"]) for m in MODALITIES}
 
     @property
+    def sequence_model(self) -> bool:
+        """Sequence-level model (DERL): one score per sample, each modality its own length."""
+        return self.model["kind"] == "derl"
+
+    @property
+    def absent_lengths(self) -> dict[str, int]:
+        """Sequence models: the length of the all-missing input that stands for an absent sensor."""
+        return dict(zip(MODALITIES, self.model["config"]["absent_lengths"]))
+
+    @property
     def graphs(self) -> dict[str, dict]:
         return self.variant["graphs"]
 

@@ -18,8 +18,8 @@ class Request:
     feeds: dict[str, np.ndarray]
     batched: bool  # False: the caller gave [L, dim] arrays and gets unbatched outputs
     modalities: tuple[str, ...]  # modalities whose outputs are reported
-    mask: np.ndarray  # [B, L] bool, real utterances
-    avail: np.ndarray  # [B, L, 3] bool
+    mask: np.ndarray | None = None  # [B, L] bool, real utterances (utterance-level models)
+    avail: np.ndarray | None = None  # [B, L, 3] bool (utterance-level models)
 
 
 def _as_features(m: str, x, dim: int, float_dtype: str) -> np.ndarray:

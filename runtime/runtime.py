@@ -62,11 +62,6 @@ class Runtime:
     def backend_name(self) -> str:
         return self.backend.name
 
-    @property
-    def sequence_model(self) -> bool:
-        """True for sequence-level models (DERL): one score per sample, per-modality lengths."""
-        return self.bundle.model["kind"] == "derl"
-
     def predict(self, audio=None, text=None, visual=None, *, present=None, lengths=None) -> Prediction:
         """Utterance-level models (MoMKE): predict every utterance of one conversation ([L, dim]
         arrays) or a batch ([B, L, dim] with optional `lengths` [B]); `present` maps a modality
@@ -74,7 +69,7 @@ class Runtime:
         Sequence-level models (DERL): one sample ([T_m, dim] per modality, own lengths) or a
         batch ([B, T_m, dim]); `lengths` and `present` map a modality to [B] real lengths and
         to a per-token bool mask of observed tokens."""
-        if self.sequence_model:
+        if self.bundle.sequence_model:
             return self._predict_sequence(audio, text, visual, present, lengths)
         req = build_request(self.bundle.dims, self.bundle.float_dtype, audio, text, visual,
                             present=present, lengths=lengths)
@@ -100,10 +95,8 @@ class Runtime:
         return pred if req.batched else _unbatch(pred)
 
     def _predict_sequence(self, audio, text, visual, present, lengths) -> Prediction:
-        cfg = self.bundle.model["config"]
-        absent = dict(zip(MODALITIES, cfg["absent_lengths"]))
-        req = build_sequence_request(self.bundle.dims, absent, self.bundle.float_dtype, audio, text,
-                                     visual, present=present, lengths=lengths)
+        req = build_sequence_request(self.bundle.dims, self.bundle.absent_lengths, self.bundle.float_dtype,
+                                     audio, text, visual, present=present, lengths=lengths)
         out = self.backend.run(req.graph, req.feeds)
         scores = out["logits"].astype(np.float32)[:, 0]  # [B]
         weights = {"modality_routing": out["router_weights"].astype(np.float32)}  # [B, N, 6]

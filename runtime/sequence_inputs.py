@@ -54,19 +54,28 @@ def build_sequence_request(dims: dict[str, int], absent_lengths: dict[str, int],
         if bad.any():
             b, t = np.argwhere(bad)[0]
             raise InputError(f"{MODALITY_NAMES[m]}: NaN or Inf at batch {b}, token {t}")
-        feats[m] = np.where(avails[m][..., None], f, 0).astype(float_dtype)  # padding/missing: zero
+        if not avails[m].all():  # padding/missing tokens are never read; zero them so NaN can't travel
+            feats[m] = np.where(avails[m][..., None], f, 0).astype(float_dtype)
     pattern = "".join(m for m in MODALITIES if m in feats)
     if all((avails[m] == masks[m]).all() for m in feats):  # every real token observed
         names = [MODALITY_NAMES[m] for m in pattern]
         req = {n: feats[m] for n, m in zip(names, pattern)}
         req.update({f"{n}_mask": masks[m] for n, m in zip(names, pattern)})
-        return Request(pattern, req, batched, tuple(pattern), np.ones((B,), bool), np.zeros(0, bool))
+        return Request(pattern, req, batched, tuple(pattern))
+    feeds = masked_sequence_feeds(dims, absent_lengths, float_dtype, feats, masks, avails)
+    return Request(MASKED, feeds, batched, tuple(pattern))
+
+
+def masked_sequence_feeds(dims: dict[str, int], absent_lengths: dict[str, int], float_dtype: str,
+                          feats: dict, masks: dict, avails: dict) -> dict[str, np.ndarray]:
+    """Feeds of the masked graph, in its input order. feats/masks/avails hold the given
+    modalities ([B, T_m, D_m], [B, T_m], [B, T_m]); an absent one becomes its all-missing
+    input at the model's absent length."""
+    B = next(iter(feats.values())).shape[0]
     req = {}
-    for m in MODALITIES:  # an absent sensor: every token missing, at the model's absent length
+    for m in MODALITIES:
         n, T = MODALITY_NAMES[m], absent_lengths[m]
         req[n] = feats.get(m, np.zeros((B, T, dims[m]), float_dtype))
         req[f"{n}_mask"] = masks.get(m, np.ones((B, T), bool))
         req[f"{n}_avail"] = avails.get(m, np.zeros((B, T), bool))
-    order = [MODALITY_NAMES[m] + s for s in ("", "_mask", "_avail") for m in MODALITIES]
-    return Request(MASKED, {k: req[k] for k in order}, batched, tuple(pattern), np.ones((B,), bool),
-                   np.zeros(0, bool))
+    return {MODALITY_NAMES[m] + s: req[MODALITY_NAMES[m] + s] for s in ("", "_mask", "_avail") for m in MODALITIES}

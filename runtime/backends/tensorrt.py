@@ -78,7 +78,7 @@ class TensorRTBackend(Backend):
         with s["lock"]:  # one execution context: one request at a time
             self._ctx.push()
             try:
-                keep = []
+                keep = []  # device buffers and host arrays must outlive the asynchronous launch
                 for name, arr in feeds.items():
                     arr = np.ascontiguousarray(arr)
                     ctx.set_input_shape(name, arr.shape)

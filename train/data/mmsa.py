@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from anymodal.runtime.errors import DataError
-from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
+from anymodal.runtime.patterns import MODALITIES
 
 from .safe_pickle import safe_load_pickle
 
@@ -127,8 +127,3 @@ def read_mmsa(path: str | Path, text_encoder: str | Path | None = None) -> dict[
     if len(set(dims.values())) > 1:
         raise DataError(f"{path}: feature dims differ between splits: {dims}")
     return sets
-
-
-def describe(sets: dict[str, SequenceSet]) -> str:
-    s = sets["train"]
-    return ", ".join(f"{MODALITY_NAMES[m]} {s.feats[m].shape[1]}x{s.feats[m].shape[2]}" for m in MODALITIES)

@@ -18,6 +18,7 @@ Choices where the paper is silent or differs from its public code (we follow the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -160,6 +161,7 @@ class MoMKE(nn.Module):
                 if name.startswith(("proj.", "experts.", "unimodal_heads."))]
 
 
+@functools.lru_cache(maxsize=None)  # asked per modality per forward: import once
 def _triton_available() -> bool:
     try:
         import triton  # noqa: F401
