@@ -11,6 +11,7 @@ current CUDA context."""
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 
@@ -124,6 +125,7 @@ class OnnxParser:
                 dims = [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
                 dst.append({"name": v.name, "dtype": int(_ONNX[v.type.tensor_type.elem_type]), "shape": dims})
         self.network.onnx_path = path
+        self.network.onnx_bytes = model.SerializeToString()  # a plan is self-contained
         return True
 
 
@@ -199,7 +201,8 @@ class Builder:
                 return None
         built.append({"onnx": network.onnx_path, "flags": sorted(int(f) for f in config.flags),
                       "strongly_typed": network.strongly_typed})
-        header = {"version": __version__, "onnx": network.onnx_path, "inputs": network.inputs,
+        header = {"version": __version__, "onnx": base64.b64encode(network.onnx_bytes).decode(),
+                  "inputs": network.inputs,
                   "outputs": network.outputs, "profile": {k: list(map(list, v)) for k, v in prof.items()}}
         return MAGIC + json.dumps(header).encode()
 
@@ -267,7 +270,7 @@ class ICudaEngine:
         if self._session is None:
             import onnxruntime as ort
 
-            self._session = ort.InferenceSession(self.h["onnx"], providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(base64.b64decode(self.h["onnx"]), providers=["CPUExecutionProvider"])
         return self._session
 
 
