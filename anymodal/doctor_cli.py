@@ -40,3 +40,7 @@ def doctor(
 
 def main():
     app()
+
+
+if __name__ == "__main__":
+    main()
