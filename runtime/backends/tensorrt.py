@@ -53,11 +53,16 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
+        import importlib.util
+
+        missing = [m for m in ("tensorrt", "pycuda") if importlib.util.find_spec(m) is None]
+        if missing:
+            return False, f"{' and '.join(missing)} not installed ({cls.install_hint})"
         try:
             import pycuda.driver as cuda
             import tensorrt  # noqa: F401
         except ImportError as exc:
-            return False, f"{exc.name} is not installed ({cls.install_hint})"
+            return False, f"{exc.name} cannot be imported ({exc}) ({cls.install_hint})"
         try:
             cuda.init()
             if cuda.Device.count() <= cuda_device_index():
