@@ -163,3 +163,14 @@ def test_runtime_runs_tensorrt_end_to_end(built):
     np.testing.assert_allclose(a.probs, b.probs, atol=1e-6)
     meta = json.loads(next((path / "engines").iterdir()).joinpath("engines.json").read_text())
     assert meta["precision"] == "fp32"
+
+
+def test_engine_precision_follows_the_bundle_precision(fake_gpu, bundle_copy):
+    """Defect: the engine folder was chosen by a fixed preference (fp16 first) whatever
+    precision the Runtime was opened with."""
+    fake_gpu()
+    build_engines(bundle_copy, "fp16", progress=quiet)
+    build_engines(bundle_copy, "fp32", progress=quiet)
+    assert TensorRTBackend(Bundle(bundle_copy)).engine_precision == "fp32"  # the bundle's default
+    shutil.rmtree(next(p for p in (bundle_copy / "engines").iterdir() if p.name.endswith("-fp32")))
+    assert TensorRTBackend(Bundle(bundle_copy)).engine_precision == "fp16"  # next by preference
