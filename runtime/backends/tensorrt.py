@@ -152,7 +152,12 @@ class TensorRTBackend(Backend):
             try:
                 stream = s["stream"]
                 for name in s["inputs"]:
-                    arr = np.ascontiguousarray(feeds[name], dtype=s["dtypes"][name])  # engine's dtype
+                    src = np.asarray(feeds[name])
+                    with np.errstate(over="ignore"):  # overflow is checked just below
+                        arr = np.ascontiguousarray(src, dtype=s["dtypes"][name])  # engine's dtype
+                    if arr.dtype == np.float16 and src.dtype != np.float16 and not np.isfinite(arr).all() \
+                            and np.isfinite(src).all():
+                        raise InputError(f"{name}: values beyond the fp16 range (±65504) for this fp16 engine")
                     self._check_bounds(s, name, arr.shape)
                     if not ctx.set_input_shape(name, arr.shape):
                         raise InputError(f"{name}: TensorRT refused shape {arr.shape} for engine {s['graph']}")

@@ -93,6 +93,9 @@ def test_feeds_are_cast_to_the_engines_dtypes(fake_gpu, fp16_bundle_src, tmp_pat
     ref = ort_run(Bundle(path, "fp16"), "av", {k: v.astype(np.float16) if v.dtype == np.float32 else v
                                               for k, v in f32.items()})
     np.testing.assert_allclose(out["logits"].astype(np.float32), ref["logits"].astype(np.float32), rtol=1e-3)
+    big = dict(f32, audio=f32["audio"] * 1e6)
+    with pytest.raises(InputError, match="fp16 range"):
+        be.run("av", big)
 
 
 test_feeds_are_cast_to_the_engines_dtypes = pytest.mark.slow(test_feeds_are_cast_to_the_engines_dtypes)
