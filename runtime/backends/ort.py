@@ -40,6 +40,8 @@ class OrtBackend(Backend):
         # No busy-waiting between ops/requests: on a 2-core machine spinning workers starve the
         # caller (measured: 'a' graph p50 16.0 -> 9.1 ms at 2 threads, batch 1, L=24).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if self.low_memory:  # weights stay in the shared file mapping, no per-session packed copy
+            opts.add_session_config_entry("session.disable_prepacking", "1")
         return opts
 
     def _load_impl(self, path: Path):
