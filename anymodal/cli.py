@@ -88,65 +88,17 @@ def _train():
     """Training."""
 
 
-@train_app.command("momke")
-def train_momke(
-    data: Path = typer.Option(..., help="Dataset folder (GCNet layout)."),
-    dataset: str = typer.Option(..., help="iemocap4 | iemocap6 | mosi | mosei"),
-    out: Path = typer.Option(..., help="Run folder to write (weights, config, log)."),
-    features: str = typer.Option("synth-audio,synth-text,synth-visual",
-                                 help="Feature folder names AUDIO,TEXT,VISUAL."),
-    protocol: str = typer.Option("all-patterns",
-                                 help="all-patterns (one model, 7 patterns) | fixed (one condition)."),
-    condition: Optional[str] = typer.Option(None, help="Pattern for --protocol fixed, e.g. a,v."),
-    fold: Optional[int] = typer.Option(None, help="IEMOCAP leave-one-session-out fold 1..5."),
-    hidden: int = typer.Option(256, help="Hidden size d (paper: 256 IEMOCAP, 128 MOSI, 256 MOSEI)."),
-    depth: int = typer.Option(4, help="Transformer blocks per expert (Q)."),
-    heads: int = typer.Option(2, help="Attention heads."),
-    dropout: float = typer.Option(0.5, help="Dropout rate."),
-    epochs_stage1: int = typer.Option(100, help="Unimodal expert training epochs."),
-    epochs_stage2: int = typer.Option(100, help="Experts mixing training epochs."),
-    batch_size: int = typer.Option(16, help="Conversations per step."),
-    patterns_per_step: int = typer.Option(7, help="all-patterns: random patterns per conversation per step."),
-    lr: float = typer.Option(1e-4, help="Adam learning rate."),
-    seed: int = typer.Option(0, help="Random seed."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-):
-    """Two-stage MoMKE training with validation-based epoch selection."""
-    from anymodal.train.api import train_momke_run
-    from anymodal.train.momke_trainer import TrainConfig
+def _register_family_commands() -> None:
+    """`rt-train <family>` for every registered training family (each brings its own options)."""
+    from anymodal.train.families import get_train_family, train_family_names
 
-    cfg = TrainConfig(protocol=protocol, condition=condition, epochs_stage1=epochs_stage1,
-                      epochs_stage2=epochs_stage2, batch_size=batch_size,
-                      patterns_per_step=patterns_per_step, lr=lr, seed=seed)
-    run = train_momke_run(data, dataset, out, features, fold,
-                          dict(hidden=hidden, depth=depth, heads=heads, dropout=dropout), cfg, progress)
-    typer.echo(f"run written to {run}")
+    for name in train_family_names():
+        command = get_train_family(name).train_command
+        if command is not None:
+            train_app.command(name)(command)
 
 
-@train_app.command("derl")
-def train_derl(
-    data: Path = typer.Option(..., help="MMSA-layout pickle, or a folder holding one."),
-    out: Path = typer.Option(..., help="Run folder to write (weights, config, log)."),
-    preset: str = typer.Option("mosi", help="Paper settings: mosi | mosei."),
-    text_encoder: Optional[Path] = typer.Option(None, help="Local BERT-style encoder folder that encodes "
-                                                           "the pickle's text_bert ids (needs the text extra)."),
-    hidden: Optional[int] = typer.Option(None, help="Hidden size d (paper: 128)."),
-    heads: Optional[int] = typer.Option(None, help="Attention heads."),
-    dropout: Optional[float] = typer.Option(None, help="Dropout rate."),
-    epochs: int = typer.Option(200, help="Training epochs (paper: 200)."),
-    batch_size: int = typer.Option(64, help="Samples per step (paper: 64)."),
-    lr: float = typer.Option(1e-4, help="AdamW learning rate (paper: 1e-4), cosine-annealed."),
-    seed: int = typer.Option(0, help="Random seed."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-):
-    """DERL with LNLN's missing-rate protocol; the epoch is selected on validation at rate 0.5."""
-    from anymodal.train.api import train_derl_run
-    from anymodal.train.derl_trainer import DERLTrainConfig
-
-    overrides = {k: v for k, v in dict(hidden=hidden, heads=heads, dropout=dropout).items() if v is not None}
-    cfg = DERLTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    run = train_derl_run(data, out, preset, overrides, cfg, progress, text_encoder)
-    typer.echo(f"run written to {run}")
+_register_family_commands()
 
 
 # --------------------------------------------------------------------------- rt-eval
@@ -230,33 +182,16 @@ def run_once(
     visual: Optional[Path] = typer.Option(None, help=".npy visual features."),
     backend: str = typer.Option("auto", help="auto | ort-cpu | ort-cuda"),
     precision: Optional[str] = typer.Option(None, help="Bundle precision variant (default: its first)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    nonfinite: str = typer.Option("error", help="error | absent: NaN/Inf in an item is refused, or that "
+                                                "item of that modality is treated as absent."),
+    json_out: bool = typer.Option(False, "--json", help="Print Prediction.to_dict() as JSON."),
 ):
     """Absent sensors are simply not given; the graph is chosen from those that are."""
-    import numpy as np
-
-    from anymodal.runtime import Runtime
-    from anymodal.runtime.errors import InputError
     from anymodal.runtime.jsonio import dumps
+    from anymodal.runtime.runner import describe, predict_files
 
-    def load(p):
-        if p is None:
-            return None
-        if not p.is_file():
-            raise InputError(f"feature file not found: {p}")
-        return np.load(p, allow_pickle=False)
-
-    rt = Runtime(bundle, backend=backend, precision=precision)
-    pred = rt.predict(audio=load(audio), text=load(text), visual=load(visual))
-    result = {"pattern": pred.pattern, "graph": pred.graph, "backend": pred.backend,
-              "labels": pred.labels, "probs": pred.probs, "scores": pred.scores,
-              "router_weights": pred.router_weights}
-    if json_out:
-        typer.echo(dumps({k: v for k, v in result.items() if v is not None}))
-        return
-    typer.echo(f"pattern {pred.pattern} via graph {pred.graph} on {pred.backend}")
-    values = pred.labels if pred.labels is not None else np.round(pred.scores, 3)
-    typer.echo("predictions: " + " ".join(str(v) for v in np.ravel(values)))
+    pred = predict_files(bundle, {"a": audio, "t": text, "v": visual}, backend, precision, nonfinite)
+    typer.echo(dumps(pred.to_dict()) if json_out else describe(pred))
 
 
 def export_main():
@@ -288,7 +223,8 @@ def bench(
     condition: Optional[str] = typer.Option(None, help="Pattern to serve, e.g. a,v (or use --all-conditions)."),
     all_conditions: bool = typer.Option(False, "--all-conditions", help="All 7 conditions in one table."),
     bundle: Optional[Path] = typer.Option(None, help="Bundle folder (default: built-in paper-sized --model)."),
-    model: Optional[str] = typer.Option(None, help="momke | derl: the default bundle's model (default momke)."),
+    model: Optional[str] = typer.Option(None, help="Model family of the default bundle (a registered family; "
+                                                   "default: the first)."),
     run: Optional[Path] = typer.Option(None, help="Run folder for the PyTorch reference of --bundle."),
     backend: str = typer.Option("all", help="Variants: torch,ort-masked,ort,ort-cuda,tensorrt or all."),
     batch: str = typer.Option("1", help="Batch sizes, e.g. 1,8."),
