@@ -102,8 +102,8 @@ def _features(m: str, value, dim: int) -> np.ndarray:
 
 
 def _lengths(value, B: int, T: int, batched: bool, what: str) -> np.ndarray:
-    """[B] int lengths in 1..T -> [B, T] bool mask of real items."""
-    arr = _array(value, what)
+    """[B] int lengths in 1..T (one sample: an int is fine) -> [B, T] bool mask of real items."""
+    arr = np.asarray(value) if isinstance(value, (int, np.integer)) else _array(value, what)
     if not batched and arr.ndim == 0:
         arr = arr[None]
     if arr.dtype.type is np.bool_ or not np.issubdtype(arr.dtype, np.integer):

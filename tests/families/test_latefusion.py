@@ -8,10 +8,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import latefusion_family as lf  # noqa: E402  (importing it registers the family)
 from anymodal.runtime import Runtime  # noqa: E402
 from anymodal.runtime.families import family_names  # noqa: E402
 from anymodal.train.checkpoint import load_run  # noqa: E402
+from families import latefusion_family as lf  # noqa: E402  (importing it registers the family)
 
 
 @pytest.fixture(scope="module")
