@@ -91,7 +91,8 @@ def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = Non
     """seq_lens: conversation lengths of utterance-level models (default 24); sequence models'
     requests use the dataset's sequence lengths recorded in the model (absent_lengths), so
     seq_lens must stay None."""
-    if bundle_dir is None:
+    patterns = ALL_PATTERNS if conditions == "all" else tuple(parse_pattern(c) for c in conditions)
+    if bundle_dir is None:  # (conditions parsed first: a typo must not wait for a bundle build)
         from .default_bundle import default_bundle
 
         bundle_dir, run = default_bundle(progress, model or DEFAULT_FAMILY)
@@ -109,7 +110,6 @@ def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = Non
         run = Path(bundle.manifest["source_run"])
     names = parse_variants(variants) if isinstance(variants, str) else tuple(variants)
     threads = threads or os.cpu_count() or 1
-    patterns = ALL_PATTERNS if conditions == "all" else tuple(parse_pattern(c) for c in conditions)
     progress("measuring this machine's large-matmul rate …")
     peak = matmul_peak_gflops()
     runs = []
