@@ -12,7 +12,8 @@ which the development machines do not have, so it is exercised by the `gpu` test
 
 from __future__ import annotations
 
-PLUGIN_ID = "anymodal::RouterMix"
+from .plugin_id import PLUGIN_ID
+
 _registered: set[int] = set()
 
 
