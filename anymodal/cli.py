@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from anymodal.choices import CONDITIONS, Backend, BuildPrecision, Kernels, Layout, NonFinite, Split
 from anymodal.runtime.errors import AnymodalError
 
 
@@ -47,7 +48,7 @@ def _data():
 @data_app.command("synth")
 def data_synth(
     out: Path = typer.Option(..., help="Folder to write the dataset into."),
-    layout: str = typer.Option("gcnet", help="gcnet (MoMKE's IEMOCAP/MOSI/MOSEI) | mmsa (DERL's MOSI/MOSEI)."),
+    layout: Layout = typer.Option(Layout.gcnet, help="gcnet (MoMKE's IEMOCAP/MOSI/MOSEI) or mmsa (DERL's MOSI/MOSEI)."),
     task: str = typer.Option("emotion4", help="gcnet: emotion4 | emotion6 | sentiment (mmsa: sentiment)."),
     conversations: int = typer.Option(150, help="gcnet: number of conversations (dialogues / videos)."),
     samples: int = typer.Option(600, help="mmsa: number of samples (60/15/25 train/valid/test)."),
@@ -56,27 +57,9 @@ def data_synth(
     seed: int = typer.Option(0, help="Random seed."),
 ):
     """Write synthetic data with a latent emotion/sentiment that every modality sees."""
-    from anymodal.runtime.errors import InputError
+    from anymodal.train.api import synth_data
 
-    if layout == "mmsa":
-        from anymodal.train.data.synth_mmsa import MOSI_SHAPES, MmsaSynthConfig, generate_mmsa, parse_shapes
-
-        shapes = parse_shapes(dims) if dims else MOSI_SHAPES
-        path = generate_mmsa(MmsaSynthConfig(samples=samples, shapes=shapes, seed=seed), out)
-        typer.echo(f"wrote synthetic sentiment data ({samples} samples, MMSA layout) to {path}")
-        return
-    if layout != "gcnet":
-        raise InputError(f"--layout {layout!r} is not available; choose gcnet or mmsa")
-    from anymodal.train.data.synth import SynthConfig, generate
-
-    dims = dims or "64,96,48"
-
-    try:
-        d = tuple(int(x) for x in dims.split(","))
-    except ValueError:
-        raise InputError(f"--dims must be three integers audio,text,visual, got {dims!r}") from None
-    path = generate(SynthConfig(task=task, conversations=conversations, dims=d, seed=seed), out)
-    typer.echo(f"wrote synthetic {task} data ({conversations} conversations) to {path}")
+    typer.echo(synth_data(layout.value, out, task, conversations, samples, dims, seed))
 
 
 # --------------------------------------------------------------------------- rt-train
@@ -109,7 +92,7 @@ eval_app = _app("Evaluate a run under the 7 availability conditions (paper Table
 def eval_run(
     run: Path = typer.Option(..., help="Run folder written by rt-train."),
     data: Optional[Path] = typer.Option(None, help="Dataset folder (default: the one trained on)."),
-    split: str = typer.Option("test", help="Split to evaluate: test | val | train."),
+    split: Split = typer.Option(Split.test, help="Split to evaluate."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """Print WA/UA/F1 (emotion) or Acc-2/F1/MAE/Corr (sentiment) for a t v at av tv atv."""
@@ -117,7 +100,7 @@ def eval_run(
     from anymodal.runtime.jsonio import write_json
     from anymodal.train.api import evaluate_run
 
-    res = evaluate_run(run, data, split)
+    res = evaluate_run(run, data, split.value)
     console = _console()
     if "rates" in res:  # DERL: intra-modal table first, as in the paper
         header, rows = rate_rows(res["rates"], res["rates_average"])
@@ -149,12 +132,12 @@ def export_run(
     run: Path = typer.Option(..., help="Run folder written by rt-train."),
     out: Path = typer.Option(..., help="Bundle folder to write (replaced atomically)."),
     precision: str = typer.Option("fp32", help="fp32 | fp16 | fp32,fp16 (variants in one bundle)."),
-    kernels: str = typer.Option("standard", help="standard | fused (RouterMix TensorRT-plugin nodes)."),
+    kernels: Kernels = typer.Option(Kernels.standard, help="fused: RouterMix TensorRT-plugin nodes."),
 ):
     """7 specialised graphs + masked graph, shared weights, parity-checked against PyTorch."""
     from anymodal.export.api import export_run_folder
 
-    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels)
+    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels.value)
     _print_bundle_summary(bundle)
 
 
@@ -180,17 +163,18 @@ def run_once(
     audio: Optional[Path] = typer.Option(None, help=".npy [L, dim] or [B, L, dim] audio features."),
     text: Optional[Path] = typer.Option(None, help=".npy text features."),
     visual: Optional[Path] = typer.Option(None, help=".npy visual features."),
-    backend: str = typer.Option("auto", help="auto | ort-cpu | ort-cuda"),
+    backend: Backend = typer.Option(Backend("auto"), help="Inference backend (auto: the fastest that runs here)."),
     precision: Optional[str] = typer.Option(None, help="Bundle precision variant (default: its first)."),
-    nonfinite: str = typer.Option("error", help="error | absent: NaN/Inf in an item is refused, or that "
-                                                "item of that modality is treated as absent."),
+    nonfinite: NonFinite = typer.Option(NonFinite.error, help="NaN/Inf in an item: refused, or that item of "
+                                                             "that modality treated as absent."),
     json_out: bool = typer.Option(False, "--json", help="Print Prediction.to_dict() as JSON."),
 ):
     """Absent sensors are simply not given; the graph is chosen from those that are."""
     from anymodal.runtime.jsonio import dumps
     from anymodal.runtime.runner import describe, predict_files
 
-    pred = predict_files(bundle, {"a": audio, "t": text, "v": visual}, backend, precision, nonfinite)
+    pred = predict_files(bundle, {"a": audio, "t": text, "v": visual}, backend.value, precision,
+                         nonfinite.value)
     typer.echo(dumps(pred.to_dict()) if json_out else describe(pred))
 
 
@@ -220,7 +204,8 @@ def _ints(spec: str, option: str) -> tuple[int, ...]:
 
 @bench_app.command()
 def bench(
-    condition: Optional[str] = typer.Option(None, help="Pattern to serve, e.g. a,v (or use --all-conditions)."),
+    condition: Optional[str] = typer.Option(None, help=f"Pattern to serve: {CONDITIONS} (or a,v; or use "
+                                                       "--all-conditions)."),
     all_conditions: bool = typer.Option(False, "--all-conditions", help="All 7 conditions in one table."),
     bundle: Optional[Path] = typer.Option(None, help="Bundle folder (default: built-in paper-sized --model)."),
     model: Optional[str] = typer.Option(None, help="Model family of the default bundle (a registered family; "
@@ -277,8 +262,8 @@ def _report():
 def report_accuracy(
     bundle: Path = typer.Option(..., help="Bundle folder."),
     data: Path = typer.Option(..., help="Dataset the model was trained on (GCNet folder or MMSA pickle)."),
-    split: str = typer.Option("test", help="Recorded split to score."),
-    backend: str = typer.Option("auto", help="Runtime backend."),
+    split: Split = typer.Option(Split.test, help="Recorded split to score."),
+    backend: Backend = typer.Option(Backend("auto"), help="Runtime backend."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """The paper's Table-2 layout, computed through the runtime (what is actually served)."""
@@ -286,7 +271,7 @@ def report_accuracy(
     from anymodal.bench.tables import condition_rows, rate_rows, rich_table
     from anymodal.runtime.jsonio import write_json
 
-    res = accuracy_report(bundle, data, split, backend)
+    res = accuracy_report(bundle, data, split.value, backend.value)
     console = _console()
     if "rates" in res:  # DERL: the intra-modal table too
         header, rows = rate_rows(res["rates"], res["rates_average"])
@@ -354,7 +339,7 @@ build_app = _app("Build TensorRT engines for a bundle on this GPU (Jetson or dis
 @build_app.command()
 def build(
     bundle: Path = typer.Option(..., help="Bundle folder (fused or standard graphs)."),
-    precision: str = typer.Option("fp16", help="fp32 | fp16 | int8"),
+    precision: BuildPrecision = typer.Option(BuildPrecision.fp16, help="Engine precision."),
     calib_data: Optional[Path] = typer.Option(None, help="INT8 calibration: the dataset folder the "
                                               "model was trained on (default: random features)."),
     workspace_mb: int = typer.Option(1024, help="Builder workspace limit in MiB."),
@@ -364,7 +349,7 @@ def build(
     """One engine per graph under engines/<sm>-trt<version>-<precision>/, with a timing cache."""
     from anymodal.export.trt_build import ProfileLimits, build_engines
 
-    out = build_engines(bundle, precision, workspace_mb, calib_data,
+    out = build_engines(bundle, precision.value, workspace_mb, calib_data,
                         ProfileLimits(max_batch=max_batch, max_seq=max_seq))
     typer.echo(f"engines written to {out}")
 

@@ -119,3 +119,15 @@ def test_derl_cli_pipeline_on_mosi_sized_synthetic_data(tmp_path):
     assert res.returncode == 0 and "total without text encoder" in res.stdout
     res = run("rt-train", "derl", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r2"), "--preset", "iemocap")
     assert res.returncode == 2 and "unknown --preset 'iemocap'" in res.stderr
+
+
+def test_choices_are_enums_listed_by_help(small_bundle):
+    def help_text(cmd, *sub):
+        return subprocess.run([os.path.join(BIN, cmd), *sub, "--help"], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "300"}).stdout
+
+    assert "auto|tensorrt|ort-trt|ort-cuda|ort-cpu" in help_text("rt-run")
+    assert "error|absent" in help_text("rt-run") and "gcnet|mmsa" in help_text("rt-data", "synth")
+    assert "a t v at av tv atv" in help_text("rt-bench")
+    res = run("rt-run", "--bundle", str(small_bundle), "--backend", "cuda")
+    assert res.returncode == 2 and "'cuda' is not one of" in res.stderr
