@@ -18,7 +18,7 @@ def accuracy_report(bundle: str | Path, data: str | Path, split: str = "test", b
     from anymodal.train.data.gcnet import read_gcnet
 
     rt = Runtime(bundle, backend=backend)
-    if rt.bundle.sequence_model:  # the input kind decides the data layout (MMSA vs GCNet)
+    if rt.bundle.sequence_model:
         return sequence_accuracy_report(rt, data, split, batch_size)
     info = rt.bundle.manifest.get("data") or {}
     if not info.get("dataset") or not info.get("features"):
@@ -57,7 +57,7 @@ def _sequence_scores(rt: Runtime, s, pattern: str, avail: dict | None, batch_siz
 
 
 def sequence_accuracy_report(rt: Runtime, data, split: str, batch_size: int) -> dict:
-    """Sequence models (DERL's protocol): the inter-modal table (7 conditions) and the intra-modal table (missing rates,
+    """DERL: the inter-modal table (7 conditions) and the intra-modal table (missing rates,
     the same draws as `rt-eval`), served by the runtime."""
     from anymodal.train.data.missing import EVAL_SEED, RATES, average, rate_avail  # numpy-only
     from anymodal.train.data.mmsa import read_mmsa

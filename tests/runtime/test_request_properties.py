@@ -2,7 +2,7 @@
 the modalities it used — or raises one of anymodal's typed errors. Never an untyped exception,
 never a NaN served, never a bad item used. For MoMKE, DERL and the test-only late-fusion family.
 
-`make test` runs 2,000 generated requests per family; the slow run 20,000 and prints the counts."""
+`make test` runs 2,000 generated requests per family; `make fuzz` 20,000 and prints the counts."""
 
 from collections import Counter
 
@@ -167,6 +167,7 @@ def test_predict_serves_valid_predictions_or_raises_typed_errors(request, family
 
 
 @pytest.mark.slow
+@pytest.mark.fuzz  # ~2.5 min per family on 2 cores: `make fuzz`, outside `make test`'s 5 minutes
 @pytest.mark.parametrize("family", FAMILIES)
 def test_predict_property_20k(request, family, capsys):
     counts = _run(request, family, 20000)
