@@ -90,4 +90,5 @@ def derl_trained_run(derl_data, tmp_path_factory):
 def derl_bundle(derl_run, tmp_path_factory):
     from anymodal.export.api import export_run_folder
 
-    return export_run_folder(derl_run, tmp_path_factory.mktemp("b") / "derl-bundle", ("fp32", "fp16"))
+    # fp32 only: the fp16 variant's parity is checked by a slow test (it doubles the export time)
+    return export_run_folder(derl_run, tmp_path_factory.mktemp("b") / "derl-bundle", ("fp32",))

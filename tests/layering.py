@@ -41,8 +41,9 @@ RULES = (
          "the CLI imports everything lazily, inside each command (rt-* --help without torch)",
          allowed=("anymodal/cli.py",)),  # cli: only the torch-free family registry at import
 )
-# cli.py may import the families' registry at module level (it lists `rt-train <family>`), nothing else
-CLI_MODULE_LEVEL = ("anymodal.train.families",)
+# cli.py may import at module level only torch-free modules: the runtime, its choices (enums)
+# and the families' registry (it lists `rt-train <family>`)
+CLI_MODULE_LEVEL = ("anymodal.train.families", "anymodal.choices")
 
 
 def _imports(tree: ast.AST, package: str):

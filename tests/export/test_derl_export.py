@@ -47,12 +47,20 @@ def _torch(model, x, lengths, pattern, present=None):
 def test_manifest_records_parity_and_specialised_inputs(derl_bundle):
     mf = json.loads((derl_bundle / "manifest.json").read_text())
     assert mf["model"]["kind"] == "derl"
-    for prec, tol in (("fp32", 1e-4), ("fp16", 1e-2)):
-        assert set(mf["parity"][prec]) == {"a", "t", "v", "at", "av", "tv", "atv", "masked"}
-        assert max(r["max_error"] for r in mf["parity"][prec].values()) <= tol
+    assert set(mf["parity"]["fp32"]) == {"a", "t", "v", "at", "av", "tv", "atv", "masked"}
+    assert max(r["max_error"] for r in mf["parity"]["fp32"].values()) <= 1e-4
     graphs = mf["variants"]["fp32"]["graphs"]
     assert [i["name"] for i in graphs["tv"]["inputs"]] == ["text", "visual", "text_mask", "visual_mask"]
     assert len(graphs["masked"]["inputs"]) == 9
+
+
+@pytest.mark.slow
+def test_fp16_variant_within_relative_tolerance(derl_run, tmp_path):
+    from anymodal.export.api import export_run_folder
+
+    mf = json.loads((export_run_folder(derl_run, tmp_path / "b", ("fp32", "fp16")) / "manifest.json").read_text())
+    assert set(mf["parity"]["fp16"]) == {"a", "t", "v", "at", "av", "tv", "atv", "masked"}
+    assert max(r["max_error"] for r in mf["parity"]["fp16"].values()) <= 1e-2
 
 
 def test_absent_branches_are_folded_out_of_the_graphs(derl_bundle):
