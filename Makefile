@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-fast test-py310 test-aarch64 lint clean
+.PHONY: demo test test-fast fuzz test-py310 test-aarch64 lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,10 +18,14 @@ demo: $(STAMP)
 	$(BIN)/python -m anymodal.demo --out $(DEMO_OUT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not fuzz" --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+
+# 20,000 generated requests per model family through Runtime.predict; prints the counts
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -q -m fuzz -s --durations=15
 
 # The torch-free runtime on JetPack 6's Python (3.10) and on arm64 (Debian root filesystem under
 # qemu-user, cached in ~/.cache/anymodal): torch-free tests + every graph's outputs equal to this

@@ -2,6 +2,16 @@
 
 __version__ = "0.1.0"
 
-from anymodal.runtime import BundleError, InputError, Prediction, Runtime, parse_pattern  # noqa: E402
+from anymodal.runtime import (  # noqa: E402
+    AnymodalError,
+    BundleError,
+    InputError,
+    ModelError,
+    Prediction,
+    RequestError,
+    Runtime,
+    parse_pattern,
+)
 
-__all__ = ["__version__", "BundleError", "InputError", "Prediction", "Runtime", "parse_pattern"]
+__all__ = ["__version__", "AnymodalError", "BundleError", "InputError", "ModelError", "Prediction",
+           "RequestError", "Runtime", "parse_pattern"]

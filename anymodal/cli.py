@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from anymodal.choices import CONDITIONS, Backend, BuildPrecision, Kernels, Layout, NonFinite, Split
 from anymodal.runtime.errors import AnymodalError
 
 
@@ -47,7 +48,7 @@ def _data():
 @data_app.command("synth")
 def data_synth(
     out: Path = typer.Option(..., help="Folder to write the dataset into."),
-    layout: str = typer.Option("gcnet", help="gcnet (MoMKE's IEMOCAP/MOSI/MOSEI) | mmsa (DERL's MOSI/MOSEI)."),
+    layout: Layout = typer.Option(Layout.gcnet, help="gcnet (MoMKE's IEMOCAP/MOSI/MOSEI) or mmsa (DERL's MOSI/MOSEI)."),
     task: str = typer.Option("emotion4", help="gcnet: emotion4 | emotion6 | sentiment (mmsa: sentiment)."),
     conversations: int = typer.Option(150, help="gcnet: number of conversations (dialogues / videos)."),
     samples: int = typer.Option(600, help="mmsa: number of samples (60/15/25 train/valid/test)."),
@@ -56,27 +57,9 @@ def data_synth(
     seed: int = typer.Option(0, help="Random seed."),
 ):
     """Write synthetic data with a latent emotion/sentiment that every modality sees."""
-    from anymodal.runtime.errors import InputError
+    from anymodal.train.api import synth_data
 
-    if layout == "mmsa":
-        from anymodal.train.data.synth_mmsa import MOSI_SHAPES, MmsaSynthConfig, generate_mmsa, parse_shapes
-
-        shapes = parse_shapes(dims) if dims else MOSI_SHAPES
-        path = generate_mmsa(MmsaSynthConfig(samples=samples, shapes=shapes, seed=seed), out)
-        typer.echo(f"wrote synthetic sentiment data ({samples} samples, MMSA layout) to {path}")
-        return
-    if layout != "gcnet":
-        raise InputError(f"--layout {layout!r} is not available; choose gcnet or mmsa")
-    from anymodal.train.data.synth import SynthConfig, generate
-
-    dims = dims or "64,96,48"
-
-    try:
-        d = tuple(int(x) for x in dims.split(","))
-    except ValueError:
-        raise InputError(f"--dims must be three integers audio,text,visual, got {dims!r}") from None
-    path = generate(SynthConfig(task=task, conversations=conversations, dims=d, seed=seed), out)
-    typer.echo(f"wrote synthetic {task} data ({conversations} conversations) to {path}")
+    typer.echo(synth_data(layout.value, out, task, conversations, samples, dims, seed))
 
 
 # --------------------------------------------------------------------------- rt-train
@@ -88,65 +71,17 @@ def _train():
     """Training."""
 
 
-@train_app.command("momke")
-def train_momke(
-    data: Path = typer.Option(..., help="Dataset folder (GCNet layout)."),
-    dataset: str = typer.Option(..., help="iemocap4 | iemocap6 | mosi | mosei"),
-    out: Path = typer.Option(..., help="Run folder to write (weights, config, log)."),
-    features: str = typer.Option("synth-audio,synth-text,synth-visual",
-                                 help="Feature folder names AUDIO,TEXT,VISUAL."),
-    protocol: str = typer.Option("all-patterns",
-                                 help="all-patterns (one model, 7 patterns) | fixed (one condition)."),
-    condition: Optional[str] = typer.Option(None, help="Pattern for --protocol fixed, e.g. a,v."),
-    fold: Optional[int] = typer.Option(None, help="IEMOCAP leave-one-session-out fold 1..5."),
-    hidden: int = typer.Option(256, help="Hidden size d (paper: 256 IEMOCAP, 128 MOSI, 256 MOSEI)."),
-    depth: int = typer.Option(4, help="Transformer blocks per expert (Q)."),
-    heads: int = typer.Option(2, help="Attention heads."),
-    dropout: float = typer.Option(0.5, help="Dropout rate."),
-    epochs_stage1: int = typer.Option(100, help="Unimodal expert training epochs."),
-    epochs_stage2: int = typer.Option(100, help="Experts mixing training epochs."),
-    batch_size: int = typer.Option(16, help="Conversations per step."),
-    patterns_per_step: int = typer.Option(7, help="all-patterns: random patterns per conversation per step."),
-    lr: float = typer.Option(1e-4, help="Adam learning rate."),
-    seed: int = typer.Option(0, help="Random seed."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-):
-    """Two-stage MoMKE training with validation-based epoch selection."""
-    from anymodal.train.api import train_momke_run
-    from anymodal.train.momke_trainer import TrainConfig
+def _register_family_commands() -> None:
+    """`rt-train <family>` for every registered training family (each brings its own options)."""
+    from anymodal.train.families import get_train_family, train_family_names
 
-    cfg = TrainConfig(protocol=protocol, condition=condition, epochs_stage1=epochs_stage1,
-                      epochs_stage2=epochs_stage2, batch_size=batch_size,
-                      patterns_per_step=patterns_per_step, lr=lr, seed=seed)
-    run = train_momke_run(data, dataset, out, features, fold,
-                          dict(hidden=hidden, depth=depth, heads=heads, dropout=dropout), cfg, progress)
-    typer.echo(f"run written to {run}")
+    for name in train_family_names():
+        command = get_train_family(name).train_command
+        if command is not None:
+            train_app.command(name)(command)
 
 
-@train_app.command("derl")
-def train_derl(
-    data: Path = typer.Option(..., help="MMSA-layout pickle, or a folder holding one."),
-    out: Path = typer.Option(..., help="Run folder to write (weights, config, log)."),
-    preset: str = typer.Option("mosi", help="Paper settings: mosi | mosei."),
-    text_encoder: Optional[Path] = typer.Option(None, help="Local BERT-style encoder folder that encodes "
-                                                           "the pickle's text_bert ids (needs the text extra)."),
-    hidden: Optional[int] = typer.Option(None, help="Hidden size d (paper: 128)."),
-    heads: Optional[int] = typer.Option(None, help="Attention heads."),
-    dropout: Optional[float] = typer.Option(None, help="Dropout rate."),
-    epochs: int = typer.Option(200, help="Training epochs (paper: 200)."),
-    batch_size: int = typer.Option(64, help="Samples per step (paper: 64)."),
-    lr: float = typer.Option(1e-4, help="AdamW learning rate (paper: 1e-4), cosine-annealed."),
-    seed: int = typer.Option(0, help="Random seed."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-):
-    """DERL with LNLN's missing-rate protocol; the epoch is selected on validation at rate 0.5."""
-    from anymodal.train.api import train_derl_run
-    from anymodal.train.derl_trainer import DERLTrainConfig
-
-    overrides = {k: v for k, v in dict(hidden=hidden, heads=heads, dropout=dropout).items() if v is not None}
-    cfg = DERLTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    run = train_derl_run(data, out, preset, overrides, cfg, progress, text_encoder)
-    typer.echo(f"run written to {run}")
+_register_family_commands()
 
 
 # --------------------------------------------------------------------------- rt-eval
@@ -157,7 +92,7 @@ eval_app = _app("Evaluate a run under the 7 availability conditions (paper Table
 def eval_run(
     run: Path = typer.Option(..., help="Run folder written by rt-train."),
     data: Optional[Path] = typer.Option(None, help="Dataset folder (default: the one trained on)."),
-    split: str = typer.Option("test", help="Split to evaluate: test | val | train."),
+    split: Split = typer.Option(Split.test, help="Split to evaluate."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """Print WA/UA/F1 (emotion) or Acc-2/F1/MAE/Corr (sentiment) for a t v at av tv atv."""
@@ -165,7 +100,7 @@ def eval_run(
     from anymodal.runtime.jsonio import write_json
     from anymodal.train.api import evaluate_run
 
-    res = evaluate_run(run, data, split)
+    res = evaluate_run(run, data, split.value)
     console = _console()
     if "rates" in res:  # DERL: intra-modal table first, as in the paper
         header, rows = rate_rows(res["rates"], res["rates_average"])
@@ -197,12 +132,12 @@ def export_run(
     run: Path = typer.Option(..., help="Run folder written by rt-train."),
     out: Path = typer.Option(..., help="Bundle folder to write (replaced atomically)."),
     precision: str = typer.Option("fp32", help="fp32 | fp16 | fp32,fp16 (variants in one bundle)."),
-    kernels: str = typer.Option("standard", help="standard | fused (RouterMix TensorRT-plugin nodes)."),
+    kernels: Kernels = typer.Option(Kernels.standard, help="fused: RouterMix TensorRT-plugin nodes."),
 ):
     """7 specialised graphs + masked graph, shared weights, parity-checked against PyTorch."""
     from anymodal.export.api import export_run_folder
 
-    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels)
+    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels.value)
     _print_bundle_summary(bundle)
 
 
@@ -228,35 +163,19 @@ def run_once(
     audio: Optional[Path] = typer.Option(None, help=".npy [L, dim] or [B, L, dim] audio features."),
     text: Optional[Path] = typer.Option(None, help=".npy text features."),
     visual: Optional[Path] = typer.Option(None, help=".npy visual features."),
-    backend: str = typer.Option("auto", help="auto | ort-cpu | ort-cuda"),
+    backend: Backend = typer.Option(Backend("auto"), help="Inference backend (auto: the fastest that runs here)."),
     precision: Optional[str] = typer.Option(None, help="Bundle precision variant (default: its first)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    nonfinite: NonFinite = typer.Option(NonFinite.error, help="NaN/Inf in an item: refused, or that item of "
+                                                             "that modality treated as absent."),
+    json_out: bool = typer.Option(False, "--json", help="Print Prediction.to_dict() as JSON."),
 ):
     """Absent sensors are simply not given; the graph is chosen from those that are."""
-    import numpy as np
-
-    from anymodal.runtime import Runtime
-    from anymodal.runtime.errors import InputError
     from anymodal.runtime.jsonio import dumps
+    from anymodal.runtime.runner import describe, predict_files
 
-    def load(p):
-        if p is None:
-            return None
-        if not p.is_file():
-            raise InputError(f"feature file not found: {p}")
-        return np.load(p, allow_pickle=False)
-
-    rt = Runtime(bundle, backend=backend, precision=precision)
-    pred = rt.predict(audio=load(audio), text=load(text), visual=load(visual))
-    result = {"pattern": pred.pattern, "graph": pred.graph, "backend": pred.backend,
-              "labels": pred.labels, "probs": pred.probs, "scores": pred.scores,
-              "router_weights": pred.router_weights}
-    if json_out:
-        typer.echo(dumps({k: v for k, v in result.items() if v is not None}))
-        return
-    typer.echo(f"pattern {pred.pattern} via graph {pred.graph} on {pred.backend}")
-    values = pred.labels if pred.labels is not None else np.round(pred.scores, 3)
-    typer.echo("predictions: " + " ".join(str(v) for v in np.ravel(values)))
+    pred = predict_files(bundle, {"a": audio, "t": text, "v": visual}, backend.value, precision,
+                         nonfinite.value)
+    typer.echo(dumps(pred.to_dict()) if json_out else describe(pred))
 
 
 def export_main():
@@ -285,10 +204,12 @@ def _ints(spec: str, option: str) -> tuple[int, ...]:
 
 @bench_app.command()
 def bench(
-    condition: Optional[str] = typer.Option(None, help="Pattern to serve, e.g. a,v (or use --all-conditions)."),
+    condition: Optional[str] = typer.Option(None, help=f"Pattern to serve: {CONDITIONS} (or a,v; or use "
+                                                       "--all-conditions)."),
     all_conditions: bool = typer.Option(False, "--all-conditions", help="All 7 conditions in one table."),
     bundle: Optional[Path] = typer.Option(None, help="Bundle folder (default: built-in paper-sized --model)."),
-    model: Optional[str] = typer.Option(None, help="momke | derl: the default bundle's model (default momke)."),
+    model: Optional[str] = typer.Option(None, help="Model family of the default bundle (a registered family; "
+                                                   "default: the first)."),
     run: Optional[Path] = typer.Option(None, help="Run folder for the PyTorch reference of --bundle."),
     backend: str = typer.Option("all", help="Variants: torch,ort-masked,ort,ort-cuda,tensorrt or all."),
     batch: str = typer.Option("1", help="Batch sizes, e.g. 1,8."),
@@ -341,8 +262,8 @@ def _report():
 def report_accuracy(
     bundle: Path = typer.Option(..., help="Bundle folder."),
     data: Path = typer.Option(..., help="Dataset the model was trained on (GCNet folder or MMSA pickle)."),
-    split: str = typer.Option("test", help="Recorded split to score."),
-    backend: str = typer.Option("auto", help="Runtime backend."),
+    split: Split = typer.Option(Split.test, help="Recorded split to score."),
+    backend: Backend = typer.Option(Backend("auto"), help="Runtime backend."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """The paper's Table-2 layout, computed through the runtime (what is actually served)."""
@@ -350,7 +271,7 @@ def report_accuracy(
     from anymodal.bench.tables import condition_rows, rate_rows, rich_table
     from anymodal.runtime.jsonio import write_json
 
-    res = accuracy_report(bundle, data, split, backend)
+    res = accuracy_report(bundle, data, split.value, backend.value)
     console = _console()
     if "rates" in res:  # DERL: the intra-modal table too
         header, rows = rate_rows(res["rates"], res["rates_average"])
@@ -435,7 +356,7 @@ build_app = _app("Build TensorRT engines for a bundle on this GPU (Jetson or dis
 @build_app.command()
 def build(
     bundle: Path = typer.Option(..., help="Bundle folder (fused or standard graphs)."),
-    precision: str = typer.Option("fp16", help="fp32 | fp16 | int8"),
+    precision: BuildPrecision = typer.Option(BuildPrecision.fp16, help="Engine precision."),
     calib_data: Optional[Path] = typer.Option(None, help="INT8 calibration: the dataset folder the "
                                               "model was trained on (default: random features)."),
     workspace_mb: int = typer.Option(1024, help="Builder workspace limit in MiB."),
@@ -445,7 +366,7 @@ def build(
     """One engine per graph under engines/<sm>-trt<version>-<precision>/, with a timing cache."""
     from anymodal.export.trt_build import ProfileLimits, build_engines
 
-    out = build_engines(bundle, precision, workspace_mb, calib_data,
+    out = build_engines(bundle, precision.value, workspace_mb, calib_data,
                         ProfileLimits(max_batch=max_batch, max_seq=max_seq))
     typer.echo(f"engines written to {out}")
 

@@ -32,8 +32,9 @@ def main(argv=None) -> None:
     from anymodal.bench.tables import condition_rows, markdown_table, rich_table
     from anymodal.export.api import export_run_folder
     from anymodal.runtime.jsonio import write_json
-    from anymodal.train.api import evaluate_run, train_momke_run
+    from anymodal.train.api import evaluate_run
     from anymodal.train.data.synth import SynthConfig, generate
+    from anymodal.train.families.momke import train_momke_run
     from anymodal.train.momke_trainer import TrainConfig
 
     console, out, t0 = Console(), args.out, time.time()

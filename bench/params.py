@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from anymodal.runtime.bundle import Bundle
+from anymodal.runtime.families import get_family
 from anymodal.runtime.patterns import ALL_PATTERNS
 
 from .run import bundle_bytes
@@ -19,11 +20,11 @@ def params_report(bundle_dir) -> dict:
 
 def params_rows(rep: dict):
     header = ["item", "parameters", "share of served"]
-    training_only = "stage-1 heads" if rep["model"] == "momke" else "training-only MLCR"
-    rows = [[f"total (incl. {training_only})", f"{rep['total']:,}", ""],
+    family = get_family(rep["model"])
+    rows = [[f"total (incl. {family.training_only_label})", f"{rep['total']:,}", ""],
             ["total without text encoder", f"{rep['total_without_text_encoder']:,}", ""],
             ["served (all graphs)", f"{rep['served']:,}", "100.0%"]]
-    not_served = ("unimodal_heads", "mlcr_reconstruction")  # training-only parts, in no graph
+    not_served = family.training_only  # training-only parts, in no graph
     rows += [[f"  {k}", f"{v:,}", "training only" if k in not_served else f"{100 * v / rep['served']:.1f}%"]
              for k, v in rep["components"].items()]
     rows += [[f"active {{{','.join(k)}}}", f"{v:,}", f"{100 * v / rep['served']:.1f}%"]

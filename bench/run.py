@@ -8,6 +8,7 @@ from pathlib import Path
 
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import InputError
+from anymodal.runtime.families import DEFAULT_FAMILY
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES, parse_pattern
 
 from .machine import machine_info, matmul_peak_gflops, peak_rss_mb
@@ -87,27 +88,28 @@ def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, ba
 def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = None, variants="all",
               batches=(1,), seq_lens=None, threads: int | None = None, warmup_s: float = 1.0,
               duration_s: float = 3.0, progress=print, model: str | None = None) -> dict:
-    """seq_lens: conversation lengths for MoMKE (default 24); DERL requests use the dataset's
-    sequence lengths recorded in the model (absent_lengths), so seq_lens must stay None."""
-    if bundle_dir is None:
+    """seq_lens: conversation lengths of utterance-level models (default 24); sequence models'
+    requests use the dataset's sequence lengths recorded in the model (absent_lengths), so
+    seq_lens must stay None."""
+    patterns = ALL_PATTERNS if conditions == "all" else tuple(parse_pattern(c) for c in conditions)
+    if bundle_dir is None:  # (conditions parsed first: a typo must not wait for a bundle build)
         from .default_bundle import default_bundle
 
-        bundle_dir, run = default_bundle(progress, model or "momke")
+        bundle_dir, run = default_bundle(progress, model or DEFAULT_FAMILY)
     bundle = Bundle(bundle_dir)
     kind = bundle.model["kind"]
     if model is not None and model != kind:
         raise InputError(f"--model {model} but the bundle {bundle_dir} holds a {kind} model")
     if bundle.sequence_model:
         if seq_lens is not None:
-            raise InputError("--seq-len applies to MoMKE conversations; DERL requests use the model's "
-                             f"sequence lengths {bundle.absent_lengths}")
+            raise InputError("--seq-len applies to conversations of utterance-level models; sequence "
+                             f"models use their sequence lengths {bundle.absent_lengths}")
         seq_lens = (None,)
     seq_lens = seq_lens or (24,)
     if run is None and bundle.manifest.get("source_run"):
         run = Path(bundle.manifest["source_run"])
     names = parse_variants(variants) if isinstance(variants, str) else tuple(variants)
     threads = threads or os.cpu_count() or 1
-    patterns = ALL_PATTERNS if conditions == "all" else tuple(parse_pattern(c) for c in conditions)
     progress("measuring this machine's large-matmul rate …")
     peak = matmul_peak_gflops()
     runs = []

@@ -8,49 +8,39 @@ from pathlib import Path
 import numpy as np
 from anymodal.runtime.backends import BACKENDS
 from anymodal.runtime.bundle import Bundle
-from anymodal.runtime.inputs import build_request
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
-from anymodal.runtime.sequence_inputs import build_sequence_request, masked_sequence_feeds
+from anymodal.runtime.requests import MASKED, build_request
 
 ALL_VARIANTS = ("torch", "ort-masked", "ort", "ort-cuda", "tensorrt")
 
 
 def make_request(bundle: Bundle, pattern: str, batch: int, seq: int | None, seed: int = 0):
-    """Random features of the present modalities: [batch, seq, dim] per utterance-level model;
-    sequence models (DERL) get each modality at its dataset length (absent_lengths)."""
+    """Random features of the present modalities, [batch, T_m, dim] each, at the lengths the
+    family's input kind benchmarks (the conversation length `seq`, or the model's sequence lengths)."""
     rng = np.random.default_rng(seed)
-    lens = bundle.absent_lengths if bundle.sequence_model else {m: seq for m in MODALITIES}
+    lens = bundle.family.inputs.example_lengths(bundle.model["config"], seq)
     return {MODALITY_NAMES[m]: rng.standard_normal((batch, lens[m], bundle.dims[m])).astype(np.float32)
             for m in pattern}
 
 
+def _feeds(bundle: Bundle, req: dict, float_dtype: str, graph: str | None = None):
+    """(graph, feeds) through the runtime's request pipeline; graph None = the one it picks."""
+    family = bundle.family
+    r = build_request(family.inputs.name, bundle.dims, float_dtype,
+                      {m: req.get(MODALITY_NAMES[m]) for m in MODALITIES})
+    graph = graph or r.graph
+    return graph, family.feeds(r, graph, bundle.dims, float_dtype, bundle.model["config"])
+
+
 def specialised_feeds(bundle: Bundle, req: dict, float_dtype: str):
     """(graph, feeds) of the graph the runtime picks for this request."""
-    if bundle.sequence_model:
-        r = build_sequence_request(bundle.dims, bundle.absent_lengths, float_dtype, **req)
-    else:
-        r = build_request(bundle.dims, float_dtype, **req)
-    return r.graph, r.feeds
-
-
-def _masked_sequence_feeds(bundle: Bundle, req: dict) -> dict:
-    """DERL: all inputs, absent sensors as their all-missing input (what the paper code runs)."""
-    feats = {m: req[MODALITY_NAMES[m]].astype(bundle.float_dtype) for m in MODALITIES if MODALITY_NAMES[m] in req}
-    masks = {m: np.ones(f.shape[:2], bool) for m, f in feats.items()}
-    return masked_sequence_feeds(bundle.dims, bundle.absent_lengths, bundle.float_dtype, feats, masks, masks)
+    return _feeds(bundle, req, float_dtype)
 
 
 def _masked_feeds(bundle: Bundle, req: dict) -> dict:
-    """All inputs + masks, absent modalities zero: the masked graph / paper-code way."""
-    if bundle.sequence_model:
-        return _masked_sequence_feeds(bundle, req)
-    B, L = next(iter(req.values())).shape[:2]
-    feeds = {MODALITY_NAMES[m]: req.get(MODALITY_NAMES[m], np.zeros((B, L, bundle.dims[m]), np.float32))
-             .astype(bundle.float_dtype) for m in MODALITIES}
-    feeds["mask"] = np.ones((B, L), bool)
-    feeds["avail"] = np.broadcast_to(np.array([MODALITY_NAMES[m] in req for m in MODALITIES]),
-                                     (B, L, 3)).copy()
-    return feeds
+    """All inputs + masks, absent modalities as the family feeds them to the masked graph
+    (the paper-code way)."""
+    return _feeds(bundle, req, bundle.float_dtype, MASKED)[1]
 
 
 def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):

@@ -63,8 +63,8 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
     for p in precisions:
         if p not in PRECISIONS:
             raise ExportError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
-    if kernels == "fused" and model.kind != "momke":
-        raise ExportError(f"--kernels fused: RouterMix plugin nodes exist for MoMKE only, not {model.kind}")
+    if kernels == "fused" and not hasattr(model, "fused_router"):  # the family's RouterMix switch
+        raise ExportError(f"--kernels fused: {model.kind} has no RouterMix-shaped routers (no fused_router switch)")
     model = model.eval()
     data = run_config.get("data", {})
     dims = dict(zip(MODALITIES, model.cfg.input_dims))

@@ -8,7 +8,7 @@ Triton kernel instead, and older TensorRT's parser inlines the function like ORT
 from __future__ import annotations
 
 import onnx
-from anymodal.train.models.fused import PLUGIN_DOMAIN, PLUGIN_NAME
+from anymodal.kernels.plugin_id import PLUGIN_DOMAIN, PLUGIN_NAME
 from onnx import AttributeProto, helper
 
 from .specs import OPSET

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from anymodal.train.models.fused import PLUGIN_DOMAIN
+from anymodal.kernels.plugin_id import PLUGIN_DOMAIN
 
 from .plugin_function import attach_plugin_functions
 from .specs import MASKED, OPSET, TRACE_SHAPE, TensorSpec, model_graph_specs

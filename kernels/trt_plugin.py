@@ -13,7 +13,8 @@ decorated functions with inspect.signature and needs classes, not strings.
 
 from typing import Tuple, Union
 
-PLUGIN_ID = "anymodal::RouterMix"
+from .plugin_id import PLUGIN_ID  # noqa: F401  (re-exported)
+
 _state = {"registered": False, "arch": None}
 
 

@@ -1,8 +1,20 @@
 """anymodal.runtime — torch-free inference: patterns, bundle reader, backends, Runtime."""
 
-from .errors import AnymodalError, BackendUnavailableError, BundleError, InputError, PatternError
+from .errors import (
+                     AnymodalError,
+                     BackendUnavailableError,
+                     BundleError,
+                     InputError,
+                     ModelError,
+                     PatternError,
+                     RequestError,
+)
+from .families import RuntimeFamily, get_family, register_family
 from .patterns import ALL_PATTERNS, MODALITIES, parse_pattern
-from .runtime import Prediction, Runtime
+from .prediction import Prediction
+from .requests import Request
+from .runtime import Runtime
 
 __all__ = ["ALL_PATTERNS", "MODALITIES", "AnymodalError", "BackendUnavailableError", "BundleError",
-           "InputError", "PatternError", "Prediction", "Runtime", "parse_pattern"]
+           "InputError", "ModelError", "PatternError", "Prediction", "Request", "RequestError", "Runtime",
+           "RuntimeFamily", "get_family", "parse_pattern", "register_family"]

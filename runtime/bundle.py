@@ -13,7 +13,7 @@ import json
 import threading
 from pathlib import Path
 
-from .errors import BundleError
+from .errors import BundleError, InputError
 from .patterns import MODALITIES
 
 SCHEMA_VERSION = 1
@@ -70,9 +70,21 @@ class Bundle:
         return {m: int(self.manifest["inputs"][m]["dim"]) for m in MODALITIES}
 
     @property
+    def family(self):
+        """The model family's runtime half, from the registry (runtime/families)."""
+        from .families import get_family
+
+        try:
+            return get_family(self.model["kind"])
+        except InputError as exc:
+            raise BundleError(f"{self.path / MANIFEST}: {exc}") from None
+
+    @property
     def sequence_model(self) -> bool:
-        """Sequence-level model (DERL): one score per sample, each modality its own length."""
-        return self.model["kind"] == "derl"
+        """Sequence-level input kind: one output per sample, each modality its own length."""
+        from .requests import SEQUENCES
+
+        return self.family.inputs.name == SEQUENCES
 
     @property
     def absent_lengths(self) -> dict[str, int]:

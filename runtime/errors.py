@@ -9,6 +9,15 @@ class InputError(AnymodalError, ValueError):
     """A request to the runtime (or a CLI argument) is malformed: wrong rank, dims, dtype, NaN..."""
 
 
+class RequestError(InputError):
+    """A predict() request is malformed: wrong type, dtype, rank, dims, lengths, masks, NaN/Inf,
+    nothing present. A ValueError; the message names the argument and what was expected."""
+
+
+class ModelError(AnymodalError):
+    """A graph returned something that must not be served (NaN/Inf); the message names the graph."""
+
+
 class PatternError(InputError):
     """A modality-availability pattern could not be parsed."""
 

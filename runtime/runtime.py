@@ -1,46 +1,32 @@
 """The torch-free Runtime: picks the graph from the sensors that reported data (DESIGN §7).
 
     rt = Runtime("bundle/", backend="auto")
-    p = rt.predict(audio=a, text=t, visual=None)     # [L, dim] or [B, L, dim]; None = absent
-    p.pattern, p.labels, p.probs / p.scores, p.router_weights, p.backend
+    p = rt.predict(audio=a, text=t, visual=None)     # None = sensor absent
+    p.pattern, p.graph, p.labels / p.probs / p.scores, p.router_weights, p.to_dict()
+
+Every family goes through the same steps: validate the request (requests.py), build the feeds
+of the chosen graph (the family's input kind), run it, refuse non-finite outputs, decode.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .backends import BACKENDS, select_backend
 from .bundle import Bundle
-from .errors import BundleError
-from .inputs import MASKED, build_request
+from .errors import BundleError, ModelError
 from .patterns import MODALITIES
-from .sequence_inputs import build_sequence_request
-
-
-@dataclass
-class Prediction:
-    pattern: str  # modalities used (for the masked graph: every modality present somewhere)
-    graph: str  # the graph that ran: a pattern name or "masked"
-    backend: str
-    labels: np.ndarray | None  # [(B,) L] class names (emotion)
-    probs: np.ndarray | None  # [(B,) L, C] (emotion)
-    scores: np.ndarray | None  # [(B,) L] sentiment in [-3, 3] (sentiment)
-    router_weights: dict[str, np.ndarray] = field(default_factory=dict)  # m -> [(B,) L, 3]
-    mask: np.ndarray | None = None  # [(B,) L] real utterances
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+from .prediction import Prediction
+from .requests import UTTERANCES, Request, build_request
 
 
 class Runtime:
     def __init__(self, bundle: str | Path, backend: str = "auto", precision: str | None = None,
                  threads: int | None = None, preload: bool = False, low_memory: bool = False):
         self.bundle = Bundle(bundle, precision)
+        self.family = self.bundle.family
         registry = dict(BACKENDS)
         self.backend_notes: list[str] = []
         while True:
@@ -63,46 +49,47 @@ class Runtime:
     def backend_name(self) -> str:
         return self.backend.name
 
-    def predict(self, audio=None, text=None, visual=None, *, present=None, lengths=None) -> Prediction:
-        """Utterance-level models (MoMKE): predict every utterance of one conversation ([L, dim]
-        arrays) or a batch ([B, L, dim] with optional `lengths` [B]); `present` maps a modality
-        to a per-utterance bool mask when a sensor reported data for only some utterances.
-        Sequence-level models (DERL): one sample ([T_m, dim] per modality, own lengths) or a
-        batch ([B, T_m, dim]); `lengths` and `present` map a modality to [B] real lengths and
-        to a per-token bool mask of observed tokens."""
-        if self.bundle.sequence_model:
-            return self._predict_sequence(audio, text, visual, present, lengths)
-        req = build_request(self.bundle.dims, self.bundle.float_dtype, audio, text, visual,
-                            present=present, lengths=lengths)
-        out = self.backend.run(req.graph, req.feeds)
-        logits = out["logits"].astype(np.float32)  # [B, L, C]
-        weights = out["router_weights"].astype(np.float32)  # [B, L, P, 3]
-        graph_mods = MODALITIES if req.graph == MASKED else tuple(req.graph)
-        router = {}
-        for i, m in enumerate(graph_mods):
-            if m in req.modalities:
-                w = weights[:, :, i]
-                if req.graph == MASKED:  # utterances where m is absent have no routing
-                    w = np.where(req.avail[..., MODALITIES.index(m), None], w, np.nan)
-                router[m] = w
-        labels = probs = scores = None
-        if self.bundle.task == "emotion":
-            probs = _softmax(logits)
-            labels = np.asarray(self.bundle.labels, dtype=object)[probs.argmax(-1)]
-        else:
-            scores = logits[..., 0]
-        pattern = "".join(m for m in MODALITIES if m in req.modalities)
-        pred = Prediction(pattern, req.graph, self.backend.name, labels, probs, scores, router, req.mask)
-        return pred if req.batched else _unbatch(pred)
+    def request(self, audio=None, text=None, visual=None, *, present=None, lengths=None,
+                nonfinite: str = "error") -> Request:
+        """Validate a request for this bundle's model (RequestError names what is wrong)."""
+        return build_request(self.family.inputs.name, self.bundle.dims, self.bundle.float_dtype,
+                             dict(zip(MODALITIES, (audio, text, visual))), present, lengths, nonfinite)
 
-    def _predict_sequence(self, audio, text, visual, present, lengths) -> Prediction:
-        req = build_sequence_request(self.bundle.dims, self.bundle.absent_lengths, self.bundle.float_dtype,
-                                     audio, text, visual, present=present, lengths=lengths)
-        out = self.backend.run(req.graph, req.feeds)
-        scores = out["logits"].astype(np.float32)[:, 0]  # [B]
-        weights = {"modality_routing": out["router_weights"].astype(np.float32)}  # [B, N, 6]
-        pattern = "".join(req.modalities)
-        pred = Prediction(pattern, req.graph, self.backend.name, None, None, scores, weights, None)
+    def predict(self, audio=None, text=None, visual=None, *, present=None, lengths=None,
+                nonfinite: str = "error") -> Prediction:
+        """Predict from the modalities given (None = sensor absent).
+
+        Utterance-level families (MoMKE): [L, dim] arrays (one conversation) or [B, L, dim] with
+        `lengths` [B]; `present` maps a modality to a bool [(B,) L] per-utterance mask.
+        Sequence-level families (DERL): [T_m, dim] or [B, T_m, dim] per modality with its own
+        length; `lengths` maps a modality to [B] lengths, `present` to a per-token bool mask.
+        nonfinite="error" (default) refuses NaN/Inf in a used item; "absent" treats such items as
+        absent (Prediction.present and .nonfinite say which).
+        Raises RequestError for a bad request and ModelError if a graph returns NaN/Inf."""
+        req = self.request(audio, text, visual, present=present, lengths=lengths, nonfinite=nonfinite)
+        return self.run(req)
+
+    def run(self, req: Request) -> Prediction:
+        graph = req.graph
+        cfg = self.bundle.model["config"]
+        feeds = self.family.feeds(req, graph, self.bundle.dims, self.bundle.float_dtype, cfg)
+        out = {k: v.astype(np.float32) for k, v in self.backend.run(graph, feeds).items()}
+        rows = next(iter(req.mask.values())) if self.family.inputs.name == UTTERANCES else None
+        for name, value in out.items():  # outputs at padding rows (utterances) are never served
+            real = value[rows] if rows is not None and value.shape[:2] == rows.shape else value
+            if not np.isfinite(real).all():
+                raise ModelError(f"graph {graph!r} ({self.bundle.precision}, {self.backend.name}) returned "
+                                 f"NaN/Inf in output {name!r}; not served")
+        dec = self.family.decode(self.bundle.task, self.bundle.labels, req, graph, out)
+        if rows is not None and not rows.all():  # padding rows: 0 / "" instead of whatever ran there
+            for arr in (dec.probs, dec.scores, *dec.router_weights.values()):
+                if arr is not None and arr.shape[:2] == rows.shape:
+                    arr[~rows] = 0
+            if dec.labels is not None:
+                dec.labels[~rows] = ""
+        pred = Prediction(self.family.name, self.bundle.task, req.pattern, graph, self.backend.name,
+                          dec.labels, dec.probs, dec.scores, dict(req.present), req.lengths,
+                          dec.router_weights, dec.router_experts, dict(req.nonfinite))
         return pred if req.batched else _unbatch(pred)
 
     def close(self) -> None:
@@ -119,5 +106,9 @@ def _unbatch(p: Prediction) -> Prediction:
     def first(x):
         return None if x is None else x[0]
 
-    return Prediction(p.pattern, p.graph, p.backend, first(p.labels), first(p.probs), first(p.scores),
-                      {m: w[0] for m, w in p.router_weights.items()}, first(p.mask))
+    def each(d):
+        return {k: v[0] for k, v in d.items()}
+
+    return Prediction(p.family, p.task, p.pattern, p.graph, p.backend, first(p.labels), first(p.probs),
+                      first(p.scores), each(p.present), each(p.lengths), each(p.router_weights),
+                      p.router_experts, each(p.nonfinite))

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -59,6 +60,14 @@ def test_rt_run_prints_pattern_and_backend(small_bundle, tmp_path):
     assert "pattern av via graph av on ort-cpu" in res.stdout
     res = run("rt-run", "--bundle", str(small_bundle), "--text", str(tmp_path / "a.npy"))
     assert res.returncode == 2 and "text: feature dim 6, the model expects 10" in res.stderr
+    res = run("rt-run", "--bundle", str(small_bundle), "--audio", str(tmp_path / "a.npy"), "--json")
+    assert res.returncode == 0, res.stderr
+    from anymodal.runtime import Runtime
+
+    expected = Runtime(small_bundle).predict(audio=np.ones((3, 6), np.float32)).to_dict()
+    got = json.loads(res.stdout)  # rt-run --json prints Prediction.to_dict()
+    assert list(got) == list(expected) and got["pattern"] == "a" and got["family"] == "momke"
+    np.testing.assert_allclose(got["outputs"]["probs"], expected["outputs"]["probs"], atol=1e-6)
 
 
 @pytest.mark.slow
@@ -110,3 +119,15 @@ def test_derl_cli_pipeline_on_mosi_sized_synthetic_data(tmp_path):
     assert res.returncode == 0 and "total without text encoder" in res.stdout
     res = run("rt-train", "derl", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r2"), "--preset", "iemocap")
     assert res.returncode == 2 and "unknown --preset 'iemocap'" in res.stderr
+
+
+def test_choices_are_enums_listed_by_help(small_bundle):
+    def help_text(cmd, *sub):
+        return subprocess.run([os.path.join(BIN, cmd), *sub, "--help"], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "300"}).stdout
+
+    assert "auto|tensorrt|ort-trt|ort-cuda|ort-cpu" in help_text("rt-run")
+    assert "error|absent" in help_text("rt-run") and "gcnet|mmsa" in help_text("rt-data", "synth")
+    assert "a t v at av tv atv" in help_text("rt-bench")
+    res = run("rt-run", "--bundle", str(small_bundle), "--backend", "cuda")
+    assert res.returncode == 2 and "'cuda' is not one of" in res.stderr

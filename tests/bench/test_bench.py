@@ -5,11 +5,11 @@ import sys
 
 import numpy as np
 import pytest
-from anymodal.bench.macs import derl_macs, momke_macs
 from anymodal.bench.run import run_bench
 from anymodal.bench.timing import latency_stats, measure_interleaved
 from anymodal.export.bundle import write_bundle
 from anymodal.runtime.errors import InputError
+from anymodal.runtime.families import get_family
 from anymodal.train.checkpoint import save_run
 from helpers import DERL_SHAPES, make_derl, make_model, run_config
 
@@ -82,7 +82,7 @@ def test_macs_match_pytorch_flop_counter():
         with FlopCounterMode(display=False) as fc, torch.no_grad():
             spec(*[xs["atv".index(m)] for m in pattern], mask)
         counted = fc.get_total_flops() // 2
-        ours = momke_macs(model.cfg.to_dict(), pattern, B, L)
+        ours = get_family("momke").macs(model.cfg.to_dict(), pattern, B, L)
         # the counter skips the element-wise expert mixing (3·d per row); all else must agree
         mixing = B * L * len(pattern) * 3 * model.cfg.hidden
         assert ours - mixing == counted, (pattern, ours, counted)
@@ -132,7 +132,7 @@ def test_derl_macs_match_pytorch_flop_counter():
         # the counter skips the element-wise expert and modality mixing; all else must agree
         E, d, N = 4, 16, cfg["bottleneck"]
         mixing = B * (len(pattern) * E * d * N + 6 * d * N)
-        assert derl_macs(cfg, pattern, B) - mixing == counted, pattern
+        assert get_family("derl").macs(cfg, pattern, B, None) - mixing == counted, pattern
 
 
 def test_derl_bench_schema_and_seq_lengths(derl_bundle, derl_run):
@@ -141,7 +141,7 @@ def test_derl_bench_schema_and_seq_lengths(derl_bundle, derl_run):
     check_schema(res, "t", gpu_requested=False, model="derl")
     assert res["seq_lens"] == dict(zip(("audio", "text", "visual"), (t for t, _ in DERL_SHAPES)))
     assert res["variants"]["torch"]["macs"] > res["variants"]["ort"]["macs"]  # folded branches
-    with pytest.raises(InputError, match="--seq-len applies to MoMKE"):
+    with pytest.raises(InputError, match="--seq-len applies to conversations of utterance-level models"):
         run_bench(["t"], derl_bundle, derl_run, "ort", seq_lens=(24,), progress=lambda s: None)
     with pytest.raises(InputError, match="holds a derl model"):
         run_bench(["t"], derl_bundle, derl_run, "ort", model="momke", progress=lambda s: None)

@@ -50,7 +50,11 @@ def test_varying_availability_routes_to_masked_graph(small_bundle, small_model):
     avail[0, :, 0] = torch.from_numpy(present["audio"])
     avail[0, :, 1] = True
     np.testing.assert_allclose(p.probs, torch_probs(small_model, x, None, avail), atol=1e-5)
-    assert np.isnan(p.router_weights["a"][2]).all() and not np.isnan(p.router_weights["t"]).any()
+    # utterances where audio was absent have no audio routing: weight 0, and `present` says so
+    assert p.present["a"].tolist() == present["audio"].tolist() and p.present["t"].all()
+    assert (p.router_weights["a"][~present["audio"]] == 0).all()
+    np.testing.assert_allclose(p.router_weights["a"][present["audio"]].sum(-1), 1, atol=1e-5)
+    np.testing.assert_allclose(p.router_weights["t"].sum(-1), 1, atol=1e-5)
 
 
 def test_fully_absent_modality_in_present_mask_uses_specialised_graph(small_bundle):
@@ -67,7 +71,8 @@ def test_batched_request_with_lengths_matches_single_requests(small_bundle):
     for b, n in enumerate([7, 5, 4]):
         ps = rt.predict(audio=xb["a"][b, :n], visual=xb["v"][b, :n])
         np.testing.assert_allclose(pb.probs[b, :n], ps.probs, atol=1e-5)
-    assert pb.mask.tolist()[2] == [True] * 4 + [False] * 3
+    assert pb.lengths["a"].tolist() == [7, 5, 4] and pb.present["a"].tolist()[2] == [True] * 4 + [False] * 3
+    assert (pb.probs[2, 4:] == 0).all() and list(pb.labels[2, 4:]) == [""] * 3  # padding: nothing served
 
 
 def test_lazy_loading_and_preload(small_bundle):
@@ -85,8 +90,9 @@ def test_lazy_loading_and_preload(small_bundle):
     (dict(audio=np.zeros((0, 6), np.float32)), r"audio: empty sequence"),
     (dict(), r"all modalities are absent"),
     (dict(audio=np.array([["x"] * 6]), ), r"audio: dtype <U1"),
+    (dict(audio=np.zeros((5, 6), np.int64)), r"audio: dtype int64; expected float16, float32 or float64"),
     (dict(audio=np.zeros((5, 6)), text=np.zeros((4, 10))), r"disagree"),
-    (dict(audio=np.zeros((5, 6)), present={"audio": np.zeros(5, bool)}), r"every modality is marked absent"),
+    (dict(audio=np.zeros((5, 6)), present={"audio": np.zeros(5, bool)}), r"nothing present"),
 ])
 def test_bad_input_is_a_typed_error_naming_the_problem(small_bundle, kwargs, match):
     with pytest.raises(InputError, match=match):

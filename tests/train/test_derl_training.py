@@ -5,19 +5,20 @@ import json
 import pytest
 
 pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # trains 30 epochs (the derl_trained_run fixture)
 
 from anymodal.train.api import evaluate_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def results(derl_run):
-    return evaluate_run(derl_run)
+def results(derl_trained_run):
+    return evaluate_run(derl_trained_run)
 
 
-def test_run_folder_and_selection_on_validation(derl_run):
-    cfg = json.loads((derl_run / "config.json").read_text())
+def test_run_folder_and_selection_on_validation(derl_trained_run):
+    cfg = json.loads((derl_trained_run / "config.json").read_text())
     assert cfg["model"]["kind"] == "derl" and cfg["data"]["layout"] == "mmsa"
-    log = [json.loads(line) for line in (derl_run / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (derl_trained_run / "train_log.jsonl").read_text().splitlines()]
     assert len(log) == 30
     best = min(log, key=lambda e: e["val_mae"])
     assert cfg["training"]["best_epoch"] == best["epoch"]

@@ -43,9 +43,10 @@ def test_missing_or_broken_encoder_folder_is_a_data_error(tmp_path):
 
 
 def test_derl_trains_on_encoded_text_and_reports_the_encoder(tmp_path, encoder_dir):
-    from anymodal.train.api import evaluate_run, train_derl_run
+    from anymodal.train.api import evaluate_run
     from anymodal.train.checkpoint import load_run
     from anymodal.train.derl_trainer import DERLTrainConfig
+    from anymodal.train.families.derl import train_derl_run
 
     generate_mmsa(MmsaSynthConfig(samples=40, shapes=parse_shapes("10x5,12x32,10x8")), tmp_path / "d")
     run = train_derl_run(tmp_path / "d", tmp_path / "run", "mosi", dict(hidden=16, heads=2),

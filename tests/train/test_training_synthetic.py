@@ -1,8 +1,9 @@
 """Training to convergence on synthetic emotion data: the model learns what the data holds."""
 
 import pytest
-from anymodal.train.api import evaluate_run, train_momke_run
+from anymodal.train.api import evaluate_run
 from anymodal.train.data.synth import SynthConfig, generate
+from anymodal.train.families.momke import train_momke_run
 from anymodal.train.momke_trainer import TrainConfig
 
 SMALL = dict(hidden=64, depth=1, heads=2, dropout=0.3)

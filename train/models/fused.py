@@ -5,12 +5,9 @@ definition is attached as a model-local function by `anymodal.export.plugin_func
 from __future__ import annotations
 
 import torch
+from anymodal.kernels.plugin_id import PLUGIN_DOMAIN, PLUGIN_NAME, PLUGIN_NAMESPACE
 
 from .layers import RouterMLP, router_mix
-
-PLUGIN_DOMAIN = "trt.plugins"
-PLUGIN_NAME = "RouterMix"
-PLUGIN_NAMESPACE = "anymodal"
 
 
 class RouterMixOp(torch.autograd.Function):

@@ -1,0 +1,58 @@
+"""MoMKE, runtime side: utterance-level (one prediction per utterance of a conversation).
+
+Outputs: logits [B, L, C] and router_weights [B, L, P, 3] (P = the graph's modalities), the
+soft-router weights over the three modality knowledge experts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..patterns import MODALITIES
+from ..requests import MASKED
+from .base import Decoded, RuntimeFamily, head_outputs
+from .inputs import TensorSpec, UtteranceInputs
+
+EXPERTS = ("audio_expert", "text_expert", "visual_expert")
+
+
+def transformer_macs(d: int, depth: int, ffn_mult: int, L: int) -> int:
+    per_block = (3 * d * d * L  # fused QKV
+                 + 2 * L * L * d  # scores + weighted sum
+                 + d * d * L  # output projection
+                 + 2 * ffn_mult * d * d * L)  # FFN
+    return depth * per_block
+
+
+class MoMKERuntime(RuntimeFamily):
+    name = "momke"
+    inputs = UtteranceInputs
+    training_only = ("unimodal_heads",)
+    training_only_label = "stage-1 heads"
+
+    def graph_outputs(self, graph, config, float_dtype="float32"):
+        n_mod = len(MODALITIES) if graph == MASKED else len(graph)
+        return [TensorSpec("logits", ("batch", "seq", config["output_dim"]), float_dtype),
+                TensorSpec("router_weights", ("batch", "seq", n_mod, len(MODALITIES)), float_dtype)]
+
+    def decode(self, task, class_names, req, graph, outputs):
+        labels, probs, scores = head_outputs(task, class_names, outputs["logits"])  # [B, L, C]
+        weights = outputs["router_weights"]  # [B, L, P, 3]
+        graph_mods = MODALITIES if graph == MASKED else tuple(graph)
+        router = {m: np.where(req.present[m][..., None], weights[:, :, i], 0).astype(np.float32)
+                  for i, m in enumerate(graph_mods) if m in req.pattern}  # 0 where m was not used
+        return Decoded(labels, probs, scores, router, {m: EXPERTS for m in router})
+
+    def macs(self, config, modalities, batch, seq):
+        """Running MoMKE with the given modalities encoded (all 3 for the masked graph)."""
+        d, depth, ffn, out = config["hidden"], config["depth"], config["ffn_mult"], config["output_dim"]
+        dims = dict(zip(MODALITIES, config["input_dims"]))
+        L = seq
+        per_mod = {m: dims[m] * d * L  # projection
+                   + 3 * transformer_macs(d, depth, ffn, L)  # the three experts on this modality
+                   + (d * d + 3 * d) * L  # router MLP
+                   + 3 * d * L  # expert mixing
+                   + d * 3 * d * L  # its block of the first fusion layer
+                   for m in MODALITIES}
+        shared = 9 * d * d * L + 3 * d * out * L  # second fusion layer + head
+        return batch * (sum(per_mod[m] for m in modalities) + shared)

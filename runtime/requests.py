@@ -1,0 +1,216 @@
+"""One request pipeline for every model family: validate what the caller gave, once.
+
+A request is the caller's arrays for the modalities that reported data, plus optional
+`lengths` (real items per sample) and `present` (per-item availability). Two input kinds:
+
+    utterances  every modality [L, dim] or [B, L, dim], one length L shared by the modalities
+                (MoMKE: the utterances of a conversation); lengths [B]; present[m] [(B,) L]
+    sequences   every modality [T_m, dim] or [B, T_m, dim], its own length per modality
+                (DERL: the tokens of one sample); lengths {m: [B]}; present {m: [(B,) T_m]}
+
+An *item* is an utterance or a token. Everything wrong is a RequestError (a ValueError) naming
+the argument and what was expected; nothing is guessed or silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import PatternError, RequestError
+from .patterns import MODALITIES, MODALITY_NAMES, parse_pattern
+
+UTTERANCES, SEQUENCES = "utterances", "sequences"
+MASKED = "masked"
+NONFINITE_POLICIES = ("error", "absent")
+_FLOATS = (np.float16, np.float32, np.float64)
+
+
+@dataclass
+class Request:
+    """A validated request. Arrays are batched; absent/padding entries of features are zero."""
+
+    input_kind: str  # UTTERANCES | SEQUENCES
+    features: dict[str, np.ndarray]  # m -> [B, T_m, D_m] in the bundle's float dtype (given modalities)
+    mask: dict[str, np.ndarray]  # m -> [B, T_m] bool: real items (within lengths)
+    present: dict[str, np.ndarray]  # m -> [B, T_m] bool: items the model uses (subset of mask)
+    batched: bool  # False: the caller gave unbatched arrays and gets unbatched outputs
+    nonfinite: dict[str, np.ndarray] = field(default_factory=dict)  # m -> [B, T_m] made absent (NaN/Inf)
+
+    @property
+    def pattern(self) -> str:
+        """Modalities with at least one item present, in canonical order."""
+        return "".join(m for m in MODALITIES if m in self.present and self.present[m].any())
+
+    @property
+    def graph(self) -> str:
+        """The pattern's specialised graph when every real item of each used modality is present
+        (and unused ones are absent everywhere), else the masked graph."""
+        uniform = all((self.present[m] == self.mask[m]).all() for m in self.pattern)
+        return self.pattern if uniform else MASKED
+
+    @property
+    def batch(self) -> int:
+        return next(iter(self.features.values())).shape[0]
+
+    @property
+    def lengths(self) -> dict[str, np.ndarray]:
+        return {m: k.sum(axis=1) for m, k in self.mask.items()}
+
+
+def _name(m: str) -> str:
+    return MODALITY_NAMES[m]
+
+
+def _modality_key(key, what: str) -> str:
+    if not isinstance(key, str):
+        raise RequestError(f"{what}: keys must be modality names (audio, text, visual), got {key!r}")
+    try:
+        m = parse_pattern(key)
+    except PatternError as exc:
+        raise RequestError(f"{what}: {exc}") from None
+    if len(m) != 1:
+        raise RequestError(f"{what}: key {key!r} names more than one modality")
+    return m
+
+
+def _array(value, what: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if not isinstance(value, (list, tuple)) and not hasattr(value, "__array__"):
+        raise RequestError(f"{what}: expected a numpy array, got {type(value).__name__}")
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise RequestError(f"{what}: not convertible to an array ({exc})") from None
+
+
+def _features(m: str, value, dim: int) -> np.ndarray:
+    arr = _array(value, _name(m))
+    if arr.dtype.type not in _FLOATS:
+        raise RequestError(f"{_name(m)}: dtype {arr.dtype}; expected float16, float32 or float64 features")
+    if arr.ndim not in (2, 3):
+        raise RequestError(f"{_name(m)}: expected [L, {dim}] or [B, L, {dim}], got shape {arr.shape}")
+    if arr.shape[-1] != dim:
+        raise RequestError(f"{_name(m)}: feature dim {arr.shape[-1]}, the model expects {dim} (shape {arr.shape})")
+    if arr.ndim == 3 and arr.shape[0] == 0:
+        raise RequestError(f"{_name(m)}: batch of 0 samples (shape {arr.shape})")
+    if arr.shape[-2] == 0:
+        raise RequestError(f"{_name(m)}: empty sequence (shape {arr.shape}); leave an absent sensor out (None)")
+    return arr
+
+
+def _lengths(value, B: int, T: int, batched: bool, what: str) -> np.ndarray:
+    """[B] int lengths in 1..T (one sample: an int is fine) -> [B, T] bool mask of real items."""
+    arr = np.asarray(value) if isinstance(value, (int, np.integer)) else _array(value, what)
+    if not batched and arr.ndim == 0:
+        arr = arr[None]
+    if arr.dtype.type is np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise RequestError(f"{what}: expected integers, got dtype {arr.dtype}")
+    if arr.shape != (B,):
+        raise RequestError(f"{what}: expected shape ({B},) (one length per sample), got {arr.shape}")
+    if arr.min() < 1 or arr.max() > T:
+        raise RequestError(f"{what}: expected lengths in 1..{T}, got {arr.tolist()}")
+    return np.arange(T)[None] < arr[:, None]
+
+
+def _present(m: str, value, shape: tuple[int, int]) -> np.ndarray:
+    what = f"present[{_name(m)}]"
+    arr = _array(value, what)
+    if arr.dtype != np.bool_:
+        raise RequestError(f"{what}: expected a bool array, got dtype {arr.dtype}")
+    if arr.shape == shape[1:]:
+        arr = arr[None]
+    if arr.shape != shape:
+        raise RequestError(f"{what}: shape {np.shape(value)}, expected [T] or [B, T] = {shape}")
+    return arr
+
+
+def _per_modality(arg, what: str) -> dict:
+    if arg is None:
+        return {}
+    if not isinstance(arg, dict):
+        raise RequestError(f"{what}: expected a dict modality -> array, got {type(arg).__name__}")
+    out = {}
+    for key, value in arg.items():
+        m = _modality_key(key, what)
+        if m in out:
+            raise RequestError(f"{what}: {_name(m)} given twice")
+        out[m] = value
+    return out
+
+
+def build_request(input_kind: str, dims: dict[str, int], float_dtype: str, arrays: dict,
+                  present=None, lengths=None, nonfinite: str = "error") -> Request:
+    """Validate a request. arrays: {m: array or None}; None = sensor absent."""
+    if nonfinite not in NONFINITE_POLICIES:
+        raise RequestError(f"nonfinite: expected one of {', '.join(NONFINITE_POLICIES)}, got {nonfinite!r}")
+    given = {m: _features(m, x, dims[m]) for m, x in arrays.items() if x is not None}
+    if not given:
+        raise RequestError("all modalities are absent: give at least one of audio, text, visual")
+    ranks = {x.ndim for x in given.values()}
+    if len(ranks) > 1:
+        raise RequestError("modalities mix batched [B, L, dim] and unbatched [L, dim] arrays: "
+                           + ", ".join(f"{_name(m)} {x.shape}" for m, x in given.items()))
+    batched = ranks == {3}
+    feats = {m: x if batched else x[None] for m, x in given.items()}
+    shapes = ", ".join(f"{_name(m)} {x.shape}" for m, x in given.items())
+    if len({f.shape[0] for f in feats.values()}) > 1:
+        raise RequestError(f"modalities disagree on the batch size: {shapes}")
+    B = next(iter(feats.values())).shape[0]
+
+    if input_kind == UTTERANCES:
+        if len({f.shape[1] for f in feats.values()}) > 1:
+            raise RequestError(f"modalities disagree on the conversation length: {shapes}")
+        L = next(iter(feats.values())).shape[1]
+        if isinstance(lengths, dict):
+            raise RequestError("lengths: expected [B] utterance counts shared by the modalities, got a dict")
+        shared = np.ones((B, L), bool) if lengths is None else _lengths(lengths, B, L, batched, "lengths")
+        mask = {m: shared for m in feats}
+    else:
+        lens = _per_modality(lengths, "lengths")
+        for m in lens:
+            if m not in feats:
+                raise RequestError(f"lengths[{_name(m)}] given but no {_name(m)} array")
+        mask = {m: np.ones(f.shape[:2], bool) if m not in lens
+                else _lengths(lens[m], B, f.shape[1], batched, f"lengths[{_name(m)}]") for m, f in feats.items()}
+
+    pres = _per_modality(present, "present")
+    for m in pres:
+        if m not in feats:
+            raise RequestError(f"present[{_name(m)}] given but no {_name(m)} array")
+    used = {m: mask[m] & _present(m, pres[m], mask[m].shape) if m in pres else mask[m] for m in feats}
+
+    bad_items = {}
+    for m, f in feats.items():  # cast first: float64 beyond float16's range becomes Inf
+        with np.errstate(over="ignore", invalid="ignore"):
+            feats[m] = f.astype(float_dtype, copy=False)
+        bad = ~np.isfinite(feats[m]).all(axis=-1) & used[m]  # NaN/Inf matter only where used
+        if bad.any():
+            if nonfinite == "error":
+                b, t = np.argwhere(bad)[0]
+                item = "utterance" if input_kind == UTTERANCES else "token"
+                raise RequestError(f"{_name(m)}: NaN or Inf (after conversion to {float_dtype}) at batch {b}, "
+                                   f"{item} {t}; pass nonfinite='absent' to treat such items as absent")
+            bad_items[m] = bad
+            used[m] = used[m] & ~bad
+        if not used[m].all():  # padding/absent items are never read by the graph: zero them so NaN can't travel
+            feats[m] = np.where(used[m][..., None], feats[m], 0).astype(float_dtype)
+
+    req = Request(input_kind, feats, mask, used, batched, bad_items)
+    if not req.pattern:
+        raise RequestError("nothing present: every modality is absent for every item after present/nonfinite")
+    if input_kind == UTTERANCES:
+        real = shared
+        covered = np.any([used[m] for m in feats], axis=0)
+        if (real & ~covered).any():
+            b, t = np.argwhere(real & ~covered)[0]
+            raise RequestError(f"present: utterance {t} of batch {b} has every modality absent; "
+                               "drop it (lengths) or give a modality")
+    else:
+        covered = np.any([used[m].any(axis=1) for m in feats], axis=0)  # [B]
+        if not covered.all():
+            b = int(np.argmin(covered))
+            raise RequestError(f"present: sample {b} has every token of every modality absent")
+    return req

@@ -1,0 +1,92 @@
+"""The import rules of docs/ARCHITECTURE.md §2, checked on the source's AST (tests/test_layering.py).
+
+A rule: files under `folder` may not import modules starting with `forbidden` — anywhere, or
+only at module level ("module": a lazy import inside a function, behind the flag that needs
+it, is allowed) — except the files listed in `allowed`.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+# folder on disk -> its package in the anymodal namespace (pyproject's package-dir)
+PACKAGES = {"runtime": "anymodal.runtime", "export": "anymodal.export", "kernels": "anymodal.kernels",
+            "train": "anymodal.train", "bench": "anymodal.bench", "anymodal": "anymodal"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    folder: str
+    forbidden: tuple[str, ...]
+    scope: str  # "any" | "module"
+    why: str
+    allowed: tuple[str, ...] = ()
+
+
+RULES = (
+    Rule("runtime", ("torch", "triton", "anymodal.train", "anymodal.export", "anymodal.bench",
+                     "anymodal.kernels"), "any", "the runtime is torch-free and knows no layer above it"),
+    Rule("kernels", ("torch", "anymodal.train", "anymodal.export", "anymodal.bench", "anymodal.runtime.bundle",
+                     "anymodal.runtime.runtime", "anymodal.runtime.families"), "any",
+         "kernels know no models or bundles", allowed=("kernels/router_mix.py",)),  # launcher takes torch tensors
+    Rule("kernels", ("torch", "triton", "tensorrt"), "module", "GPU libraries are imported lazily"),
+    Rule("train", ("anymodal.export", "anymodal.bench"), "any", "train knows nothing of export or bench"),
+    Rule("export", ("torch", "anymodal.train"), "module",
+         "torch (and the PyTorch models) only in export/torch_export.py", allowed=("export/torch_export.py",)),
+    Rule("bench", ("torch", "anymodal.train", "anymodal.export"), "module",
+         "bench uses train/export only behind the flags that need them"),
+    Rule("anymodal", ("torch", "triton", "anymodal.train", "anymodal.export", "anymodal.bench"), "module",
+         "the CLI imports everything lazily, inside each command (rt-* --help without torch)",
+         allowed=("anymodal/cli.py",)),  # cli: only the torch-free family registry at import
+)
+# cli.py may import at module level only torch-free modules: the runtime, its choices (enums)
+# and the families' registry (it lists `rt-train <family>`)
+CLI_MODULE_LEVEL = ("anymodal.train.families", "anymodal.choices")
+
+
+def _imports(tree: ast.AST, package: str):
+    """(line, module, at module level) for every import, relative ones resolved."""
+    top = set(map(id, tree.body))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            yield node.lineno, name, id(node) in top
+
+
+def _package_of(rel: Path) -> str:
+    parts = rel.with_suffix("").parts  # runtime/families/base -> anymodal.runtime.families
+    return ".".join([PACKAGES[parts[0]], *parts[1:-1]])
+
+
+def violations(root: Path, rules=RULES) -> list[str]:
+    """`path:line: imports X — why` for every import that breaks a rule, sorted."""
+    out = set()
+    for rule in rules:
+        for path in sorted((root / rule.folder).rglob("*.py")):
+            rel = path.relative_to(root)
+            if str(rel) in rule.allowed:
+                continue
+            tree = ast.parse(path.read_text(), filename=str(rel))
+            for line, name, module_level in _imports(tree, _package_of(rel)):
+                if rule.scope == "module" and not module_level:
+                    continue
+                if any(name == f or name.startswith(f + ".") for f in rule.forbidden):
+                    out.add(f"{rel}:{line}: imports {name} — {rule.why}")
+    cli = root / "anymodal" / "cli.py"
+    if cli.is_file():
+        for line, name, module_level in _imports(ast.parse(cli.read_text()), "anymodal"):
+            if module_level and name.split(".")[:2] != ["anymodal", "runtime"] and name.startswith("anymodal.") \
+                    and not any(name == a or name.startswith(a + ".") for a in CLI_MODULE_LEVEL):
+                out.add(f"anymodal/cli.py:{line}: imports {name} — the CLI imports lazily, inside each command")
+    return sorted(out)

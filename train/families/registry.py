@@ -1,0 +1,50 @@
+"""The training/export half of a model family, and its registry (torch imported lazily, so
+`rt-train --help` works without it).
+
+    class MyTrainFamily(TrainFamily):
+        name = "myfamily"                      # = the model's `kind` and the runtime family's name
+        def build_model(self, config): ...     # nn.Module from its config dict (run folders)
+        def evaluate_run(self, run, data, split, model, config): ...   # the family's protocol
+        def paper_model(self): ...             # (model, run meta) for rt-bench's default bundle
+        def train_command(...): ...            # `rt-train <name>`: typer options, one library call
+    register_train_family(MyTrainFamily())
+
+The model object itself carries the rest of the export interface: `kind`, `cfg` (to_dict(),
+input_dims, output_dim, task), `specialise(pattern)` -> the pattern's module, `parameter_report()`,
+and forward(*masked graph inputs) -> (logits, router_weights).
+"""
+
+from __future__ import annotations
+
+from anymodal.runtime.errors import DataError
+
+_FAMILIES: dict = {}
+
+
+class TrainFamily:
+    name = "abstract"
+
+    def build_model(self, config: dict):
+        raise NotImplementedError  # abstract
+
+    def evaluate_run(self, run, data, split: str, model, config: dict) -> dict:
+        raise NotImplementedError  # abstract
+
+    def paper_model(self):
+        raise NotImplementedError  # abstract
+
+    train_command = None  # optional: a typer command function for `rt-train <name>`
+
+
+def register_train_family(family: TrainFamily) -> None:
+    _FAMILIES[family.name] = family
+
+
+def get_train_family(name: str) -> TrainFamily:
+    if name not in _FAMILIES:
+        raise DataError(f"unknown model kind {name!r} (known: {', '.join(_FAMILIES) or 'none'})")
+    return _FAMILIES[name]
+
+
+def train_family_names() -> tuple[str, ...]:
+    return tuple(_FAMILIES)
