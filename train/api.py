@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from anymodal.runtime.errors import DataError
 
+from . import distributed
 from .checkpoint import load_run, save_run
 from .data.gcnet import read_gcnet
 from .data.specs import SYNTH_FEATURES
@@ -49,7 +50,8 @@ def train_momke_run(data, dataset: str, out, features=None, fold: int | None = N
                       **(model_overrides or {}))
     torch.manual_seed(train_cfg.seed)
     model = MoMKE(cfg)
-    log = _fresh_log(out)
+    main = distributed.current().is_main  # under torchrun only rank 0 writes the run folder
+    log = _fresh_log(out) if main else None
     summary = train_momke(model, ds.split_by(splits["train"]), ds.split_by(splits["val"]), train_cfg,
                           log_path=log, progress=progress)
     meta = {
@@ -58,7 +60,8 @@ def train_momke_run(data, dataset: str, out, features=None, fold: int | None = N
                  "labels": list(ds.spec.label_names), "fold": fold, "splits": splits},
         "training": summary,
     }
-    save_run(out, model, meta)
+    if main:
+        save_run(out, model, meta)
     return out
 
 
