@@ -3,6 +3,7 @@ and a small DERL bundle from one repository; every answer compared with Runtime.
 
 from __future__ import annotations
 
+import sys
 import threading
 import urllib.request
 
@@ -165,3 +166,85 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(server, runt
     assert "audio" in _error(protocol, server, "momke", {"audio": good["audio"].astype(np.float64)})
     assert_same(infer(protocol, address(server, protocol), "momke", good), expected(rt, good))
     assert server.ready()
+
+
+def test_rt_bench_server_measures_both_transports_beside_in_process(server, bundles):
+    from anymodal.bench.server import bench_server
+
+    servers = {"http": server.endpoints.http, "grpc": server.endpoints.grpc}
+    res = bench_server(servers, bundles["momke"], ["a,v"], (1, 2), "momke", seq=6, threads=1,
+                       warmup_s=0.05, duration_s=0.3, progress=lambda s: None)
+    assert [(r["transport"], r["concurrency"]) for r in res["rows"]] == [
+        ("in-process", 1), ("http", 1), ("grpc", 1), ("in-process", 2), ("http", 2), ("grpc", 2)]
+    for r in res["rows"]:
+        assert r["mismatches"] == 0 and r["requests"] > 0 and r["latency_ms"]["p99"] >= r["latency_ms"]["p50"]
+
+
+def test_graphs_flavor_served_for_real(bundles, tmp_path):
+    from anymodal.serve.server import server_dist
+
+    backends = server_dist() / "backends"
+    if not (backends / "onnxruntime").is_dir():
+        pytest.skip(f"no ONNX Runtime backend in {backends} (the pytriton wheel ships only the Python "
+                    "backend); the router is tested in-process in test_triton_repo.py")
+    repo = write_triton_repo(bundles["momke"], tmp_path / "repo", flavor="graphs", name="momke")
+    rt = Runtime(bundles["momke"], threads=1)
+    with TritonServer(repo) as srv:
+        for i, pattern in enumerate(ALL_PATTERNS):
+            arrays = request(rt, pattern, i)
+            assert_same(infer("grpc", srv.endpoints.grpc, "momke", arrays), expected(rt, arrays))
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def test_rt_serve_starts_prints_endpoints_and_stops_cleanly_on_sigterm(bundles):
+    import shutil
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    from anymodal.serve.server import free_port
+
+    ports = [str(free_port()) for _ in range(3)]
+    exe = shutil.which("rt-serve", path=str(Path(sys.executable).parent))
+    assert exe, "rt-serve is not installed beside this Python"
+    proc = subprocess.Popen([exe, "--bundle", str(bundles["momke"]), "--http-port", ports[0], "--grpc-port",
+                             ports[1], "--metrics-port", ports[2], "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        while not lines or "Ctrl-C stops the server" not in lines[-1]:
+            line = proc.stdout.readline()
+            assert line, "rt-serve ended early:\n" + "".join(lines)
+            lines.append(line)
+        text = "".join(lines)
+        assert f"http://127.0.0.1:{ports[0]}/v2/models/anymodal/infer" in text
+        assert f"grpc://127.0.0.1:{ports[1]}" in text and f"http://127.0.0.1:{ports[2]}/metrics" in text
+        server_pid = _children(proc.pid)[0]
+        arrays = request(Runtime(bundles["momke"], threads=1), "t", 3)
+        assert "probs" in infer("http", f"127.0.0.1:{ports[0]}", "anymodal", arrays)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert "stopped" in proc.stdout.read()
+        assert not group_pids(server_pid), "rt-serve left tritonserver processes behind"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_rt_serve_without_the_server_names_the_extra(bundles, tmp_path):
+    import subprocess
+
+    code = ("import importlib.util, sys; importlib.util.find_spec = lambda n: None; "
+            "from anymodal.serve.cli import serve_main; sys.argv = ['rt-serve', '--bundle', sys.argv[1]]; serve_main()")
+    r = subprocess.run([sys.executable, "-c", code, str(bundles["momke"])], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "pip install 'anymodal[serve]'" in r.stderr
