@@ -81,6 +81,10 @@ def main() -> None:
 
     ctx = init_from_env()
     try:
+        if ctx.world > 1 and sys.argv[1:2] != ["momke"]:
+            print("error: InputError: distributed training is implemented for `momke` only "
+                  f"(got {' '.join(sys.argv[1:2]) or 'no model'}); run DERL in one process", file=sys.stderr)
+            sys.exit(2)
         sys.argv[0] = "rt-train (distributed)"
         if not ctx.is_main:
             os.environ["TQDM_DISABLE"] = "1"
