@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from anymodal.runtime.bundle import Bundle
-from anymodal.runtime.errors import InputError
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
 
@@ -75,9 +74,6 @@ def predict_kwargs(sequence_model: bool, arrays: dict[str, np.ndarray]) -> dict:
                    if f"{MODALITY_NAMES[m]}_length" in arrays} or None
     else:
         lengths = arrays["lengths"].reshape(-1) if "lengths" in arrays else None
-    for key in ("lengths", *(f"{MODALITY_NAMES[m]}_length" for m in MODALITIES)):
-        if key in arrays and not np.issubdtype(arrays[key].dtype, np.integer):
-            raise InputError(f"{key}: expected integers, got {arrays[key].dtype}")
     return dict(kwargs, present=present or None, lengths=lengths)
 
 
