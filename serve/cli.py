@@ -91,7 +91,7 @@ def serve(
         srv.start(timeout_s)
         e = srv.endpoints
         typer.echo(f"serving {bundle} as model {name!r}\n  http     http://{e.http}/v2/models/{name}/infer\n"
-                   f"  grpc     grpc://{e.grpc}\n  metrics  {e.metrics}\n  log      {srv.log_path}\n"
+                   f"  grpc     grpc://{e.grpc}\n  metrics  {e.metrics}\n  log      {srv.log_path} (while it runs)\n"
                    "Ctrl-C stops the server.", )
         code = srv.proc.wait()
         raise ServeError(f"tritonserver exited with status {code}:\n{srv.log_tail()}")

@@ -95,7 +95,7 @@ class TritonServer:
         ports = [p or free_port(host) for p in (http_port, grpc_port, metrics_port)]
         self.endpoints = Endpoints(host, *ports)
         self._work = Path(tempfile.mkdtemp(prefix="anymodal-triton-"))
-        self.log_path = log or self._work / "tritonserver.log"
+        self.log_path = log or self._work / "tritonserver.log"  # errors carry its tail
         self.proc: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
@@ -158,7 +158,7 @@ class TritonServer:
         if self.proc is not None:
             _signal_group(self.proc.pid, signal.SIGKILL)  # stubs that outlived the server
             self.proc.wait()
-        shutil.rmtree(self._work / "backends", ignore_errors=True)
+        shutil.rmtree(self._work, ignore_errors=True)  # the backend copy and (unless asked to keep it) the log
 
     def __enter__(self) -> TritonServer:
         return self.start() if self.proc is None else self
