@@ -272,7 +272,8 @@ def run_main():
 
 
 # --------------------------------------------------------------------------- rt-bench
-bench_app = _app("Latency, throughput, efficiency and parameters per availability condition.")
+bench_app = _app("Latency, throughput, efficiency and parameters per availability condition "
+                 "(against a running Triton server: rt-bench --server URL --help).")
 
 
 def _ints(spec: str, option: str) -> tuple[int, ...]:
