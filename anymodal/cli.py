@@ -272,8 +272,7 @@ def run_main():
 
 
 # --------------------------------------------------------------------------- rt-bench
-bench_app = _app("Latency, throughput, efficiency and parameters per availability condition "
-                 "(against a running Triton server: rt-bench --server URL --help).")
+bench_app = _app("Latency, throughput, efficiency and parameters per availability condition.")
 
 
 def _ints(spec: str, option: str) -> tuple[int, ...]:
