@@ -387,6 +387,23 @@ def report_params(
         write_json(rep, json_out)
 
 
+@report_app.command("footprint")
+def report_footprint(
+    bundle: Path = typer.Option(..., help="Bundle folder."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+):
+    """Bytes on disk per precision, import time, RSS after loading every graph and after one
+    request per pattern (each precision measured in a fresh process)."""
+    from anymodal.bench.footprint import footprint, footprint_table
+    from anymodal.runtime.jsonio import write_json
+
+    rep = footprint(bundle, threads)
+    _console().print(footprint_table(rep))
+    if json_out:
+        write_json(rep, json_out)
+
+
 def report_main():
     _main(report_app)
 

@@ -13,6 +13,8 @@ from importlib import metadata
 
 import numpy as np
 
+from .device_facts import device_facts
+
 
 def _version(pkg: str) -> str | None:
     try:
@@ -38,6 +40,7 @@ def machine_info() -> dict:
         "versions": {p: _version(p) for p in ("anymodal", "numpy", "onnxruntime", "onnxruntime-gpu",
                                               "torch", "onnx", "tensorrt")},
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **device_facts(),  # governor; Jetson board, power mode, jetson_clocks
     }
 
 

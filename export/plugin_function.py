@@ -1,7 +1,7 @@
 """The model-local ONNX function behind a `trt.plugins::RouterMix` node.
 
 ONNX Runtime has no RouterMix kernel, so it inlines this standard-op definition (the fused
-graphs stay verifiable on any CPU); TensorRT >= 10.7 with the plugin registered runs the
+graphs stay verifiable on any CPU); TensorRT >= 10.9 with the plugin registered runs the
 Triton kernel instead, and older TensorRT's parser inlines the function like ORT does.
 """
 

@@ -50,7 +50,30 @@ def quantize_graph_qdq(src: Path, dst: Path, feeds) -> Path:
             return next(self._it, None)
 
     dst.parent.mkdir(parents=True, exist_ok=True)
+    # Symmetric activations and weights: TensorRT's ONNX parser refuses Q/DQ with non-zero zero
+    # points (ORT's default for activations is asymmetric, which ORT itself runs happily).
     quantize_static(str(src), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    op_types_to_quantize=["MatMul"])  # TensorRT INT8 pays off on the matmuls
+                    op_types_to_quantize=["MatMul"],  # TensorRT INT8 pays off on the matmuls
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    bad = nonzero_zero_points(dst)
+    if bad:
+        raise ExportError(f"{dst}: {len(bad)} Q/DQ nodes with non-zero zero points ({', '.join(bad[:3])} …); "
+                          "TensorRT accepts symmetric quantisation only")
     return dst
+
+
+def nonzero_zero_points(path: Path) -> list[str]:
+    """Names of Q/DQ nodes whose zero point is not all zeros (TensorRT builds none of them)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {t.name: t for t in model.graph.initializer}
+    bad = []
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2:
+            zp = inits.get(node.input[2])
+            if zp is not None and np.any(numpy_helper.to_array(zp) != 0):
+                bad.append(node.name)
+    return bad

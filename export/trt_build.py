@@ -1,27 +1,28 @@
 """TensorRT engines for a bundle, built on the target GPU (DESIGN §6): one engine per graph,
 optimisation profiles from the bundle's input specs, a timing cache, cached under
-`engines/<sm>-trt<version>-<precision>/`. TensorRT and pycuda are imported lazily; the
-key, profile and INT8-calibration logic is plain Python and tested on CPU."""
+`engines/<sm>-<device>-trt<version>-<precision>/`. The folder is built under a temporary name
+and renamed when complete, with an engines.json (sha256 per plan, device, profile bounds) the
+runtime checks, so an interrupted build is never selected. TensorRT and pycuda are imported
+lazily and tested on CPU with fakes (tests/fakes)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from anymodal.runtime.backends.trt_keys import (  # noqa: F401  (re-exported)
+    ENGINE_PRECISIONS,
+    ENGINES_INDEX,
+    cuda_device_index,
+    device_slug,
+    engine_key,
+)
 from anymodal.runtime.bundle import Bundle, sha256_file
 from anymodal.runtime.errors import BackendUnavailableError, ExportError
 from anymodal.runtime.patterns import MODALITY_NAMES
-
-ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def engine_key(compute_capability: tuple[int, int], trt_version: str, precision: str) -> str:
-    """'sm87-trt10.3.0-fp16': engines are valid only for this GPU arch, TensorRT and precision."""
-    if precision not in ENGINE_PRECISIONS:
-        raise ExportError(f"unknown engine precision {precision!r}; choose {', '.join(ENGINE_PRECISIONS)}")
-    major, minor = compute_capability
-    return f"sm{major}{minor}-trt{trt_version}-{precision}"
 
 
 @dataclass(frozen=True)
@@ -56,31 +57,74 @@ def _trt():
     return trt
 
 
-def _compute_capability() -> tuple[int, int]:
+def _device(index: int):
+    """(pycuda driver, Device, compute capability, name) without creating a context: pycuda's
+    autoinit would leave a private context current for the rest of the process."""
     try:
-        import pycuda.autoinit  # noqa: F401
         import pycuda.driver as cuda
     except ImportError as exc:
         raise BackendUnavailableError("pycuda is needed to build engines: pip install 'anymodal[trt]'") from exc
-    return cuda.Device(0).compute_capability()
+    cuda.init()
+    if index >= cuda.Device.count():
+        raise BackendUnavailableError(f"no CUDA device {index} ({cuda.Device.count()} present)")
+    dev = cuda.Device(index)
+    return cuda, dev, tuple(dev.compute_capability()), dev.name()
+
+
+def _router_width(bundle: Bundle) -> int | None:
+    return bundle.model.get("config", {}).get("hidden")
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished build into place; an older folder of the same key is replaced."""
+    old = out.with_name(f".old-{out.name}-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def build_engines(bundle_dir: str | Path, precision: str = "fp16", workspace_mb: int = 1024,
                   calib_data: Path | None = None, limits: ProfileLimits = ProfileLimits(),
-                  progress=print) -> Path:
-    """Build every graph of the bundle into engines/<key>/<graph>.plan and an index."""
+                  progress=print, device: int | None = None) -> Path:
+    """Build every graph of the bundle into engines/<key>/<graph>.plan plus engines.json."""
     trt = _trt()
-    cc = _compute_capability()
+    device = cuda_device_index() if device is None else device
+    cuda, dev, cc, device_name = _device(device)
     bundle = Bundle(bundle_dir)
-    key = engine_key(cc, trt.__version__, precision)
-    out = bundle.path / "engines" / key
-    out.mkdir(parents=True, exist_ok=True)
+    key = engine_key(cc, trt.__version__, precision, device_name)
+    engines = bundle.path / "engines"
+    out = engines / key
+    tmp = engines / f".tmp-{key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    ctx = dev.retain_primary_context()  # TensorRT uses the current context: this device's primary one
+    ctx.push()
+    try:
+        _build_all(trt, bundle, precision, workspace_mb, calib_data, limits, progress, tmp, out,
+                   {"key": key, "device": device_name, "compute_capability": list(cc),
+                    "tensorrt": trt.__version__, "precision": precision})
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        cuda.Context.pop()
+    _replace_dir(tmp, out)
+    return out
+
+
+def _build_all(trt, bundle: Bundle, precision, workspace_mb, calib_data, limits, progress, tmp: Path,
+               out: Path, index: dict) -> None:
     from anymodal.kernels.trt_plugin import register_router_mix_plugin
 
-    plugin = register_router_mix_plugin(cc[0] * 10 + cc[1])
+    cc = index["compute_capability"]
+    plugin, plugin_note = register_router_mix_plugin(cc[0] * 10 + cc[1], _router_width(bundle))
     logger = trt.Logger(trt.Logger.WARNING)
-    cache_path = out / "timing.cache"
-    index = {"key": key, "plugin": plugin, "engines": {}}
+    cache_path = tmp / "timing.cache"
+    if (out / "timing.cache").is_file():  # start from the previous build's timings
+        shutil.copyfile(out / "timing.cache", cache_path)
+    index.update({"plugin": plugin, "plugin_note": plugin_note, "limits": limits.__dict__,
+                  "profiles": {}, "engines": {}})
     strongly_typed = int(trt.__version__.split(".")[0]) >= 11  # TensorRT 11 drops weak typing
     if strongly_typed and precision == "fp16":
         # types come from the graph itself: build from the bundle's fp16 variant
@@ -88,13 +132,14 @@ def build_engines(bundle_dir: str | Path, precision: str = "fp16", workspace_mb:
             raise ExportError(f"TensorRT {trt.__version__} builds strongly typed networks: export the "
                               "bundle with --precision fp32,fp16 to build fp16 engines")
         bundle = Bundle(bundle.path, "fp16")
+    index["graph_precision"] = bundle.precision
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
     for graph in bundle.graphs:
         path = bundle.graph_path(graph)
         if precision == "int8":
             from .quantize import calibration_feeds, quantize_graph_qdq
 
-            path = quantize_graph_qdq(path, out / "qdq" / f"{graph}.onnx",
+            path = quantize_graph_qdq(path, tmp / "qdq" / f"{graph}.onnx",
                                       calibration_feeds(bundle, graph, calib_data))
         builder = trt.Builder(logger)
         network = builder.create_network(flags)
@@ -111,15 +156,17 @@ def build_engines(bundle_dir: str | Path, precision: str = "fp16", workspace_mb:
         cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.exists() else b"")
         config.set_timing_cache(cache, ignore_mismatch=False)
         profile = builder.create_optimization_profile()
-        for name, (lo, opt, hi) in profile_shapes(bundle, graph, limits).items():
+        shapes = profile_shapes(bundle, graph, limits)
+        for name, (lo, opt, hi) in shapes.items():
             profile.set_shape(name, lo, opt, hi)
         config.add_optimization_profile(profile)
-        progress(f"building {graph} ({key}) …")
+        progress(f"building {graph} ({index['key']}) …")
         plan = builder.build_serialized_network(network, config)
         if plan is None:
-            raise ExportError(f"TensorRT failed to build graph {graph!r} ({key})")
-        (out / f"{graph}.plan").write_bytes(bytes(plan))
+            raise ExportError(f"TensorRT failed to build graph {graph!r} ({index['key']})")
+        (tmp / f"{graph}.plan").write_bytes(bytes(plan))
         cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-        index["engines"][graph] = {"file": f"{graph}.plan", "sha256": sha256_file(out / f"{graph}.plan")}
-    (out / "engines.json").write_text(json.dumps(index, indent=2))
-    return out
+        index["profiles"][graph] = {n: [list(lo), list(hi)] for n, (lo, _, hi) in shapes.items()}
+        index["engines"][graph] = {"file": f"{graph}.plan", "sha256": sha256_file(tmp / f"{graph}.plan")}
+    shutil.rmtree(tmp / "qdq", ignore_errors=True)
+    (tmp / ENGINES_INDEX).write_text(json.dumps(index, indent=2))  # last: marks the build complete

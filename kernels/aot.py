@@ -1,10 +1,20 @@
 """Ahead-of-time compilation of RouterMix to PTX and cubin for given GPU architectures, on a
 machine without a GPU (`triton.compile` with an explicit target), plus the launch metadata a
-host (the TensorRT plugin) needs: grid, threads per block, shared memory, argument order."""
+host (the TensorRT plugin) needs: grid, threads per block, shared memory, argument order.
+
+Two things make Triton's default output unloadable by TensorRT's AOT plugin launcher:
+* PTX ISA version. Triton writes the newest `.version` its bundled ptxas knows (9.x, CUDA 13),
+  and a driver JIT-compiles only PTX up to its own CUDA version; QDP hands TensorRT PTX only.
+  The version is pinned per target to the oldest CUDA the target runs (`PTX_VERSION_MAX`).
+* Parameter list. Triton >= 3.3 appends two scratch pointers (global and profile scratch) to
+  every kernel; TensorRT passes exactly inputs + extra scalars + outputs. The two unused
+  trailing parameters are removed from the PTX entry (refused when the kernel uses them).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from anymodal.runtime.jsonio import write_json
@@ -14,6 +24,51 @@ from .router_mix import KERNEL_NAME, aot_kernel, launch_config
 TRITON_DTYPES = {"fp32": "*fp32", "fp16": "*fp16"}
 SCALARS = {"N": "i32", "D": "i32", "E": "i32", "DO": "i32"}
 MASK_TYPE = "*i8"  # the ONNX/TensorRT mask is bool, one byte per row
+# Highest PTX ISA the oldest supported driver of each target JIT-compiles (PTX ISA x.y = xy):
+# sm_72 Xavier: JetPack 5.1, CUDA 11.4 -> 7.4; sm_87 Orin: JetPack 6.0, CUDA 12.2 -> 8.2;
+# sm_90 Hopper (and anything newer): CUDA 12.0 drivers -> 8.0.
+PTX_VERSION_MAX = {72: 74, 87: 82, 90: 80}
+DEFAULT_PTX_VERSION = 80
+NUM_STAGES = 1  # no software pipelining of the K loop: keeps d = 512 under 48 KiB of shared memory
+SHARED_MEM_STATIC_LIMIT = 48 * 1024  # above this a launch needs the dynamic-shared-memory opt-in,
+# which TensorRT's AOT plugin launcher does not make
+
+
+def ptx_version_for(arch: int) -> int:
+    return PTX_VERSION_MAX.get(arch, DEFAULT_PTX_VERSION)
+
+
+def kernel_args(sig: dict[str, str]) -> list[str]:
+    """Names of the arguments a host passes, in order (constexprs are compiled in)."""
+    return [n for n, t in sig.items() if t != "constexpr"]
+
+
+def strip_scratch_params(ptx: str, kernel: str, n_args: int) -> str:
+    """Drop the `.param`s of the entry past the first `n_args` (Triton's scratch pointers),
+    refusing if the kernel body reads any of them."""
+    m = re.search(r"(\.entry\s+" + re.escape(kernel) + r"\s*\()([^)]*)(\))", ptx)
+    if m is None:
+        raise RuntimeError(f"no .entry {kernel} in the PTX")
+    params = [p for p in m.group(2).split(",") if p.strip()]
+    extra = params[n_args:]
+    for p in extra:
+        name = p.split()[-1]
+        if re.search(r"\[" + re.escape(name) + r"\]", ptx[m.end():]):
+            raise RuntimeError(f"{kernel} reads its scratch parameter {name}: cannot drop it")
+    body = ",".join(params[:n_args]).rstrip() + "\n"
+    return ptx[:m.start(2)] + body + ptx[m.end(2):]
+
+
+def ptx_facts(ptx: str, kernel: str) -> dict:
+    """What the static checks read off a PTX file: ISA version, target, entry parameter count,
+    whether any TF32 tensor-core instruction is used."""
+    version = re.search(r"^\s*\.version\s+(\d+)\.(\d+)", ptx, re.M)
+    target = re.search(r"^\s*\.target\s+(\S+)", ptx, re.M)
+    entry = re.search(r"\.entry\s+" + re.escape(kernel) + r"\s*\(([^)]*)\)", ptx)
+    return {"version": int(version.group(1)) * 10 + int(version.group(2)) if version else None,
+            "target": target.group(1) if target else None,
+            "params": entry.group(1).count(".param") if entry else None,
+            "tf32": bool(re.search(r"\btf32\b", ptx))}
 
 
 def signature(dtype: str, constexprs: dict) -> dict[str, str]:
@@ -33,8 +88,9 @@ def signature(dtype: str, constexprs: dict) -> dict[str, str]:
 
 
 def compile_one(arch: int, dtype: str, hidden: int, out_dim: int | None = None,
-                temperature: float = 1.0):
-    """Compile for sm_<arch>; returns (ptx text, cubin bytes, metadata dict)."""
+                temperature: float = 1.0, ptx_version: int | None = None):
+    """Compile for sm_<arch>; returns (ptx text, cubin bytes, metadata dict). The PTX has the
+    pinned ISA version and exactly the parameters TensorRT's launcher passes."""
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # explicit, or triton.compile warns
     if os.environ.get("TRITON_INTERPRET") == "1":
         raise RuntimeError("AOT compilation cannot run in a process with TRITON_INTERPRET=1 "
@@ -46,20 +102,28 @@ def compile_one(arch: int, dtype: str, hidden: int, out_dim: int | None = None,
     cfg = launch_config(1, hidden, out_dim or hidden, temperature)
     cfg.pop("grid")
     sig = signature(dtype, cfg)
+    ptx_version = ptx_version or ptx_version_for(arch)
     compiled = triton.compile(ASTSource(fn=aot_kernel(), signature=sig, constexprs=cfg),
-                              target=GPUTarget("cuda", arch, 32))
+                              target=GPUTarget("cuda", arch, 32), options={"ptx_version": ptx_version, "num_stages": NUM_STAGES})
     md = compiled.metadata
+    if md.shared > SHARED_MEM_STATIC_LIMIT:
+        raise RuntimeError(f"RouterMix at d={hidden} needs {md.shared} B of shared memory per block, above "
+                           f"the {SHARED_MEM_STATIC_LIMIT} B a launch without the dynamic-shared-memory "
+                           "opt-in gets (TensorRT's AOT launcher does not opt in)")
+    args = kernel_args(sig)
+    ptx = strip_scratch_params(compiled.asm["ptx"], md.name, len(args))
     meta = {
         "kernel": md.name, "arch": f"sm_{arch}", "dtype": dtype, "hidden": hidden,
-        "out_dim": out_dim or hidden, "num_warps": md.num_warps, "threads_per_block": 32 * md.num_warps,
+        "out_dim": out_dim or hidden, "ptx_version": ptx_version, "num_warps": md.num_warps, "threads_per_block": 32 * md.num_warps,
         "shared_mem_bytes": md.shared, "grid": f"(ceil(N / {cfg['BLOCK_N']}), 1, 1)",
         "constexprs": cfg,
         "args": [{"name": n, "type": t} for n, t in sig.items() if t != "constexpr"],
     }
-    return compiled.asm["ptx"], compiled.asm["cubin"], meta
+    return ptx, compiled.asm["cubin"], meta
 
 
-def compile_aot(archs, out: str | Path, dtypes=("fp32",), hidden: int = 256) -> dict:
+def compile_aot(archs, out: str | Path, dtypes=("fp32",), hidden: int = 256,
+                ptx_version: int | None = None) -> dict:
     """Write router_mix_<sm>_<dtype>_d<hidden>.{ptx,cubin,json} for each combination and an
     index.json listing them."""
     out = Path(out)
@@ -67,11 +131,11 @@ def compile_aot(archs, out: str | Path, dtypes=("fp32",), hidden: int = 256) -> 
     index = []
     for arch in archs:
         for dtype in dtypes:
-            ptx, cubin, meta = compile_one(int(arch), dtype, hidden)
+            ptx, cubin, meta = compile_one(int(arch), dtype, hidden, ptx_version=ptx_version)
             stem = f"{KERNEL_NAME}_sm{arch}_{dtype}_d{hidden}"
             (out / f"{stem}.ptx").write_text(ptx)
             (out / f"{stem}.cubin").write_bytes(cubin)
             write_json(meta, out / f"{stem}.json")
-            index.append({"stem": stem, **{k: meta[k] for k in ("arch", "dtype", "hidden", "kernel")}})
+            index.append({"stem": stem, **{k: meta[k] for k in ("arch", "dtype", "hidden", "kernel", "ptx_version")}})
     write_json({"kernels": index}, out / "index.json")
     return {"kernels": index}

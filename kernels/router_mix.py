@@ -3,7 +3,9 @@
 runs on CUDA, or on CPU under TRITON_INTERPRET=1 (how the tests check it).
 
 `tl.dot` needs every dimension >= 16, so the hidden width is padded to a power of two >= 16
-and E to 16, the padded experts getting -inf logits (zero weight).
+and E to 16, the padded experts getting -inf logits (zero weight). Both products run in IEEE
+fp32 (`input_precision="ieee"`): Triton's default TF32 on sm_80+ is off by up to ~1e-2 from the
+numpy reference, which the fp32 parity checks (atol 1e-5) would fail on every Ampere/Hopper GPU.
 """
 
 from __future__ import annotations
@@ -43,14 +45,14 @@ def _kernel_source():
             kmask = ks < D
             xk = tl.load(x_ptr + rows[:, None] * D + ks[None, :], mask=rmask[:, None] & kmask[None, :], other=0.0)
             wk = tl.load(w1_ptr + ks[:, None] * D + cols[None, :], mask=kmask[:, None] & cmask[None, :], other=0.0)
-            acc += tl.dot(xk.to(tl.float32), wk.to(tl.float32))
+            acc += tl.dot(xk.to(tl.float32), wk.to(tl.float32), input_precision="ieee")
         h = acc + tl.load(b1_ptr + cols, mask=cmask, other=0.0).to(tl.float32)[None, :]
         h = 0.5 * h * (1.0 + tl.math.erf(h * 0.7071067811865476))  # exact GELU [BN, BD]
         # logits = h @ w2 + b2: w2 [D, E]
         es = tl.arange(0, BLOCK_E)
         emask = es < E
         w2 = tl.load(w2_ptr + cols[:, None] * E + es[None, :], mask=cmask[:, None] & emask[None, :], other=0.0)
-        logits = tl.dot(h, w2.to(tl.float32)) + tl.load(b2_ptr + es, mask=emask, other=0.0).to(tl.float32)[None, :]
+        logits = tl.dot(h, w2.to(tl.float32), input_precision="ieee") + tl.load(b2_ptr + es, mask=emask, other=0.0).to(tl.float32)[None, :]
         logits = tl.where(emask[None, :], logits * INV_TEMP, float("-inf"))  # [BN, BE]
         logits = logits - tl.max(logits, axis=1)[:, None]
         p = tl.exp(logits)
@@ -115,5 +117,9 @@ def router_mix(x, w1, b1, w2, b2, experts, temperature: float, row_mask):
     weights = torch.empty((N, E), dtype=x.dtype, device=x.device)
     cfg = launch_config(N, D, DO, temperature)
     grid = cfg.pop("grid")
-    kernel()[grid](x, w1, b1, w2, b2, experts, mask, N, D, E, DO, out, weights, **cfg)
+    if x.is_cuda:  # Triton launches on the current device: make it x's, not device 0's
+        with torch.cuda.device(x.device):
+            kernel()[grid](x, w1, b1, w2, b2, experts, mask, N, D, E, DO, out, weights, **cfg)
+    else:
+        kernel()[grid](x, w1, b1, w2, b2, experts, mask, N, D, E, DO, out, weights, **cfg)
     return out, weights

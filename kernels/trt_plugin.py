@@ -1,37 +1,89 @@
-"""RouterMix as a TensorRT Quickly Deployable Plugin (TensorRT >= 10.7) with an AOT
-implementation that hands TensorRT the Triton kernel's PTX; no Python runs at inference.
+"""RouterMix as a TensorRT Quickly Deployable Plugin with an AOT implementation that hands
+TensorRT the Triton kernel's PTX; no Python runs at inference. Needs TensorRT >= 10.9 (the
+first with `tensorrt.plugin.aot_impl`; 10.7/10.8 have QDP without AOT).
 
 Registered as "anymodal::RouterMix": the ONNX parser maps a node with op_type RouterMix and
-attribute plugin_namespace="anymodal" to it. Older TensorRT (JetPack 6 ships 10.3) has no
-`tensorrt.plugin` module: there `register_router_mix_plugin` returns False and the parser
-inlines the node's ONNX local function (standard ops) instead — same maths, no fusion.
+attribute plugin_namespace="anymodal" to it. Without AOT QDP (JetPack 6 ships TensorRT 10.3)
+`register_router_mix_plugin` registers nothing and the parser inlines the node's ONNX local
+function (standard ops) instead — same maths, no fusion.
 
-Written against TensorRT's documented `tensorrt.plugin` API; it needs a GPU and TensorRT,
-which the development machines do not have, so it is exercised by the `gpu` tests only.
+No `from __future__ import annotations` here: tensorrt.plugin reads the annotations of the
+decorated functions with inspect.signature and needs classes, not strings.
 """
 
-from __future__ import annotations
+from typing import Tuple, Union
 
 PLUGIN_ID = "anymodal::RouterMix"
-_registered: set[int] = set()
+_state = {"registered": False, "arch": None}
+
+
+def qdp_aot_available() -> "tuple[bool, str]":
+    """(TensorRT here has AOT Quickly Deployable Plugins, reason when not)."""
+    try:
+        import tensorrt as trt
+        import tensorrt.plugin as trtp
+    except ImportError:
+        return False, "this TensorRT has no tensorrt.plugin (Quickly Deployable Plugins need >= 10.7)"
+    if not (hasattr(trtp, "aot_impl") and hasattr(trtp, "KernelLaunchParams")):
+        return False, (f"TensorRT {trt.__version__} has no AOT plugin implementations "
+                       "(tensorrt.plugin.aot_impl needs >= 10.9)")
+    return True, ""
 
 
 def qdp_available() -> bool:
+    return qdp_aot_available()[0]
+
+
+def constant(expr, what: str) -> int:
+    """The value of a build-time-constant ShapeExpr (it has no __int__)."""
+    if getattr(expr, "is_fake", False) or not expr.is_constant:
+        raise ValueError(f"RouterMix plugin needs a constant {what}, got a dynamic dimension")
+    return int(expr.constant_value())
+
+
+def kernel_dtype(trt_dtype) -> str:
+    import tensorrt as trt
+
+    if trt_dtype == trt.float16:
+        return "fp16"
+    if trt_dtype == trt.float32:
+        return "fp32"
+    raise ValueError(f"RouterMix plugin supports float32 and float16 tensors, not {trt_dtype}")
+
+
+def kernel_fits(arch: int, hidden: int, out_dim: "int | None" = None) -> "tuple[bool, str]":
+    """Whether the AOT kernel for this width can be launched by TensorRT (shared memory)."""
+    from .aot import compile_one
+
     try:
-        import tensorrt.plugin  # noqa: F401  (TensorRT >= 10.7)
-    except ImportError:
-        return False
-    return True
+        for dtype in ("fp32", "fp16"):
+            compile_one(arch, dtype, hidden, out_dim)
+    except RuntimeError as exc:
+        return False, str(exc)
+    return True, ""
 
 
-def register_router_mix_plugin(arch: int) -> bool:
-    """Register the plugin for compute capability `arch` (e.g. 87). False if this TensorRT
-    has no Quickly Deployable Plugins (the parser then inlines the local function)."""
-    if not qdp_available():
-        return False
-    if arch in _registered:
-        return True
-    import numpy as np
+def register_router_mix_plugin(arch: int, hidden: "int | None" = None) -> "tuple[bool, str]":
+    """Register the plugin for the GPU `arch` (e.g. 90) being built for; returns (registered,
+    reason when not). Registered once per process (TensorRT refuses a second registration);
+    the AOT function compiles for the arch of the latest call. Not registered — and the parser
+    inlines the local function — without AOT QDP, or when the kernel for the router width
+    `hidden` would not launch."""
+    ok, why = qdp_aot_available()
+    if not ok:
+        return False, why
+    if hidden is not None:
+        ok, why = kernel_fits(arch, hidden)
+        if not ok:
+            return False, why
+    _state["arch"] = arch
+    if not _state["registered"]:
+        _define()
+        _state["registered"] = True
+    return True, ""
+
+
+def _define() -> None:
     import tensorrt.plugin as trtp
 
     from .aot import compile_one
@@ -40,20 +92,24 @@ def register_router_mix_plugin(arch: int) -> bool:
     @trtp.register(PLUGIN_ID)
     def _desc(x: trtp.TensorDesc, w1: trtp.TensorDesc, b1: trtp.TensorDesc, w2: trtp.TensorDesc,
               b2: trtp.TensorDesc, experts: trtp.TensorDesc, mask: trtp.TensorDesc,
-              temperature: float, plugin_namespace: str):
-        mixed = x.like()  # [*, d]: MoMKE/DERL experts keep the router width
-        weights = trtp.from_shape_expr(list(x.shape_expr)[:-1] + [w2.shape_expr[-1]], dtype=x.dtype)
+              temperature: float, plugin_namespace: str) -> Tuple[trtp.TensorDesc, trtp.TensorDesc]:
+        lead = tuple(x.shape_expr)[:-1]  # [*]
+        mixed = trtp.from_shape_expr(lead + (experts.shape_expr[-1],), dtype=x.dtype)  # [*, do]
+        weights = trtp.from_shape_expr(lead + (w2.shape_expr[-1],), dtype=x.dtype)  # [*, E]
         return mixed, weights
 
     @trtp.aot_impl(PLUGIN_ID)
     def _aot(x: trtp.TensorDesc, w1: trtp.TensorDesc, b1: trtp.TensorDesc, w2: trtp.TensorDesc,
-             b2: trtp.TensorDesc, experts: trtp.TensorDesc, mask: trtp.TensorDesc,
-             temperature: float, plugin_namespace: str, outputs, tactic):
-        dtype = "fp16" if x.dtype == np.float16 else "fp32"
-        d = int(x.shape_expr[-1])
-        if int(w2.shape_expr[-1]) > BLOCK_E:
-            raise ValueError(f"RouterMix plugin supports at most {BLOCK_E} experts")
-        ptx, _, meta = compile_one(arch, dtype, d, temperature=temperature)
+             b2: trtp.TensorDesc, experts: trtp.TensorDesc, mask: trtp.TensorDesc, temperature: float,
+             outputs: Tuple[trtp.TensorDesc, trtp.TensorDesc], tactic: int
+             ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
+        dtype = kernel_dtype(x.dtype)
+        d = constant(x.shape_expr[-1], "router width (x's last dim)")
+        n_experts = constant(w2.shape_expr[-1], "expert count (w2's last dim)")
+        out_dim = constant(experts.shape_expr[-1], "expert width (experts' last dim)")
+        if n_experts > BLOCK_E:
+            raise ValueError(f"RouterMix plugin supports at most {BLOCK_E} experts, got {n_experts}")
+        ptx, _, meta = compile_one(_state["arch"], dtype, d, out_dim, temperature=temperature)
         n_rows = x.shape_expr.numel() // d  # rows = product of the leading dims
         params = trtp.KernelLaunchParams()
         params.grid_x = trtp.cdiv(n_rows, BLOCK_N)
@@ -62,9 +118,6 @@ def register_router_mix_plugin(arch: int) -> bool:
         extra = trtp.SymIntExprs(4)  # N, D, E, DO — between inputs and outputs
         extra[0] = trtp.SymInt32(n_rows)
         extra[1] = trtp.SymInt32(d)
-        extra[2] = trtp.SymInt32(int(w2.shape_expr[-1]))
-        extra[3] = trtp.SymInt32(d)
+        extra[2] = trtp.SymInt32(n_experts)
+        extra[3] = trtp.SymInt32(out_dim)
         return meta["kernel"], ptx, params, extra
-
-    _registered.add(arch)
-    return True

@@ -39,7 +39,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 class Runtime:
     def __init__(self, bundle: str | Path, backend: str = "auto", precision: str | None = None,
-                 threads: int | None = None, preload: bool = False):
+                 threads: int | None = None, preload: bool = False, low_memory: bool = False):
         self.bundle = Bundle(bundle, precision)
         registry = dict(BACKENDS)
         self.backend_notes: list[str] = []
@@ -54,6 +54,7 @@ class Runtime:
                 self.backend_notes.append(f"{cls.name}: {exc}")
                 del registry[cls.name]
         self.backend_notes = notes + self.backend_notes
+        self.backend.low_memory = low_memory  # before any graph loads (see Backend.low_memory)
         if preload:
             for graph in self.bundle.graphs:
                 self.backend.session(graph)

@@ -35,3 +35,24 @@ def test_installed_modules_come_from_the_mapped_folders():
     import anymodal.runtime.patterns as patterns
 
     assert Path(patterns.__file__).resolve() == (ROOT / "runtime" / "patterns.py").resolve()
+
+
+def _resolve(extras: dict, name: str) -> set[str]:
+    """Requirement names an extra pulls in, following anymodal[...] self-references."""
+    out = set()
+    for req in extras[name]:
+        if req.startswith("anymodal["):
+            for sub in req[len("anymodal["):req.index("]")].split(","):
+                out |= _resolve(extras, sub.strip())
+        else:
+            out.add(req.split(">")[0].split("=")[0].split("<")[0].strip())
+    return out
+
+
+def test_cpu_and_gpu_onnxruntime_never_installed_together():
+    """onnxruntime and onnxruntime-gpu write the same package folder: the last one wins."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for name in extras:
+        assert not {"onnxruntime", "onnxruntime-gpu"} <= _resolve(extras, name), name
+    assert not {"onnxruntime", "onnxruntime-gpu"} & _resolve(extras, "dev")  # combinable with either
+    assert "'.[cpu,dev]'" in (ROOT / "Makefile").read_text()

@@ -18,6 +18,10 @@ from ..bundle import Bundle
 class Backend:
     name = "abstract"
     install_hint = ""
+    # Memory over speed (set before the first session loads): ONNX Runtime then keeps no
+    # prepacked copy of the weights per graph (measured on the paper-sized MoMKE bundle: RSS with
+    # all 8 graphs 433 -> 89 MiB, and up to 1.5x slower matmuls; see docs/jetson.md).
+    low_memory = False
 
     def __init__(self, bundle: Bundle, threads: int | None = None):
         self.bundle, self.threads = bundle, threads

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BundleError
+from ..errors import BackendUnavailableError, BundleError
 from .base import Backend
 
 
@@ -40,6 +40,8 @@ class OrtBackend(Backend):
         # No busy-waiting between ops/requests: on a 2-core machine spinning workers starve the
         # caller (measured: 'a' graph p50 16.0 -> 9.1 ms at 2 threads, batch 1, L=24).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if self.low_memory:  # weights stay in the shared file mapping, no per-session packed copy
+            opts.add_session_config_entry("session.disable_prepacking", "1")
         return opts
 
     def _load_impl(self, path: Path):
@@ -60,9 +62,85 @@ class OrtCpuBackend(OrtBackend):
 
 
 class OrtCudaBackend(OrtBackend):
+    """Usable only when a session really gets the CUDA provider: ORT lists it whenever
+    onnxruntime-gpu is installed, but silently falls back to the CPU when the CUDA/cuDNN
+    libraries cannot load. Sessions have fallback disabled and are checked at load."""
+
     name = "ort-cuda"
     install_hint = "pip install 'anymodal[gpu]' on a machine with CUDA"
     providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        ok, why = super().available()
+        if not ok:
+            return ok, why
+        return cuda_provider_works()
+
+    @classmethod
+    def provider_list(cls):
+        from .trt_keys import cuda_device_index
+
+        return [("CUDAExecutionProvider", {"device_id": cuda_device_index()}), "CPUExecutionProvider"]
+
+    def _load_impl(self, path: Path):
+        ort = _ort()
+        try:
+            sess = ort.InferenceSession(str(path), self.session_options(), providers=self.provider_list())
+        except Exception as exc:  # ORT raises its own exception types; name the file
+            raise BundleError(f"{path}: onnxruntime could not load the graph ({exc})") from exc
+        if sess.get_providers()[0] != "CUDAExecutionProvider":
+            raise BackendUnavailableError(f"{path}: onnxruntime fell back to {sess.get_providers()[0]} "
+                                          "(CUDA/cuDNN libraries could not be loaded)")
+        sess.disable_fallback()
+        return sess
+
+
+_probe: dict[int, tuple[bool, str]] = {}
+
+
+def cuda_provider_works() -> tuple[bool, str]:
+    """Open a one-node session on the CUDA provider and see whether ORT kept it (cached per device)."""
+    from .trt_keys import cuda_device_index
+
+    device = cuda_device_index()
+    if device not in _probe:
+        ort = _ort()
+        try:
+            sess = ort.InferenceSession(probe_model(), providers=OrtCudaBackend.provider_list())
+            first = sess.get_providers()[0]
+            _probe[device] = (True, "") if first == "CUDAExecutionProvider" else (
+                False, f"CUDAExecutionProvider is listed but a session fell back to {first} "
+                       "(CUDA or cuDNN libraries could not be loaded)")
+        except Exception as exc:  # ORT raises its own exception types
+            _probe[device] = (False, f"CUDAExecutionProvider could not start ({exc})")
+    return _probe[device]
+
+
+def _field(num: int, payload) -> bytes:
+    """One protobuf field: varint (int) or length-delimited (bytes/str)."""
+    def varint(v: int) -> bytes:
+        out = b""
+        while True:
+            b, v = v & 0x7F, v >> 7
+            out += bytes([b | (0x80 if v else 0)])
+            if not v:
+                return out
+
+    if isinstance(payload, int):
+        return varint(num << 3) + varint(payload)
+    payload = payload.encode() if isinstance(payload, str) else payload
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def probe_model() -> bytes:
+    """A serialized ONNX model y = Identity(x), x float [1] (written by hand: the runtime does
+    not depend on the onnx package)."""
+    tensor_type = _field(1, _field(1, 1) + _field(2, _field(1, _field(1, 1))))  # float, shape [1]
+    value = lambda name: _field(1, name) + _field(2, tensor_type)  # noqa: E731
+    node = _field(1, "x") + _field(2, "y") + _field(4, "Identity")
+    graph = _field(1, node) + _field(2, "probe") + _field(11, value("x")) + _field(12, value("y"))
+    return _field(1, 8) + _field(7, graph) + _field(8, _field(1, "") + _field(2, 13))
 
 
 class OrtTensorRTBackend(OrtBackend):

@@ -1,21 +1,50 @@
 """TensorRT backend: engines built on this GPU by `rt-build`, run with pycuda buffers.
 
-Engines live in `<bundle>/engines/sm<cc>-trt<version>-<precision>/<graph>.plan`; the backend
-uses the directory matching this GPU and this TensorRT (preferring fp16, then int8, then
-fp32). tensorrt and pycuda are imported lazily. Needs a GPU: exercised by the `gpu` tests.
-"""
+Engines live in `<bundle>/engines/sm<cc>-<device>-trt<version>-<precision>/<graph>.plan` with
+an engines.json (sha256 per plan, profile bounds). The backend uses a folder matching this
+device and TensorRT whose engines.json is complete and whose plans match it (the bundle's
+precision first, then fp16, int8, fp32); others are skipped with the reason, and with none
+left construction raises BundleError so `auto` falls through. Per graph: one execution
+context, device buffers and pinned host buffers kept between calls (grown when a request is
+larger), feeds cast to the engine's tensor dtypes, shapes checked against the recorded profile.
+Every CUDA call — buffer frees included — runs with the device's primary context pushed on the
+calling thread. tensorrt and pycuda are imported lazily; tested on CPU with tests/fakes."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import BundleError
+from ..bundle import sha256_file
+from ..errors import BundleError, InputError
 from .base import Backend
+from .trt_keys import ENGINES_INDEX, cuda_device_index, engine_key
 
 PREFERENCE = ("fp16", "int8", "fp32")
+
+
+def check_engine_folder(folder: Path, graphs) -> dict:
+    """engines.json of a finished build whose plans all match it; BundleError naming the problem."""
+    index_path = folder / ENGINES_INDEX
+    if not index_path.is_file():
+        raise BundleError(f"{folder.name}: no {ENGINES_INDEX} (an interrupted or foreign build)")
+    try:
+        index = json.loads(index_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{index_path}: not valid JSON ({exc})") from exc
+    for graph in graphs:
+        entry = index.get("engines", {}).get(graph)
+        if entry is None:
+            raise BundleError(f"{folder.name}: no engine for graph {graph!r}")
+        plan = folder / entry["file"]
+        if not plan.is_file():
+            raise BundleError(f"{plan}: missing — rebuild the engines with rt-build")
+        if sha256_file(plan) != entry["sha256"]:
+            raise BundleError(f"{plan}: sha256 differs from {ENGINES_INDEX} — the plan was modified; rebuild")
+    return index
 
 
 class TensorRTBackend(Backend):
@@ -24,15 +53,20 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
+        import importlib.util
+
+        missing = [m for m in ("tensorrt", "pycuda") if importlib.util.find_spec(m) is None]
+        if missing:
+            return False, f"{' and '.join(missing)} not installed ({cls.install_hint})"
         try:
             import pycuda.driver as cuda
             import tensorrt  # noqa: F401
         except ImportError as exc:
-            return False, f"{exc.name} is not installed ({cls.install_hint})"
+            return False, f"{exc.name} cannot be imported ({exc}) ({cls.install_hint})"
         try:
             cuda.init()
-            if cuda.Device.count() == 0:
-                return False, "no CUDA device"
+            if cuda.Device.count() <= cuda_device_index():
+                return False, f"no CUDA device {cuda_device_index()} ({cuda.Device.count()} present)"
         except Exception as exc:  # pycuda raises its own error types
             return False, f"CUDA is not usable here ({exc})"
         return True, ""
@@ -44,62 +78,129 @@ class TensorRTBackend(Backend):
 
         cuda.init()
         self._trt, self._cuda = trt, cuda
-        self._ctx = cuda.Device(0).retain_primary_context()
-        major, minor = cuda.Device(0).compute_capability()
-        prefix = f"sm{major}{minor}-trt{trt.__version__}-"
-        found = {p.name[len(prefix):]: p for p in (bundle.path / "engines").glob(prefix + "*") if p.is_dir()}
-        choice = next((p for p in PREFERENCE if p in found), None)
-        if choice is None:
-            raise BundleError(f"{bundle.path}: no TensorRT engines for {prefix.rstrip('-')} — "
+        dev = cuda.Device(cuda_device_index())
+        self.device_name = dev.name()
+        cc = tuple(dev.compute_capability())
+        order = [bundle.precision] + [p for p in PREFERENCE if p != bundle.precision]
+        self.skipped: list[str] = []
+        for precision in order:
+            folder = bundle.path / "engines" / engine_key(cc, trt.__version__, precision, self.device_name)
+            if not folder.is_dir():
+                continue
+            try:
+                self.index = check_engine_folder(folder, bundle.graphs)
+            except BundleError as exc:
+                self.skipped.append(str(exc))
+                continue
+            self.engine_dir, self.engine_precision = folder, precision
+            break
+        else:
+            wanted = f"sm{cc[0]}{cc[1]} {self.device_name} with TensorRT {trt.__version__}"
+            why = f" ({'; '.join(self.skipped)})" if self.skipped else ""
+            raise BundleError(f"{bundle.path}: no usable TensorRT engines for {wanted}{why} — "
                               f"build them on this device with rt-build --bundle {bundle.path}")
-        self.engine_dir, self.engine_precision = found[choice], choice
+        self._ctx = dev.retain_primary_context()
 
     def graph_file(self, graph: str) -> Path:
-        plan = self.engine_dir / f"{graph}.plan"
-        if not plan.is_file():
-            raise BundleError(f"{plan}: missing — rebuild the engines with rt-build")
-        return plan
+        return self.engine_dir / self.index["engines"][graph]["file"]
 
     def _load_impl(self, path: Path):
+        trt = self._trt
         self._ctx.push()
         try:
-            runtime = self._trt.Runtime(self._trt.Logger(self._trt.Logger.WARNING))
+            runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             engine = runtime.deserialize_cuda_engine(path.read_bytes())
             if engine is None:
                 raise BundleError(f"{path}: TensorRT could not deserialize the engine")
-            return {"engine": engine, "context": engine.create_execution_context(),
-                    "stream": self._cuda.Stream(), "lock": threading.Lock(), "runtime": runtime}
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+            outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+            return {"engine": engine, "context": engine.create_execution_context(), "runtime": runtime,
+                    "stream": self._cuda.Stream(), "lock": threading.Lock(), "buffers": {},
+                    "inputs": inputs, "outputs": outputs, "graph": path.stem,
+                    "dtypes": {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}}
         finally:
-            self._ctx.pop()
+            self._cuda.Context.pop()
+
+    def _buffer(self, s, name: str, nbytes: int):
+        """(device allocation, pinned host bytes) of at least nbytes for tensor `name`; grown,
+        never shrunk. Called with the context pushed."""
+        cur = s["buffers"].get(name)
+        if cur is None or cur[2] < nbytes:
+            size = max(256, 1 << (max(nbytes, 1) - 1).bit_length())
+            if cur is not None:
+                cur[0].free()
+            s["buffers"][name] = (self._cuda.mem_alloc(size), self._cuda.pagelocked_empty(size, np.uint8), size)
+        return s["buffers"][name]
+
+    def _check_bounds(self, s, name: str, shape: tuple) -> None:
+        bounds = self.index.get("profiles", {}).get(s["graph"], {}).get(name)
+        if bounds is None:
+            return
+        lo, hi = bounds
+        if len(shape) != len(lo) or any(not a <= v <= b for a, v, b in zip(lo, shape, hi)):
+            raise InputError(f"{name}: shape {tuple(shape)} is outside the engine's optimisation profile "
+                             f"{tuple(lo)} … {tuple(hi)} (rebuild with rt-build --max-batch/--max-seq)")
 
     def _run_impl(self, s, feeds):
-        trt, cuda = self._trt, self._cuda
-        engine, ctx = s["engine"], s["context"]
+        cuda, ctx = self._cuda, s["context"]
+        missing = set(s["inputs"]) - set(feeds)
+        if missing:
+            raise InputError(f"engine {s['graph']} needs inputs {sorted(missing)}")
         with s["lock"]:  # one execution context: one request at a time
             self._ctx.push()
             try:
-                keep = []  # device buffers and host arrays must outlive the asynchronous launch
-                for name, arr in feeds.items():
-                    arr = np.ascontiguousarray(arr)
-                    ctx.set_input_shape(name, arr.shape)
-                    buf = cuda.mem_alloc(max(arr.nbytes, 1))
-                    cuda.memcpy_htod_async(buf, arr, s["stream"])
-                    ctx.set_tensor_address(name, int(buf))
-                    keep.append((buf, arr))
-                outputs = {}
-                for i in range(engine.num_io_tensors):
-                    name = engine.get_tensor_name(i)
-                    if engine.get_tensor_mode(name) != trt.TensorIOMode.OUTPUT:
-                        continue
+                stream = s["stream"]
+                for name in s["inputs"]:
+                    src = np.asarray(feeds[name])
+                    with np.errstate(over="ignore"):  # overflow is checked just below
+                        arr = np.ascontiguousarray(src, dtype=s["dtypes"][name])  # engine's dtype
+                    if arr.dtype == np.float16 and src.dtype != np.float16 and not np.isfinite(arr).all() \
+                            and np.isfinite(src).all():
+                        raise InputError(f"{name}: values beyond the fp16 range (±65504) for this fp16 engine")
+                    self._check_bounds(s, name, arr.shape)
+                    if not ctx.set_input_shape(name, arr.shape):
+                        raise InputError(f"{name}: TensorRT refused shape {arr.shape} for engine {s['graph']}")
+                    dev, host, _ = self._buffer(s, name, arr.nbytes)
+                    staged = host[:arr.nbytes]
+                    staged[:] = arr.reshape(-1).view(np.uint8)
+                    cuda.memcpy_htod_async(dev, staged, stream)
+                    ctx.set_tensor_address(name, int(dev))
+                shapes = {}
+                for name in s["outputs"]:
                     shape = tuple(ctx.get_tensor_shape(name))
-                    host = np.empty(shape, trt.nptype(engine.get_tensor_dtype(name)))
-                    buf = cuda.mem_alloc(max(host.nbytes, 1))
-                    ctx.set_tensor_address(name, int(buf))
-                    outputs[name] = (host, buf)
-                ctx.execute_async_v3(s["stream"].handle)
-                for host, buf in outputs.values():
-                    cuda.memcpy_dtoh_async(host, buf, s["stream"])
-                s["stream"].synchronize()
-                return {name: host for name, (host, _) in outputs.items()}
+                    if any(d < 0 for d in shape):
+                        raise BundleError(f"engine {s['graph']}: output {name} has unresolved shape {shape}")
+                    shapes[name] = shape
+                    nbytes = int(np.prod(shape)) * s["dtypes"][name].itemsize
+                    dev, _, _ = self._buffer(s, name, nbytes)
+                    ctx.set_tensor_address(name, int(dev))
+                if not ctx.execute_async_v3(stream.handle):
+                    raise BundleError(f"engine {s['graph']}: TensorRT failed to enqueue the inference")
+                for name, shape in shapes.items():
+                    nbytes = int(np.prod(shape)) * s["dtypes"][name].itemsize
+                    dev, host, _ = self._buffer(s, name, nbytes)
+                    cuda.memcpy_dtoh_async(host[:nbytes], dev, stream)
+                stream.synchronize()
+                return {name: s["buffers"][name][1][:int(np.prod(shape)) * s["dtypes"][name].itemsize]
+                        .view(s["dtypes"][name]).reshape(shape).copy() for name, shape in shapes.items()}
             finally:
-                self._ctx.pop()
+                cuda.Context.pop()
+
+    def close(self) -> None:
+        """Free every device buffer with the context pushed on this thread (a free left to the
+        garbage collector on another thread would leak)."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        if not sessions:
+            return
+        self._ctx.push()
+        try:
+            for s in sessions:
+                with s["lock"]:
+                    for dev, _, _ in s["buffers"].values():
+                        dev.free()
+                    s["buffers"].clear()
+        finally:
+            self._cuda.Context.pop()

@@ -67,13 +67,20 @@ def test_tensorrt_named_explicitly_without_it_fails_loudly(small_bundle):
 
 
 @pytest.mark.gpu
-def test_tensorrt_backend_matches_ort(small_bundle):
+def test_tensorrt_backend_matches_ort(small_bundle, tmp_path):
+    """Engines go into a copy: in the shared bundle they would make every later auto Runtime
+    run TensorRT."""
+    import shutil
+
     import numpy as np
+    pytest.importorskip("tensorrt")
+    pytest.importorskip("pycuda.driver")
     from anymodal.export.trt_build import build_engines
     from anymodal.runtime import Runtime
 
-    build_engines(small_bundle, "fp32")
+    bundle = shutil.copytree(small_bundle, tmp_path / "bundle")
+    build_engines(bundle, "fp32")
     x = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
-    a = Runtime(small_bundle, backend="tensorrt").predict(audio=x)
-    b = Runtime(small_bundle, backend="ort-cpu").predict(audio=x)
+    a = Runtime(bundle, backend="tensorrt").predict(audio=x)
+    b = Runtime(bundle, backend="ort-cpu").predict(audio=x)
     np.testing.assert_allclose(a.probs, b.probs, atol=1e-3)

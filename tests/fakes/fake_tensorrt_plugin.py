@@ -1,0 +1,277 @@
+"""Fake `tensorrt.plugin` (Quickly Deployable Plugins), with the checks of the real module
+(tensorrt/plugin/_lib.py, _validate.py, _tensor.py of the bindings wheels 10.7 ... 11.x):
+
+* `register`: every argument annotated, TensorDescs first then attributes of a serialisable
+  type, no defaults, a return annotation TensorDesc or Tuple[TensorDesc, ...]; registering the
+  same id twice raises. Annotations are read with inspect.signature, as strings if the module
+  uses `from __future__ import annotations` — which then fails issubclass() like the real one.
+* `aot_impl` (TensorRT >= 10.9 only): arguments = the tensors, a subset of the attributes in
+  order, then `outputs, tactic`; a return annotation of Tuple[str|bytes, str|bytes,
+  KernelLaunchParams, SymExprs].
+* ShapeExpr has no __int__; `is_constant` is a property, `constant_value()` a method.
+`_build_plugin` plays TensorRT's part at build time: calls the register and AOT functions with
+symbolic leading dims and constant trailing ones, and returns what the AOT function gave."""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+
+import tensorrt as trt
+
+QDP_REGISTRY: dict[str, dict] = {}
+_AOT = True
+
+
+def _configure(aot: bool) -> None:
+    global _AOT
+    _AOT = aot
+    if not aot:  # TensorRT 10.7/10.8: no AOT implementations (IS_AOT_ENABLED is False)
+        for name in ("aot_impl", "KernelLaunchParams"):
+            globals().pop(name, None)
+
+
+class ShapeExpr:
+    def __init__(self, value=None, name: str | None = None):
+        if isinstance(value, ShapeExpr):
+            value, name = value._value, value._name
+        elif value is not None and not isinstance(value, int):
+            raise TypeError(f"ShapeExpr from int or ShapeExpr, got {type(value).__name__}")
+        self._value, self._name = value, name
+
+    @property
+    def is_constant(self) -> bool:
+        return self._value is not None
+
+    def constant_value(self) -> int:
+        if not self.is_constant:
+            raise RuntimeError("Not accessible for non-constant shape expressions. "
+                               "Check is_constant to determine accessibility.")
+        return self._value
+
+    def _op(self, other, fn, sym):
+        other = other if isinstance(other, ShapeExpr) else ShapeExpr(int(other))
+        if self.is_constant and other.is_constant:
+            return ShapeExpr(fn(self._value, other._value))
+        return ShapeExpr(None, f"({self!r}{sym}{other!r})")
+
+    def __add__(self, o):
+        return self._op(o, lambda a, b: a + b, "+")
+
+    def __sub__(self, o):
+        return self._op(o, lambda a, b: a - b, "-")
+
+    def __mul__(self, o):
+        return self._op(o, lambda a, b: a * b, "*")
+
+    def __floordiv__(self, o):
+        return self._op(o, lambda a, b: a // b, "//")
+
+    __radd__, __rmul__ = __add__, __mul__
+
+    def __repr__(self):
+        return str(self._value) if self.is_constant else (self._name or "?")
+
+    def _eval(self, env: dict) -> int:
+        return self._value if self.is_constant else int(eval(self._name, {}, env))  # noqa: S307
+
+
+SymIntExpr = SymInt32 = ShapeExpr
+
+
+class SymExprs:
+    def __init__(self, length: int):
+        self._exprs = [None] * length
+
+    def __iter__(self):
+        return iter(self._exprs)
+
+    def __getitem__(self, i):
+        return self._exprs[i]
+
+    def __len__(self):
+        return len(self._exprs)
+
+    def __setitem__(self, i, v):
+        if i >= len(self._exprs):
+            raise IndexError("Index out of range")
+        self._exprs[i] = v if isinstance(v, ShapeExpr) else ShapeExpr(int(v))
+
+
+class ShapeExprs(SymExprs):
+    @classmethod
+    def from_tuple(cls, exprs):
+        inst = cls(len(exprs))
+        for i, e in enumerate(exprs):
+            inst[i] = e
+        return inst
+
+    def numel(self) -> ShapeExpr:
+        out = ShapeExpr(1)
+        for e in self._exprs:
+            out = out * e
+        return out
+
+
+class SymIntExprs(SymExprs):
+    pass
+
+
+class TensorDesc:
+    def __init__(self, shape_expr=None, dtype=None):
+        if shape_expr is not None and not isinstance(shape_expr, ShapeExprs):
+            raise TypeError(f"TensorDesc shape_expr must be ShapeExprs, got {type(shape_expr).__name__}")
+        if dtype is not None and not isinstance(dtype, trt.DataType):
+            raise TypeError(f"TensorDesc dtype must be a tensorrt.DataType, got {dtype!r}")
+        self.shape_expr, self.dtype = shape_expr, dtype
+
+    def like(self) -> "TensorDesc":
+        return TensorDesc(self.shape_expr, self.dtype)
+
+
+def from_shape_expr(shape_expr, dtype) -> TensorDesc:
+    if isinstance(shape_expr, tuple):
+        shape_expr = ShapeExprs.from_tuple(shape_expr)
+    return TensorDesc(shape_expr, dtype)  # a list is not converted: TensorDesc refuses it
+
+
+def cdiv(first, second) -> ShapeExpr:
+    if isinstance(first, int) and isinstance(second, int):
+        raise ValueError("Both arguments cannot be 'int's")
+    first = first if isinstance(first, ShapeExpr) else ShapeExpr(first)
+    return (first + (second - 1)) // second
+
+
+class KernelLaunchParams:
+    def __init__(self, grid_x=1, grid_y=1, grid_z=1, block_x=1, block_y=1, block_z=1, shared_mem=0):
+        self.grid_x, self.grid_y, self.grid_z = grid_x, grid_y, grid_z
+        self.block_x, self.block_y, self.block_z, self.shared_mem = block_x, block_y, block_z, shared_mem
+
+    def __setattr__(self, name, value):
+        self.__dict__[name] = value if isinstance(value, ShapeExpr) else ShapeExpr(int(value))
+
+
+SERIALIZABLE = (int, float, bytes, bool, str)
+
+
+def register(plugin_id: str, lazy_register: bool = False):
+    def decorator(fn):
+        if plugin_id in QDP_REGISTRY:
+            raise ValueError(f"'op' already has a defintion for '{plugin_id.split('::')[1]}'")
+        sig = inspect.signature(fn)
+        tensors, attrs, saw_attr = [], {}, False
+        for idx, (name, p) in enumerate(sig.parameters.items()):
+            if p.annotation is inspect.Parameter.empty:
+                raise ValueError(f"Argument {name} does not have a type annotation.")
+            if p.default is not inspect.Parameter.empty:
+                raise ValueError(f"Argument {name} has a default value.")
+            if issubclass(p.annotation, TensorDesc):  # TypeError for string annotations, as in TensorRT
+                if saw_attr:
+                    raise ValueError("TensorDescs args and attribute args cannot be interspersed.")
+                tensors.append(name)
+            else:
+                if idx == 0:
+                    raise ValueError("TensorDescs args should come first, followed by attributes.")
+                if name in ("outputs", "stream", "tactic"):
+                    raise ValueError(f"'{name}' is not allowed as a plugin attribute name.")
+                if p.annotation not in SERIALIZABLE:
+                    raise ValueError(f"Attribute '{name}' of type {p.annotation} is not a supported type.")
+                attrs[name] = p.annotation
+                saw_attr = True
+        ret = sig.return_annotation
+        if ret is inspect.Parameter.empty:
+            raise ValueError(f"No return annotation found for register function. Received signature {sig}.")
+        if typing.get_origin(ret) is tuple:
+            outs = typing.get_args(ret)
+            if not all(inspect.isclass(a) and issubclass(a, TensorDesc) for a in outs):
+                raise ValueError("Return types can only be TensorDesc or Tuple[TensorDesc].")
+        elif not (inspect.isclass(ret) and issubclass(ret, TensorDesc)):
+            raise ValueError(f"Return argument is of type {ret}. Return types can only be TensorDesc or "
+                             "Tuple[TensorDesc].")
+        else:
+            outs = (ret,)
+        QDP_REGISTRY[plugin_id] = {"register": fn, "tensors": tensors, "attrs": attrs,
+                                   "num_outputs": len(outs), "aot": None, "aot_attrs": []}
+        return fn
+
+    return decorator
+
+
+def aot_impl(plugin_id: str):
+    def decorator(fn):
+        if plugin_id not in QDP_REGISTRY:
+            raise ValueError(f"Plugin {plugin_id} is not registered.")
+        d = QDP_REGISTRY[plugin_id]
+        sig = inspect.signature(fn)
+        used = []
+        for name, p in sig.parameters.items():
+            ann = p.annotation
+            if ann is not inspect.Parameter.empty:
+                if name == "outputs":
+                    if typing.get_origin(ann) is not tuple or not all(
+                            issubclass(a, TensorDesc) for a in typing.get_args(ann)):
+                        raise ValueError("'outputs' should be of type Tuple[TensorDesc].")
+                elif name == "tactic":
+                    if not issubclass(ann, int):
+                        raise ValueError("'tactic' input argument should be an int")
+                elif issubclass(ann, TensorDesc):
+                    if name not in d["tensors"]:
+                        raise ValueError(f"Unexpected tensor '{name}'.")
+                else:
+                    if name not in d["attrs"]:
+                        raise ValueError(f"Unexpected attribute '{name}' specified in aot_impl function.")
+                    if ann != d["attrs"][name]:
+                        raise ValueError(f"Attribute '{name}' has a type annotation different from registration.")
+                    used.append(name)
+            elif name in d["attrs"]:
+                used.append(name)
+        expected = "(" + ", ".join(d["tensors"] + [n for n in d["attrs"] if n in used] + ["outputs", "tactic"]) + ")"
+        if f"({', '.join(sig.parameters)})" != expected:
+            raise ValueError(f"Signature of the aot_impl function '{sig}' does not match the expected "
+                             f"input arg schema: {expected}")
+        ret = sig.return_annotation
+        if ret is inspect.Parameter.empty:
+            raise ValueError(f"No return annotation found for aot_impl function. Received signature {sig}.")
+        args = typing.get_args(ret)
+        if typing.get_origin(ret) is not tuple or len(args) != 4:
+            raise ValueError("Return annotation should be Tuple[str|bytes, str|bytes, KernelLaunchParams, SymExprs]")
+        for a in args[:2]:
+            parts = typing.get_args(a) if typing.get_origin(a) in (typing.Union, types.UnionType) else (a,)
+            if not all(x in (str, bytes) for x in parts):
+                raise ValueError(f"Return annotation '{a}'. Expected 'str' or 'bytes'.")
+        if not issubclass(args[2], KernelLaunchParams) or not issubclass(args[3], SymExprs):
+            raise ValueError("Return annotation: expected KernelLaunchParams, then SymExprs.")
+        d["aot"], d["aot_attrs"] = fn, used
+        return fn
+
+    return decorator
+
+
+def _desc(shape, dtype) -> TensorDesc:
+    """A TensorDesc with symbolic dims where `shape` has a str (a dynamic axis) and constants
+    elsewhere."""
+    exprs = tuple(ShapeExpr(None, s) if isinstance(s, str) else ShapeExpr(int(s)) for s in shape)
+    return TensorDesc(ShapeExprs.from_tuple(exprs), dtype)
+
+
+def _build_plugin(plugin_id: str, shapes: list, dtype, attrs: dict):
+    """What TensorRT does with a QDP at build time; returns (output descs, AOT result or None)."""
+    d = QDP_REGISTRY[plugin_id]
+    ins = [_desc(s, trt.DataType.BOOL if n == "mask" else dtype) for n, s in zip(d["tensors"], shapes)]
+    outs = d["register"](*ins, **{k: attrs[k] for k in d["attrs"]})
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    if len(outs) != d["num_outputs"]:
+        raise ValueError(f"register function returned {len(outs)} outputs, annotated {d['num_outputs']}")
+    for o in outs:
+        if not isinstance(o, TensorDesc) or not isinstance(o.shape_expr, ShapeExprs):
+            raise TypeError("register function must return TensorDescs with ShapeExprs")
+    if d["aot"] is None:
+        return outs, None
+    res = d["aot"](*ins, **{k: attrs[k] for k in d["aot_attrs"]}, outputs=outs, tactic=0)
+    name, ptx, params, extra = res
+    if not isinstance(params, KernelLaunchParams) or not isinstance(extra, SymExprs):
+        raise TypeError("aot_impl must return (name, ptx, KernelLaunchParams, SymExprs)")
+    return outs, res
+
+

@@ -1,0 +1,69 @@
+"""Host side (torch): tiny MoMKE and DERL bundles plus the Predictions the runtime gives for
+every pattern and the masked graph, written to a folder that `check.py` replays elsewhere.
+
+    python tests/portable/reference.py OUT
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
+from cases import flatten_prediction, save_cases  # noqa: E402
+
+NAMES = {"a": "audio", "t": "text", "v": "visual"}
+PATTERNS = ("a", "t", "v", "at", "av", "tv", "atv")
+
+
+def build_bundles(out: Path) -> dict[str, Path]:
+    from anymodal.export.bundle import write_bundle
+    from helpers import make_derl, make_model, run_config
+
+    return {"momke": write_bundle(make_model(), run_config(), out / "momke"),
+            "derl": write_bundle(make_derl(), run_config("sentiment"), out / "derl")}
+
+
+def utterance_cases(rng, dims: dict[str, int], L: int = 5) -> list[dict]:
+    """Conversations of L utterances: each pattern, then per-utterance availability (masked)."""
+    x = {m: rng.standard_normal((L, d)).astype(np.float32) for m, d in dims.items()}
+    cases = [{"name": p, "kwargs": {NAMES[m]: x[m] for m in p}} for p in PATTERNS]
+    present = {"audio": np.array([1, 0, 1, 1, 0], bool), "visual": np.array([0, 1, 1, 0, 1], bool)}
+    cases.append({"name": "masked", "kwargs": {**{NAMES[m]: x[m] for m in "atv"}, "present": present}})
+    return cases
+
+
+def sequence_cases(rng, dims: dict[str, int], lengths: dict[str, int]) -> list[dict]:
+    """One sample per pattern at the absent lengths, then per-token missingness (masked)."""
+    x = {m: rng.standard_normal((lengths[m], d)).astype(np.float32) for m, d in dims.items()}
+    cases = [{"name": p, "kwargs": {NAMES[m]: x[m] for m in p}} for p in PATTERNS]
+    token_ok = np.ones(lengths["t"], bool)
+    token_ok[::3] = False
+    cases.append({"name": "masked", "kwargs": {**{NAMES[m]: x[m] for m in "atv"}, "present": {"t": token_ok}}})
+    return cases
+
+
+def main(out: Path) -> None:
+    from anymodal.runtime import Runtime
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    cases, outputs = [], []
+    for name, path in build_bundles(out).items():
+        rt = Runtime(path, backend="ort-cpu")
+        b = rt.bundle
+        made = (sequence_cases(rng, b.dims, b.absent_lengths) if b.sequence_model
+                else utterance_cases(rng, b.dims))
+        for case in made:
+            case["bundle"] = name
+            cases.append(case)
+            outputs.append(flatten_prediction(rt.predict(**case["kwargs"])))
+    save_cases(out, cases, outputs)
+    print(f"{len(cases)} cases from {len(set(c['bundle'] for c in cases))} bundles -> {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

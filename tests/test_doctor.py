@@ -1,0 +1,57 @@
+"""rt-doctor on this CPU-only machine: exit 0, every backend with a reason, --json,
+--require-gpu refusing, and --selftest skipping each GPU check with its reason."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+EXE = os.path.join(os.path.dirname(sys.executable), "rt-doctor")
+
+
+def _has_cuda():
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def run(*args):
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_report_json_names_every_backend_with_a_reason():
+    res = run("--json")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert set(rep["backends"]) == {"tensorrt", "ort-trt", "ort-cuda", "ort-cpu"}
+    assert rep["backends"]["ort-cpu"]["usable"]
+    for b in [*rep["backends"].values(), *rep["tools"].values()]:
+        assert b["usable"] or b["reason"], b
+    assert rep["libraries"]["numpy"] and "onnxruntime" in rep["libraries"]
+
+
+def test_text_report_exits_zero():
+    res = run()
+    assert res.returncode == 0 and "ort-cpu" in res.stdout and "usable" in res.stdout
+
+
+@pytest.mark.skipif(_has_cuda(), reason="a GPU is present here")
+def test_require_gpu_fails_without_one():
+    res = run("--require-gpu")
+    assert res.returncode == 1 and "no CUDA GPU" in res.stderr
+
+
+@pytest.mark.skipif(_has_cuda(), reason="a GPU is present here")
+def test_selftest_skips_every_gpu_check_with_its_reason():
+    res = run("--selftest", "--json")
+    assert res.returncode == 0, res.stderr
+    results = json.loads(res.stdout)["selftest"]
+    assert {r["check"] for r in results} >= {"triton-kernel-fp32", "aot-ptx-fp16", "ort-cuda", "trt-int8",
+                                            "trt-memory-threads", "trt-tamper", "momke-cuda-vs-cpu"}
+    for r in results:
+        assert r["status"] == "skipped" and r["detail"], r
