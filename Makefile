@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not fuzz" --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+	$(BIN)/python -m pytest -q -m "not slow and not serve" --durations=15
 
 # 20,000 generated requests per model family through Runtime.predict; prints the counts
 fuzz: $(STAMP)

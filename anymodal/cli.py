@@ -179,6 +179,10 @@ def run_once(
 
 
 def export_main():
+    if sys.argv[1:2] == ["triton"]:  # rt-export triton: a Triton model repository (anymodal.serve.cli)
+        from anymodal.serve.cli import export_triton_main
+
+        return export_triton_main()
     _main(export_app)
 
 
@@ -246,6 +250,10 @@ def bench(
 
 
 def bench_main():
+    if any(a == "--server" or a.startswith("--server=") for a in sys.argv[1:]):  # against a Triton server
+        from anymodal.serve.cli import bench_server_main
+
+        return bench_server_main()
     _main(bench_app)
 
 

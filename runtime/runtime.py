@@ -45,6 +45,14 @@ class Runtime:
             for graph in self.bundle.graphs:
                 self.backend.session(graph)
 
+    @classmethod
+    def with_backend(cls, bundle: Bundle, backend) -> "Runtime":
+        """A Runtime over a backend object built elsewhere (e.g. Triton's BLS calls to per-graph
+        models): same request checks, graph choice and decoding."""
+        rt = cls.__new__(cls)
+        rt.bundle, rt.family, rt.backend, rt.backend_notes = bundle, bundle.family, backend, []
+        return rt
+
     @property
     def backend_name(self) -> str:
         return self.backend.name

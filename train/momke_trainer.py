@@ -24,7 +24,8 @@ from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, parse_pattern
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .data.batching import iterate_batches
+from . import distributed
+from .data.batching import Batch, iterate_batches
 from .data.conversations import Conversation
 from .evaluate import batch_tensors, evaluate_conditions, pattern_row, primary_metric, score
 
@@ -86,7 +87,12 @@ def _val_score_stage2(model, val: list[Conversation], cfg: TrainConfig) -> float
     return float(np.mean([primary_metric(model.cfg.task, r) for r in res.values()]))
 
 
+def _shard(batch: Batch, idx: np.ndarray) -> Batch:
+    return Batch({m: f[idx] for m, f in batch.features.items()}, batch.mask[idx], batch.labels[idx])
+
+
 def _run_stage(name, model, params, step_fn, val_fn, epochs, train, cfg, log, progress):
+    ctx = distributed.current()  # one process: the whole batch, weight 1
     opt = torch.optim.Adam(params, lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed + (1 if name == "stage2" else 0))
     best = (-np.inf, -1, None)
@@ -95,11 +101,16 @@ def _run_stage(name, model, params, step_fn, val_fn, epochs, train, cfg, log, pr
         model.train()
         losses = []
         for batch in iterate_batches(train, cfg.batch_size, rng):
-            loss = step_fn(batch, rng)
+            idx = ctx.shard(len(batch.mask))  # this rank's conversations of the global batch
             opt.zero_grad()
-            loss.backward()
+            loss = torch.zeros(())
+            if len(idx):
+                share = batch.mask[idx].sum() / batch.mask.sum()  # of the batch's real utterances
+                loss = step_fn(batch, rng, idx) * float(share)
+                loss.backward()
+            ctx.sum_gradients(params)
             opt.step()
-            losses.append(loss.item())
+            losses.append(ctx.sum_value(loss.item()))
         val = val_fn()
         if val > best[0]:
             best = (val, epoch, copy.deepcopy(model.state_dict()))
@@ -115,29 +126,33 @@ def train_momke(model, train: list[Conversation], val: list[Conversation], cfg: 
                 log_path: Path | None = None, progress: bool = True) -> dict:
     """Train in place; returns a summary with the selected epochs and validation scores."""
     torch.manual_seed(cfg.seed)
+    distributed.current().broadcast_parameters(model)
     task = model.cfg.task
-    log_file = open(log_path, "a") if log_path else None
+    log_file = open(log_path, "a") if log_path and distributed.current().is_main else None
 
     def log(entry):
         if log_file:
             log_file.write(json.dumps(entry) + "\n")
             log_file.flush()
 
-    def stage1_step(batch, rng):
+    def stage1_step(batch, rng, idx):
+        batch = _shard(batch, idx)
         mask = torch.from_numpy(batch.mask)
         labels = torch.from_numpy(batch.labels)
         return sum(task_loss(task, model.unimodal_logits(m, torch.from_numpy(batch.features[m]), mask),
                              labels, mask) for m in MODALITIES)
 
-    def stage2_step(batch, rng):
-        B = batch.mask.shape[0]
+    def stage2_step(batch, rng, idx):
+        B = len(idx)
         if cfg.protocol == "fixed":
             rows = np.tile(pattern_row(cfg.condition), (B, 1))
             reps = 1
         else:  # k distinct patterns per conversation, the batch repeated k times
             reps = cfg.patterns_per_step
-            picks = np.stack([rng.permutation(len(ALL_PATTERNS))[:reps] for _ in range(B)])  # [B, k]
+            picks = np.stack([rng.permutation(len(ALL_PATTERNS))[:reps]  # drawn for the global batch
+                              for _ in range(batch.mask.shape[0])])[idx]  # [B, k]
             rows = np.stack([pattern_row(ALL_PATTERNS[i]) for i in picks.T.reshape(-1)])  # [k·B, 3]
+        batch = _shard(batch, idx)
         feats, mask, avail = batch_tensors(batch, rows[:B])
         if reps > 1:
             feats = [f.repeat(reps, 1, 1) for f in feats]

@@ -20,6 +20,7 @@ def train_momke_run(data, dataset: str, out, features=None, fold: int | None = N
     """Train MoMKE on a GCNet-layout folder and write the run folder `out`."""
     import torch
 
+    from .. import distributed
     from ..api import fresh_log, load_dataset
     from ..checkpoint import save_run
     from ..models.momke import MoMKE, MoMKEConfig
@@ -31,7 +32,8 @@ def train_momke_run(data, dataset: str, out, features=None, fold: int | None = N
                       **(model_overrides or {}))
     torch.manual_seed(train_cfg.seed)
     model = MoMKE(cfg)
-    log = fresh_log(out)
+    main = distributed.current().is_main  # under torchrun only rank 0 writes the run folder
+    log = fresh_log(out) if main else None
     summary = train_momke(model, ds.split_by(splits["train"]), ds.split_by(splits["val"]), train_cfg,
                           log_path=log, progress=progress)
     meta = {
@@ -40,7 +42,8 @@ def train_momke_run(data, dataset: str, out, features=None, fold: int | None = N
                  "labels": list(ds.spec.label_names), "fold": fold, "splits": splits},
         "training": summary,
     }
-    save_run(out, model, meta)
+    if main:
+        save_run(out, model, meta)
     return out
 
 

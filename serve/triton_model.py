@@ -1,0 +1,84 @@
+"""The Python-backend model that Triton runs for an anymodal repository.
+
+The generated `model.py` of a repository imports `TritonPythonModel` from here, so the server's
+Python environment needs anymodal installed (`pip install 'anymodal[cpu]'`, or `[gpu]`).
+
+    runtime flavor: Runtime on the bundle in the version folder; graphs chosen in-process
+    graphs flavor:  the same request handling, but every graph runs as its own Triton model
+                    (`<prefix>_<graph>`, ONNX Runtime or TensorRT backend) called through BLS
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from anymodal.runtime import Runtime
+from anymodal.runtime.bundle import Bundle
+
+from .batching import error_message, run_batch
+
+GRAPH_OUTPUTS = ("logits", "router_weights")
+
+
+class BlsBackend:
+    """A Runtime backend whose graphs are Triton models, called with Business Logic Scripting."""
+
+    name = "triton-bls"
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import triton_python_backend_utils as pb_utils  # only inside the Triton Python backend
+
+        request = pb_utils.InferenceRequest(
+            model_name=f"{self.prefix}_{graph}", requested_output_names=list(GRAPH_OUTPUTS),
+            inputs=[pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in feeds.items()])
+        response = request.exec()
+        if response.has_error():
+            raise RuntimeError(f"graph model {self.prefix}_{graph}: {response.error().message()}")
+        return {n: pb_utils.get_output_tensor_by_name(response, n).as_numpy() for n in GRAPH_OUTPUTS}
+
+    def close(self) -> None:
+        pass
+
+
+def bls_runtime(bundle: Path, prefix: str) -> Runtime:
+    """A Runtime whose backend is Triton itself (request checks, graph choice, outputs unchanged)."""
+    return Runtime.with_backend(Bundle(bundle), BlsBackend(prefix))
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        bundle = Path(args["model_repository"]) / args["model_version"] / "bundle"
+        if params.get("graph_models"):
+            self.runtime = bls_runtime(bundle, params["graph_models"])
+        else:
+            threads = int(params.get("threads", "0")) or None
+            self.runtime = Runtime(bundle, backend=params.get("backend", "auto"),
+                                   precision=params.get("precision") or None, threads=threads, preload=True)
+        self.sequence_model = self.runtime.bundle.sequence_model
+        self.input_names = [i["name"] for i in config["input"]]
+
+    def execute(self, requests):
+        import triton_python_backend_utils as pb_utils  # only inside the Triton Python backend
+
+        batch = []
+        for request in requests:
+            tensors = {n: pb_utils.get_input_tensor_by_name(request, n) for n in self.input_names}
+            batch.append({n: t.as_numpy() for n, t in tensors.items() if t is not None})
+        responses = []
+        for result in run_batch(self.runtime.predict, self.sequence_model, batch):
+            if isinstance(result, Exception):
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(error_message(result))))
+            else:
+                responses.append(pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in result.items()]))
+        return responses
+
+    def finalize(self):
+        self.runtime.close()

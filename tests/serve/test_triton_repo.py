@@ -1,0 +1,127 @@
+"""rt-export triton without a server: every generated config.pbtxt parses strictly as Triton's
+ModelConfig and matches the bundle; the batch grouping and the BLS router run in-process."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+from anymodal.export.triton_repo import write_triton_repo
+from anymodal.runtime import Runtime
+from anymodal.runtime.bundle import Bundle
+from anymodal.runtime.errors import InputError
+from anymodal.serve.batching import group_requests, run_batch
+from anymodal.serve.family_io import predict_kwargs, prediction_outputs
+
+
+def parse_config(path):
+    mc = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="the serve extra is not installed")
+    from google.protobuf import text_format
+
+    return text_format.Parse(path.read_text(), mc.ModelConfig())  # strict: unknown fields raise
+
+
+def test_runtime_flavor_config_matches_the_bundle(small_bundle, tmp_path):
+    repo = write_triton_repo(small_bundle, tmp_path / "repo", threads=2, instances=3)
+    cfg = parse_config(repo / "anymodal" / "config.pbtxt")
+    b = Bundle(small_bundle)
+    assert cfg.backend == "python" and cfg.max_batch_size == 64 and cfg.instance_group[0].count == 3
+    assert cfg.HasField("dynamic_batching") and cfg.parameters["threads"].string_value == "2"
+    inputs = {i.name: i for i in cfg.input}
+    for m, name in (("a", "audio"), ("t", "text"), ("v", "visual")):
+        assert list(inputs[name].dims) == [-1, b.dims[m]] and inputs[name].optional
+        assert inputs[f"{name}_present"].optional
+    outputs = {o.name: list(o.dims) for o in cfg.output}
+    assert outputs["probs"] == [-1, len(b.labels)] and outputs["router_weights_audio"] == [-1, 3]
+    assert (repo / "anymodal" / "1" / "model.py").is_file()
+    Bundle(repo / "anymodal" / "1" / "bundle").graph_path("atv")  # the copy passes its sha256 checks
+
+
+def test_graphs_flavor_has_one_model_per_graph_from_the_manifest(small_bundle, tmp_path):
+    repo = write_triton_repo(small_bundle, tmp_path / "repo", flavor="graphs", name="m")
+    b = Bundle(small_bundle)
+    router = parse_config(repo / "m" / "config.pbtxt")
+    assert router.parameters["graph_models"].string_value == "m"
+    for graph, info in b.graphs.items():
+        cfg = parse_config(repo / f"m_{graph}" / "config.pbtxt")
+        assert cfg.platform == "onnxruntime_onnx"
+        assert [i.name for i in cfg.input] == [s["name"] for s in info["inputs"]]
+        for decl, spec in zip(cfg.input, info["inputs"]):
+            assert list(decl.dims) == [d if isinstance(d, int) else -1 for d in spec["shape"][1:]]
+        onnx = (repo / f"m_{graph}" / "1" / "model.onnx").resolve()
+        assert onnx == (repo / "m" / "1" / "bundle" / info["file"]).resolve()
+
+
+def test_grouping_joins_equal_requests_and_isolates_bad_ones(small_bundle):
+    rt = Runtime(small_bundle, threads=1)
+    rng = np.random.default_rng(0)
+    a = [rng.standard_normal((1, 4, 6)).astype(np.float32) for _ in range(3)]
+    t = rng.standard_normal((1, 4, 10)).astype(np.float32)
+    batch = [{"audio": a[0]}, {"audio": a[1], "text": t}, {"audio": a[2]}, {"lengths": np.array([[2]])},
+             {"audio": a[0][:, :3]}]
+    assert group_requests(batch) == [[0, 2], [1], [3], [4]]
+    calls = []
+
+    def predict(**kw):
+        calls.append(kw)
+        return rt.predict(**kw)
+
+    results = run_batch(predict, False, batch)
+    assert calls[0]["audio"].shape == (2, 4, 6)  # requests 0 and 2 ran as one batch of 2
+    assert isinstance(results[3], InputError) and "all modalities are absent" in str(results[3])
+    for i in (0, 1, 2, 4):
+        want = prediction_outputs(rt.predict(**predict_kwargs(False, batch[i])), 1, False)
+        np.testing.assert_allclose(results[i]["probs"], want["probs"], atol=1e-5)
+        assert results[i]["pattern"].shape == (1, 1)
+
+
+def test_bls_router_runs_graph_models_like_the_runtime(small_bundle, tmp_path, monkeypatch):
+    """The graphs flavor's router with a stand-in for Triton's BLS that runs each graph model's
+    ONNX file from the generated repository with ONNX Runtime."""
+    import onnxruntime as ort
+    from anymodal.serve.triton_model import bls_runtime
+
+    repo = write_triton_repo(small_bundle, tmp_path / "repo", flavor="graphs", name="m")
+    called = []
+
+    class Tensor:
+        def __init__(self, name, array):
+            self.name, self.array = name, array
+
+        def as_numpy(self):
+            return self.array
+
+    class InferenceRequest:
+        def __init__(self, model_name, requested_output_names, inputs):
+            self.model, self.outputs, self.inputs = model_name, requested_output_names, inputs
+
+        def exec(self):
+            called.append(self.model)
+            sess = ort.InferenceSession(str(repo / self.model / "1" / "model.onnx"))
+            out = sess.run(self.outputs, {t.name: t.array for t in self.inputs})
+            return types.SimpleNamespace(has_error=lambda: False, tensors=dict(zip(self.outputs, out)))
+
+    fake = types.SimpleNamespace(Tensor=Tensor, InferenceRequest=InferenceRequest,
+                                 get_output_tensor_by_name=lambda r, n: Tensor(n, r.tensors[n]))
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake)
+    router, rt = bls_runtime(repo / "m" / "1" / "bundle", "m"), Runtime(small_bundle, threads=1)
+    rng = np.random.default_rng(1)
+    batch = [{"audio": rng.standard_normal((1, 5, 6)).astype(np.float32),
+              "visual": rng.standard_normal((1, 5, 8)).astype(np.float32)} for _ in range(2)]
+    results = run_batch(router.predict, False, batch)
+    assert called == ["m_av"]  # both requests in one call of the {a,v} graph model
+    for arrays, got in zip(batch, results):
+        want = prediction_outputs(rt.predict(**arrays), 1, False)
+        np.testing.assert_allclose(got["probs"], want["probs"], atol=1e-5)
+
+
+def test_a_missing_server_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from anymodal.serve.server import ServeError, server_dist
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ServeError, match=r"pip install 'anymodal\[serve\]'"):
+        server_dist()

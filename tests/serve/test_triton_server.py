@@ -1,0 +1,250 @@
+"""A real tritonserver (the `serve` extra) on 127.0.0.1, random free ports, serving a small MoMKE
+and a small DERL bundle from one repository; every answer compared with Runtime.predict."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.serve
+tritonclient = pytest.importorskip("tritonclient", reason="the serve extra is not installed")
+
+from anymodal.export.triton_repo import write_triton_repo  # noqa: E402
+from anymodal.runtime import Runtime  # noqa: E402
+from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES  # noqa: E402
+from anymodal.serve.server import TritonServer  # noqa: E402
+from triton_fixtures import group_pids, infer, success_count  # noqa: E402
+
+PROTOCOLS = ("http", "grpc")
+MODELS = ("momke", "derl")
+
+
+@pytest.fixture(scope="session")
+def tiny_derl_bundle(tmp_path_factory):
+    """Untrained tiny DERL (answers need not be good, only equal); no training run needed."""
+    from anymodal.export.bundle import write_bundle
+    from helpers import make_derl
+
+    return write_bundle(make_derl(), {"data": {}}, tmp_path_factory.mktemp("b") / "derl-tiny")
+
+
+@pytest.fixture(scope="session")
+def bundles(small_bundle, tiny_derl_bundle):
+    return {"momke": small_bundle, "derl": tiny_derl_bundle}
+
+
+@pytest.fixture(scope="session")
+def server(bundles, tmp_path_factory):
+    repo = tmp_path_factory.mktemp("triton-repo")
+    for name, bundle in bundles.items():
+        write_triton_repo(bundle, repo, name=name, threads=1)
+    srv = TritonServer(repo)
+    try:
+        srv.start(timeout_s=60)
+        yield srv
+    finally:
+        srv.stop()
+        assert not group_pids(srv.proc.pid), "tritonserver left processes behind"
+
+
+@pytest.fixture(scope="session")
+def runtimes(bundles):
+    return {name: Runtime(b, threads=1) for name, b in bundles.items()}
+
+
+def address(server, protocol):
+    return server.endpoints.http if protocol == "http" else server.endpoints.grpc
+
+
+def request(rt: Runtime, pattern: str, seed: int) -> dict[str, np.ndarray]:
+    """[1, L, dim] features of the pattern's modalities (DERL: each at its own length)."""
+    rng = np.random.default_rng(seed)
+    lens = rt.bundle.absent_lengths if rt.bundle.sequence_model else dict.fromkeys("atv", 5)
+    return {MODALITY_NAMES[m]: rng.standard_normal((1, lens[m], rt.bundle.dims[m])).astype(np.float32)
+            for m in pattern}
+
+
+def expected(rt: Runtime, arrays: dict) -> dict[str, np.ndarray]:
+    from anymodal.serve.family_io import predict_kwargs, prediction_outputs
+
+    seq = rt.bundle.sequence_model
+    return prediction_outputs(rt.predict(**predict_kwargs(seq, arrays)), 1, seq)
+
+
+def assert_same(got: dict, want: dict) -> None:
+    assert set(got) == set(want)
+    for name, w in want.items():
+        if w.dtype == object:
+            assert got[name].tolist() == w.tolist(), name
+        else:
+            assert got[name].shape == w.shape, name
+            np.testing.assert_allclose(got[name], w, atol=1e-5, rtol=0, err_msg=name)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("model", MODELS)
+def test_every_subset_equals_runtime_predict(server, runtimes, model, protocol):
+    rt = runtimes[model]
+    for i, pattern in enumerate(ALL_PATTERNS):
+        arrays = request(rt, pattern, i)
+        got = infer(protocol, address(server, protocol), model, arrays)
+        assert_same(got, expected(rt, arrays))
+        assert got["pattern"][0, 0].decode() == pattern and got["graph"][0, 0].decode() == pattern
+
+
+def test_lengths_and_per_utterance_availability_reach_the_runtime(server, runtimes):
+    rt = runtimes["momke"]
+    arrays = request(rt, "atv", 7)
+    arrays["lengths"] = np.array([[4]], np.int64)
+    arrays["audio_present"] = np.array([[True, False, True, True, False]])
+    got = infer("grpc", server.endpoints.grpc, "momke", arrays)
+    assert got["graph"][0, 0] == b"masked"
+    want = expected(rt, arrays)
+    real = want.pop("router_weights_audio")[:, :4]  # absent/padded utterances carry no routing (NaN)
+    np.testing.assert_allclose(got.pop("router_weights_audio")[:, :4], real, atol=1e-5)
+    assert_same(got, want)
+
+
+def test_eight_threads_mixed_requests_all_equal_and_counted(server, runtimes):
+    metrics = server.endpoints.metrics
+    before = {m: success_count(urllib.request.urlopen(metrics).read().decode(), m) for m in MODELS}
+    cases = [(m, p, request(runtimes[m], p, 100 + i)) for i, (m, p) in
+             enumerate((m, p) for m in MODELS for p in ALL_PATTERNS)]
+    wants = [expected(runtimes[m], arrays) for m, _, arrays in cases]
+    errors, sent = [], {m: 0 for m in MODELS}
+    lock = threading.Lock()
+
+    def client(t: int) -> None:
+        protocol = PROTOCOLS[t % 2]
+        for k in range(250):
+            j = (t * 31 + k) % len(cases)
+            model, _, arrays = cases[j]
+            try:
+                assert_same(infer(protocol, address(server, protocol), model, arrays), wants[j])
+            except Exception as exc:  # noqa: BLE001 — collected and reported below
+                errors.append(f"thread {t} request {k}: {exc}")
+            with lock:
+                sent[model] += 1
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sum(sent.values()) == 2000
+    after = {m: success_count(urllib.request.urlopen(metrics).read().decode(), m) for m in MODELS}
+    assert {m: after[m] - before[m] for m in MODELS} == sent
+
+
+def _error(protocol, server, model, arrays) -> str:
+    with pytest.raises(tritonclient.utils.InferenceServerException) as info:
+        infer(protocol, address(server, protocol), model, arrays)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(server, runtimes, protocol):
+    rt = runtimes["momke"]
+    good = request(rt, "av", 1)
+    # what only anymodal can judge comes back with anymodal's own message
+    msg = _error(protocol, server, "momke", {"lengths": np.array([[3]], np.int64)})
+    assert "InputError: all modalities are absent: give at least one of audio, text, visual" in msg
+    msg = _error(protocol, server, "momke", {"audio": good["audio"], "visual": good["visual"][:, :4]})
+    assert "InputError: modalities disagree on batch/sequence length" in msg
+    nan = good["audio"].copy()
+    nan[0, 2, 0] = np.nan
+    assert "InputError: audio: NaN or Inf at batch 0, utterance 2" in _error(protocol, server, "momke", {"audio": nan})
+    msg = _error(protocol, server, "derl", {"text": request(runtimes["derl"], "t", 0)["text"],
+                                            "text_length": np.array([[99]], np.int64)})
+    assert "InputError: lengths[text]: expected 1 integers in 1..12, got [99]" in msg
+    # the declared contract (the bundle's dims, FP32) is enforced by Triton before the model runs
+    assert "audio" in _error(protocol, server, "momke", {"audio": good["audio"][..., :5]})
+    assert "audio" in _error(protocol, server, "momke", {"audio": good["audio"].astype(np.float64)})
+    assert_same(infer(protocol, address(server, protocol), "momke", good), expected(rt, good))
+    assert server.ready()
+
+
+def test_rt_bench_server_measures_both_transports_beside_in_process(server, bundles):
+    from anymodal.bench.server import bench_server
+
+    servers = {"http": server.endpoints.http, "grpc": server.endpoints.grpc}
+    res = bench_server(servers, bundles["momke"], ["a,v"], (1, 2), "momke", seq=6, threads=1,
+                       warmup_s=0.05, duration_s=0.3, progress=lambda s: None)
+    assert [(r["transport"], r["concurrency"]) for r in res["rows"]] == [
+        ("in-process", 1), ("http", 1), ("grpc", 1), ("in-process", 2), ("http", 2), ("grpc", 2)]
+    for r in res["rows"]:
+        assert r["mismatches"] == 0 and r["requests"] > 0 and r["latency_ms"]["p99"] >= r["latency_ms"]["p50"]
+
+
+def test_graphs_flavor_served_for_real(bundles, tmp_path):
+    from anymodal.serve.server import server_dist
+
+    backends = server_dist() / "backends"
+    if not (backends / "onnxruntime").is_dir():
+        pytest.skip(f"no ONNX Runtime backend in {backends} (the pytriton wheel ships only the Python "
+                    "backend); the router is tested in-process in test_triton_repo.py")
+    repo = write_triton_repo(bundles["momke"], tmp_path / "repo", flavor="graphs", name="momke")
+    rt = Runtime(bundles["momke"], threads=1)
+    with TritonServer(repo) as srv:
+        for i, pattern in enumerate(ALL_PATTERNS):
+            arrays = request(rt, pattern, i)
+            assert_same(infer("grpc", srv.endpoints.grpc, "momke", arrays), expected(rt, arrays))
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def test_rt_serve_starts_prints_endpoints_and_stops_cleanly_on_sigterm(bundles):
+    import shutil
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    from anymodal.serve.server import free_port
+
+    ports = [str(free_port()) for _ in range(3)]
+    exe = shutil.which("rt-serve", path=str(Path(sys.executable).parent))
+    assert exe, "rt-serve is not installed beside this Python"
+    proc = subprocess.Popen([exe, "--bundle", str(bundles["momke"]), "--http-port", ports[0], "--grpc-port",
+                             ports[1], "--metrics-port", ports[2], "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        while not lines or "Ctrl-C stops the server" not in lines[-1]:
+            line = proc.stdout.readline()
+            assert line, "rt-serve ended early:\n" + "".join(lines)
+            lines.append(line)
+        text = "".join(lines)
+        assert f"http://127.0.0.1:{ports[0]}/v2/models/anymodal/infer" in text
+        assert f"grpc://127.0.0.1:{ports[1]}" in text and f"http://127.0.0.1:{ports[2]}/metrics" in text
+        server_pid = _children(proc.pid)[0]
+        arrays = request(Runtime(bundles["momke"], threads=1), "t", 3)
+        assert "probs" in infer("http", f"127.0.0.1:{ports[0]}", "anymodal", arrays)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert "stopped" in proc.stdout.read()
+        assert not group_pids(server_pid), "rt-serve left tritonserver processes behind"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_rt_serve_without_the_server_names_the_extra(bundles, tmp_path):
+    import subprocess
+
+    code = ("import importlib.util, sys; importlib.util.find_spec = lambda n: None; "
+            "from anymodal.serve.cli import serve_main; sys.argv = ['rt-serve', '--bundle', sys.argv[1]]; serve_main()")
+    r = subprocess.run([sys.executable, "-c", code, str(bundles["momke"])], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "pip install 'anymodal[serve]'" in r.stderr
