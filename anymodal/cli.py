@@ -103,6 +103,7 @@ def train_momke(
     depth: int = typer.Option(4, help="Transformer blocks per expert (Q)."),
     heads: int = typer.Option(2, help="Attention heads."),
     dropout: float = typer.Option(0.5, help="Dropout rate."),
+    preset: str = typer.Option("paper", help="paper (LN, positions, out-projection) | authors (their code exactly)."),
     epochs_stage1: int = typer.Option(100, help="Unimodal expert training epochs."),
     epochs_stage2: int = typer.Option(100, help="Experts mixing training epochs."),
     batch_size: int = typer.Option(16, help="Conversations per step."),
@@ -119,7 +120,7 @@ def train_momke(
                       epochs_stage2=epochs_stage2, batch_size=batch_size,
                       patterns_per_step=patterns_per_step, lr=lr, seed=seed)
     run = train_momke_run(data, dataset, out, features, fold,
-                          dict(hidden=hidden, depth=depth, heads=heads, dropout=dropout), cfg, progress)
+                          dict(hidden=hidden, depth=depth, heads=heads, dropout=dropout, preset=preset), cfg, progress)
     typer.echo(f"run written to {run}")
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from anymodal.train.models.fused import PLUGIN_DOMAIN
 
+from .ort_optimize import fold_constants
 from .plugin_function import attach_plugin_functions
 from .specs import MASKED, OPSET, TRACE_SHAPE, TensorSpec, model_graph_specs
 
@@ -90,6 +91,8 @@ def export_graph(model, graph: str, path: Path, precision: str,
         import onnx
 
         onnx.save(attach_plugin_functions(onnx.load(str(path))), str(path))
+    elif precision == "fp32":  # weight arithmetic left by the tracer, folded once here
+        fold_constants(path)
     return path
 
 

@@ -45,8 +45,9 @@ def train_momke_run(data, dataset: str, out, features=None, fold: int | None = N
     """Train MoMKE on a GCNet-layout folder and write the run folder `out`."""
     train_cfg = train_cfg or TrainConfig()
     ds, splits = load_dataset(data, dataset, features, fold, seed=train_cfg.seed)
-    cfg = MoMKEConfig(input_dims=ds.input_dims(), output_dim=ds.spec.output_dim, task=ds.spec.task,
-                      **(model_overrides or {}))
+    overrides = dict(model_overrides or {})
+    cfg = MoMKEConfig.preset_config(overrides.pop("preset", "paper"), input_dims=ds.input_dims(),
+                                    output_dim=ds.spec.output_dim, task=ds.spec.task, **overrides)
     torch.manual_seed(train_cfg.seed)
     model = MoMKE(cfg)
     log = _fresh_log(out)
