@@ -197,13 +197,14 @@ export_app = _app("Export a trained run to a verified bundle of per-pattern ONNX
 def export_run(
     run: Path = typer.Option(..., help="Run folder written by rt-train."),
     out: Path = typer.Option(..., help="Bundle folder to write (replaced atomically)."),
-    precision: str = typer.Option("fp32", help="fp32 | fp16 | fp32,fp16 (variants in one bundle)."),
+    precision: str = typer.Option("fp32", help="fp32 | fp16 | fp32,fp16 | fp32,int8 (variants in one bundle)."),
     kernels: str = typer.Option("standard", help="standard | fused (RouterMix TensorRT-plugin nodes)."),
+    max_drop: float = typer.Option(1.0, help="int8: refuse if any condition loses more points on val."),
 ):
     """7 specialised graphs + masked graph, shared weights, parity-checked against PyTorch."""
     from anymodal.export.api import export_run_folder
 
-    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels)
+    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels, max_drop)
     _print_bundle_summary(bundle)
 
 

@@ -13,11 +13,11 @@ from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES
 
 
 def accuracy_report(bundle: str | Path, data: str | Path, split: str = "test", backend: str = "auto",
-                    batch_size: int = 16) -> dict:
+                    batch_size: int = 16, precision: str | None = None) -> dict:
     from anymodal.train.data.batching import collate  # numpy-only, like the reader
     from anymodal.train.data.gcnet import read_gcnet
 
-    rt = Runtime(bundle, backend=backend)
+    rt = Runtime(bundle, backend=backend, precision=precision)
     if rt.bundle.sequence_model:
         return sequence_accuracy_report(rt, data, split, batch_size)
     info = rt.bundle.manifest.get("data") or {}

@@ -15,7 +15,8 @@ from .macs import model_macs
 from .timing import latency_stats, measure_interleaved
 from .variants import ALL_VARIANTS, build_variants
 
-DEFAULT_VARIANTS = ("torch", "ort-masked", "ort", "ort-cuda", "tensorrt")
+DEFAULT_VARIANTS = ("reference-eager", "reference-compiled", "torch", "ort-masked", "ort", "ort-spin",
+                    "runtime", "ort-cuda", "tensorrt")
 
 
 def parse_variants(spec: str) -> tuple[str, ...]:
@@ -44,6 +45,8 @@ def bundle_bytes(bundle: Bundle) -> dict[str, int | None]:
 
 def _variant_modalities(name: str, pattern: str) -> str:
     """What a variant computes: the masked graph and the PyTorch reference encode all three."""
+    if name.startswith("reference-"):
+        return "reference"  # all 9 expert passes, whatever is missing
     return "atv" if name in ("torch", "ort-masked") else pattern
 
 
@@ -72,7 +75,11 @@ def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, ba
         "condition": pattern, "model": kind, "batch": batch, "seq_len": seq,
         "threads": threads, "variants": res, "absent": absent,
         "speedup": {"ort_vs_torch": ratio("torch", "ort"), "ort_vs_masked": ratio("ort-masked", "ort"),
-                    "masked_vs_torch": ratio("torch", "ort-masked")},
+                    "masked_vs_torch": ratio("torch", "ort-masked"),
+                    "ort_vs_reference_eager": ratio("reference-eager", "ort"),
+                    "ort_vs_reference_compiled": ratio("reference-compiled", "ort")},
+        "predict_overhead_ms": (res["runtime"]["latency_ms"]["p50"] - res["ort"]["latency_ms"]["p50"]
+                                if "runtime" in res and "ort" in res else None),
         "params": {"total": params["served"], "active": params["active"][pattern]},
         "macs": model_macs(kind, cfg, pattern, batch, seq),
         "matmul_peak_gflops": peak,

@@ -12,7 +12,8 @@ from anymodal.runtime.inputs import build_request
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 from anymodal.runtime.sequence_inputs import build_sequence_request, masked_sequence_feeds
 
-ALL_VARIANTS = ("torch", "ort-masked", "ort", "ort-cuda", "tensorrt")
+ALL_VARIANTS = ("reference-eager", "reference-compiled", "torch", "ort-masked", "ort", "ort-spin",
+                "runtime", "ort-cuda", "tensorrt")
 
 
 def make_request(bundle: Bundle, pattern: str, batch: int, seq: int | None, seed: int = 0):
@@ -74,12 +75,44 @@ def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):
     return call, None
 
 
+def reference_variant(name: str, run: Path | None, bundle: Bundle, req: dict, threads: int):
+    """What the authors' code computes (bench/reference.py) on this bundle's weights, eager or
+    under torch.compile (compiled here, before timing)."""
+    if bundle.sequence_model:
+        return None, "the authors' reference exists for MoMKE only"
+    if run is None or not (Path(run) / "model.safetensors").is_file():
+        return None, "no PyTorch checkpoint for this bundle (pass --run RUN)"
+    try:
+        import torch
+        from anymodal.train.checkpoint import load_run
+
+        from .reference import reference_callable
+    except ImportError:
+        return None, "PyTorch is not installed (pip install 'anymodal[train]')"
+    torch.set_num_threads(threads)
+    model, _ = load_run(run)
+    args = [torch.from_numpy(v) for v in _masked_feeds(bundle, req).values()]
+    try:
+        return reference_callable(model.eval(), args, compiled=name.endswith("compiled")), None
+    except Exception as exc:  # torch.compile needs a C++ compiler; say why it is absent
+        return None, f"torch.compile failed here ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+def runtime_variant(bundle: Bundle, req: dict, threads: int):
+    """The whole request path: Runtime.predict (input checks, graph choice, softmax, labels)."""
+    from anymodal.runtime.runtime import Runtime
+
+    rt = Runtime(bundle.path, backend="ort-cpu", precision=bundle.precision, threads=threads)
+    rt.predict(**req)  # load the graph outside the timed region
+    return (lambda: rt.predict(**req)), None
+
+
 def ort_variant(name: str, bundle: Bundle, pattern: str, req: dict, threads: int):
     backend_name = "ort-cuda" if name.startswith("ort-cuda") else "ort-cpu"
     ok, why = BACKENDS[backend_name].available()
     if not ok:
         return None, why
-    backend = BACKENDS[backend_name](bundle, threads=threads)
+    backend = BACKENDS[backend_name](bundle, threads=threads, spinning=name == "ort-spin")
     if name.endswith("masked"):
         graph, feeds = "masked", _masked_feeds(bundle, req)
     else:
@@ -112,7 +145,11 @@ def build_variants(names, bundle: Bundle, run: Path | None, pattern: str, batch:
     for name in names:
         if name == "torch":
             fn, why = torch_variant(run, bundle, req, threads)
-        elif name in ("ort", "ort-masked", "ort-cuda"):
+        elif name.startswith("reference-"):
+            fn, why = reference_variant(name, run, bundle, req, threads)
+        elif name == "runtime":
+            fn, why = runtime_variant(bundle, req, threads)
+        elif name in ("ort", "ort-spin", "ort-masked", "ort-cuda"):
             fn, why = ort_variant(name, bundle, pattern, req, threads)
         elif name == "tensorrt":
             fn, why = trt_variant(bundle, pattern, req)

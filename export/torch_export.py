@@ -91,7 +91,8 @@ def export_graph(model, graph: str, path: Path, precision: str,
         import onnx
 
         onnx.save(attach_plugin_functions(onnx.load(str(path))), str(path))
-    elif precision == "fp32":  # weight arithmetic left by the tracer, folded once here
+    elif precision == "fp32":  # weight arithmetic left by the tracer, folded once here (ORT CPU
+        # has no fp16 kernels to fold with, and would insert Casts into an fp16 graph)
         fold_constants(path)
     return path
 

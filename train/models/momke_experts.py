@@ -81,7 +81,7 @@ class MoMKEExperts(nn.Module):
         w, b = self._qkv(0, sel)  # [e, d, 3d], [e, 3d]
         if self.layer_norm:  # LN(x)·W + b = norm(x)·(g ∘ W) + (β·W + b)
             g, beta = self.ln1_g[sel, 0], self.ln1_b[sel, 0]  # [e, d]
-            b = b + (beta[:, None, :] @ w)[:, 0]
+            b = b + (beta[:, None, :] @ w)[:, 0]  # β·W: weight arithmetic, a constant once exported
             w = w * g[:, :, None]
             a = F.layer_norm(rows, (self.d,))
         else:
