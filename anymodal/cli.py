@@ -293,7 +293,7 @@ def bench(
     model: Optional[str] = typer.Option(None, help="momke | derl: the default bundle's model (default momke)."),
     run: Optional[Path] = typer.Option(None, help="Run folder for the PyTorch reference of --bundle."),
     backend: str = typer.Option("all", help="Variants: torch,ort-masked,ort,ort-cuda,tensorrt or all."),
-    batch: str = typer.Option("1", help="Batch sizes, e.g. 1,8."),
+    batch: Optional[str] = typer.Option(None, help="Batch sizes, e.g. 1,8 (default sweep: B1×L24 and B16×L50)."),
     seq_len: Optional[str] = typer.Option(None, help="MoMKE conversation lengths, e.g. 24 (default) or 12,48; "
                                                      "DERL uses its sequence lengths."),
     threads: Optional[int] = typer.Option(None, help="Intra-op threads for every variant (default: all cores)."),
@@ -309,13 +309,14 @@ def bench(
     if all_conditions == (condition is not None):
         raise InputError("give exactly one of --condition PATTERN or --all-conditions")
     from anymodal.bench.report import markdown_report, plot_latency, print_result
-    from anymodal.bench.run import run_bench
+    from anymodal.bench.run import DEFAULT_SHAPES, run_bench
     from anymodal.runtime.jsonio import write_json
 
     console = _console()
     result = run_bench("all" if all_conditions else [condition], bundle, run, backend,
-                       _ints(batch, "--batch"), _ints(seq_len, "--seq-len") if seq_len else None, threads,
-                       warmup_s, duration_s, progress=lambda s: console.print(f"[dim]{s}[/dim]"), model=model)
+                       _ints(batch, "--batch") if batch else (1,), _ints(seq_len, "--seq-len") if seq_len else None,
+                       threads, warmup_s, duration_s, progress=lambda s: console.print(f"[dim]{s}[/dim]"), model=model,
+                       shapes=DEFAULT_SHAPES if batch is None and seq_len is None else None)
     print_result(result, console)
     if json_out:
         write_json(result, json_out)

@@ -13,7 +13,7 @@ from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 from anymodal.runtime.sequence_inputs import build_sequence_request, masked_sequence_feeds
 
 ALL_VARIANTS = ("reference-eager", "reference-compiled", "torch", "ort-masked", "ort", "ort-spin",
-                "runtime", "ort-cuda", "tensorrt")
+                "ort-int8", "runtime", "ort-cuda", "tensorrt")
 
 
 def make_request(bundle: Bundle, pattern: str, batch: int, seq: int | None, seed: int = 0):
@@ -112,6 +112,10 @@ def ort_variant(name: str, bundle: Bundle, pattern: str, req: dict, threads: int
     ok, why = BACKENDS[backend_name].available()
     if not ok:
         return None, why
+    if name == "ort-int8":
+        if "int8" not in bundle.manifest["variants"]:
+            return None, "the bundle has no int8 graphs (rt-export --precision fp32,int8)"
+        bundle = Bundle(bundle.path, "int8")
     backend = BACKENDS[backend_name](bundle, threads=threads, spinning=name == "ort-spin")
     if name.endswith("masked"):
         graph, feeds = "masked", _masked_feeds(bundle, req)
@@ -149,7 +153,7 @@ def build_variants(names, bundle: Bundle, run: Path | None, pattern: str, batch:
             fn, why = reference_variant(name, run, bundle, req, threads)
         elif name == "runtime":
             fn, why = runtime_variant(bundle, req, threads)
-        elif name in ("ort", "ort-spin", "ort-masked", "ort-cuda"):
+        elif name in ("ort", "ort-spin", "ort-int8", "ort-masked", "ort-cuda"):
             fn, why = ort_variant(name, bundle, pattern, req, threads)
         elif name == "tensorrt":
             fn, why = trt_variant(bundle, pattern, req)

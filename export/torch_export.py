@@ -66,7 +66,7 @@ def example_feeds(specs: list[TensorSpec], batch: int, seq: int, seed: int) -> d
 
 
 def export_graph(model, graph: str, path: Path, precision: str,
-                 kernels: str = "standard") -> Path:
+                 kernels: str = "standard", fold: bool = True) -> Path:
     """Trace one graph to ONNX with dynamic batch and sequence axes. kernels="fused" writes
     each router + expert mix as one trt.plugins::RouterMix node with its local function."""
     dtype = "float16" if precision == "fp16" else "float32"
@@ -91,7 +91,7 @@ def export_graph(model, graph: str, path: Path, precision: str,
         import onnx
 
         onnx.save(attach_plugin_functions(onnx.load(str(path))), str(path))
-    elif precision == "fp32":  # weight arithmetic left by the tracer, folded once here (ORT CPU
+    elif precision == "fp32" and fold:  # weight arithmetic left by the tracer, folded once here (ORT CPU
         # has no fp16 kernels to fold with, and would insert Casts into an fp16 graph)
         fold_constants(path)
     return path

@@ -47,6 +47,8 @@ class MoMKEExperts(nn.Module):
             self.ln1_g, self.ln1_b = nn.Parameter(torch.ones(E, Q, d)), nn.Parameter(torch.zeros(E, Q, d))
             self.ln2_g, self.ln2_b = nn.Parameter(torch.ones(E, Q, d)), nn.Parameter(torch.zeros(E, Q, d))
             self.lnf_g, self.lnf_b = nn.Parameter(torch.ones(E, d)), nn.Parameter(torch.zeros(E, d))
+        else:
+            self.ln1_g = self.ln1_b = self.ln2_g = self.ln2_b = None
         self.drop = nn.Dropout(dropout)
 
     def _qkv(self, j: int, sel) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,40 +80,45 @@ class MoMKEExperts(nn.Module):
         blocked = ~key_mask[None, :, None, None, :]  # [1, N, 1, 1, L]
         rows = h.reshape(-1, d)  # [N·L, d]
         # block 0: every expert reads the same rows -> one matmul, experts' weights side by side
-        w, b = self._qkv(0, sel)  # [e, d, 3d], [e, 3d]
-        if self.layer_norm:  # LN(x)·W + b = norm(x)·(g ∘ W) + (β·W + b)
-            g, beta = self.ln1_g[sel, 0], self.ln1_b[sel, 0]  # [e, d]
-            b = b + (beta[:, None, :] @ w)[:, 0]  # β·W: weight arithmetic, a constant once exported
-            w = w * g[:, :, None]
-            a = F.layer_norm(rows, (self.d,))
-        else:
-            a = rows
+        w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(0, sel), 0, sel)  # [e, d, 3d], [e, 3d]
+        a = self._norm(rows)
         w_cat = w.permute(1, 0, 2).reshape(d, e * 3 * d)  # [d, e·3d]
         qkv = (a @ w_cat + b.reshape(e * 3 * d)).reshape(-1, e, 3 * d).transpose(0, 1)  # [e, N·L, 3d]
         x = rows.unsqueeze(0).expand(e, -1, d)  # [e, N·L, d] residual streams
         for j in range(self.Q):
             if j > 0:
-                a = self._ln(x, self.ln1_g, self.ln1_b, j, sel) if self.layer_norm else x
-                w, b = self._qkv(j, sel)
-                qkv = torch.baddbmm(b[:, None, :], a, w)  # [e, N·L, 3d]
+                w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(j, sel), j, sel)
+                qkv = torch.baddbmm(b[:, None, :], self._norm(x), w)  # [e, N·L, 3d]
             y = self._attend(qkv, blocked, N, L)  # [e, N·L, d]
             if self.out_proj:
                 y = torch.baddbmm(self.o_b[sel, j][:, None, :], y, self.o_w[sel, j])
             if self.layer_norm:
                 x = x + self.drop(y)
-                f = self._ffn(self._ln(x, self.ln2_g, self.ln2_b, j, sel), j, sel)
-                x = x + self.drop(f)
+                x = x + self.drop(self._ffn(self._norm(x), j, sel, self.ln2_g, self.ln2_b))
             else:
                 x = x + y + self._ffn(y, j, sel)
         if self.layer_norm:
             x = F.layer_norm(x, (self.d,)) * self.lnf_g[sel][:, None, :] + self.lnf_b[sel][:, None, :]
         return x.reshape(e, N, L, d).permute(1, 2, 0, 3)  # [N, L, e, d]
 
-    def _ln(self, x, g, b, j: int, sel) -> torch.Tensor:
-        """LayerNorm of block j per expert. x [e, R, d]"""
-        return F.layer_norm(x, (self.d,)) * g[sel, j][:, None, :] + b[sel, j][:, None, :]
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        """LayerNorm without its affine part (folded into the next matmul), or nothing."""
+        return F.layer_norm(x, (self.d,)) if self.layer_norm else x
 
-    def _ffn(self, x: torch.Tensor, j: int, sel) -> torch.Tensor:
-        """x [e, R, d] -> [e, R, d]: Linear -> GELU -> Linear per expert."""
-        hid = F.gelu(torch.baddbmm(self.fc1_b[sel, j][:, None, :], x, self.fc1_w[sel, j]))
+    def _folded(self, g, beta, w, b, j: int, sel) -> tuple[torch.Tensor, torch.Tensor]:
+        """LN(x)·W + b = norm(x)·(g ∘ W) + (β·W + b): the LayerNorm affine of block j folded
+        into the next matmul's weights (weight arithmetic: constants in the exported graph).
+        w [e, d, k]; b [e, k]"""
+        if not self.layer_norm:
+            return w, b
+        g, beta = g[sel, j], beta[sel, j]  # [e, d]
+        return w * g[:, :, None], b + (beta[:, None, :] @ w)[:, 0]
+
+    def _ffn(self, x: torch.Tensor, j: int, sel, g=None, beta=None) -> torch.Tensor:
+        """x [e, R, d] -> [e, R, d]: Linear -> GELU -> Linear per expert (x already normalised
+        when the LayerNorm affine g, beta is given: it is folded into the first Linear)."""
+        w, b = self.fc1_w[sel, j], self.fc1_b[sel, j]
+        if g is not None:
+            w, b = self._folded(g, beta, w, b, j, sel)
+        hid = F.gelu(torch.baddbmm(b[:, None, :], x, w))
         return torch.baddbmm(self.fc2_b[sel, j][:, None, :], self.drop(hid), self.fc2_w[sel, j])
