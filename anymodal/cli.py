@@ -346,14 +346,15 @@ def report_accuracy(
     data: Path = typer.Option(..., help="Dataset the model was trained on (GCNet folder or MMSA pickle)."),
     split: str = typer.Option("test", help="Recorded split to score."),
     backend: str = typer.Option("auto", help="Runtime backend."),
+    precision: Optional[str] = typer.Option(None, help="Bundle precision variant (default: its first)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """The paper's Table-2 layout, computed through the runtime (what is actually served)."""
-    from anymodal.bench.accuracy import accuracy_report
+    from anymodal.bench.accuracy import accuracy_report, int8_delta_lines
     from anymodal.bench.tables import condition_rows, rate_rows, rich_table
     from anymodal.runtime.jsonio import write_json
 
-    res = accuracy_report(bundle, data, split, backend)
+    res = accuracy_report(bundle, data, split, backend, precision=precision)
     console = _console()
     if "rates" in res:  # DERL: the intra-modal table too
         header, rows = rate_rows(res["rates"], res["rates_average"])
@@ -361,6 +362,8 @@ def report_accuracy(
                                  header, rows))
     header, rows = condition_rows(res["conditions"])
     console.print(rich_table(f"{res['dataset']} ({split}) via {res['backend']} — {bundle}", header, rows))
+    for line in int8_delta_lines(bundle):
+        console.print(line, markup=False, highlight=False)
     if json_out:
         write_json(res, json_out)
 

@@ -83,12 +83,16 @@ def reference_forward(model, audio, text, visual, mask, avail) -> torch.Tensor:
     return model.head(hidden)
 
 
+_COMPILED: dict[int, object] = {}  # id(model) -> compiled reference: compiled once per run
+
+
 def reference_callable(model, feeds: list[torch.Tensor], compiled: bool):
     """A zero-argument call of the reference on fixed inputs; compiled ones are compiled (and
-    run once) here, before any timing."""
+    run once) here, before any timing; later conditions of the same model reuse it (same
+    input shapes: the reference always takes all three modalities)."""
     fn = functools.partial(reference_forward, model)
     if compiled:
-        fn = torch.compile(fn)
+        fn = _COMPILED.setdefault(id(model), torch.compile(fn))
 
     def call():
         with torch.inference_mode():

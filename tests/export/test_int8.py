@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from anymodal.bench.accuracy import int8_delta_lines
 from anymodal.export.api import export_run_folder
 from anymodal.export.bundle import write_bundle
 from anymodal.export.int8 import accuracy_deltas
@@ -50,6 +51,8 @@ def test_int8_bundle_records_accuracy_delta_and_serves(int8_bundle):
     with Runtime(out, precision="int8") as rt8, Runtime(out, precision="fp32") as rt32:
         p8, p32 = rt8.predict(audio=a, text=t), rt32.predict(audio=a, text=t)
     assert p8.graph == "at" and np.abs(p8.probs - p32.probs).max() < 0.1
+    (line,) = int8_delta_lines(out)  # what rt-report accuracy prints
+    assert line.startswith("int8 vs fp32 on val (WA, points): {a} ") and "{a,t,v}" in line
     assert not np.array_equal(p8.probs, p32.probs)  # it really ran other graphs
 
 
@@ -71,4 +74,5 @@ def test_derl_int8_variant_exports_with_logit_difference(tmp_path):
     out = write_bundle(make_derl(), run_config("sentiment"), tmp_path / "b", precisions=("fp32", "int8"))
     int8 = json.loads((out / "manifest.json").read_text())["variants"]["int8"]
     assert int8["accuracy"]["measured"] is False  # no data recorded: said, not faked
+    assert "accuracy not measured" in int8_delta_lines(out)[0]
     assert max(int8["max_logit_difference"].values()) < 1.0
