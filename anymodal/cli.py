@@ -131,13 +131,14 @@ export_app = _app("Export a trained run to a verified bundle of per-pattern ONNX
 def export_run(
     run: Path = typer.Option(..., help="Run folder written by rt-train."),
     out: Path = typer.Option(..., help="Bundle folder to write (replaced atomically)."),
-    precision: str = typer.Option("fp32", help="fp32 | fp16 | fp32,fp16 (variants in one bundle)."),
+    precision: str = typer.Option("fp32", help="fp32 | fp16 | int8, or several: fp32,fp16 / fp32,int8 (variants in one bundle)."),
     kernels: Kernels = typer.Option(Kernels.standard, help="fused: RouterMix TensorRT-plugin nodes."),
+    max_drop: float = typer.Option(1.0, help="int8: refuse if any condition loses more points on val."),
 ):
     """7 specialised graphs + masked graph, shared weights, parity-checked against PyTorch."""
     from anymodal.export.api import export_run_folder
 
-    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels.value)
+    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels.value, max_drop)
     _print_bundle_summary(bundle)
 
 
@@ -216,7 +217,7 @@ def bench(
                                                    "default: the first)."),
     run: Optional[Path] = typer.Option(None, help="Run folder for the PyTorch reference of --bundle."),
     backend: str = typer.Option("all", help="Variants: torch,ort-masked,ort,ort-cuda,tensorrt or all."),
-    batch: str = typer.Option("1", help="Batch sizes, e.g. 1,8."),
+    batch: Optional[str] = typer.Option(None, help="Batch sizes, e.g. 1,8 (default sweep: B1×L24 and B16×L50)."),
     seq_len: Optional[str] = typer.Option(None, help="MoMKE conversation lengths, e.g. 24 (default) or 12,48; "
                                                      "DERL uses its sequence lengths."),
     threads: Optional[int] = typer.Option(None, help="Intra-op threads for every variant (default: all cores)."),
@@ -232,13 +233,14 @@ def bench(
     if all_conditions == (condition is not None):
         raise InputError("give exactly one of --condition PATTERN or --all-conditions")
     from anymodal.bench.report import markdown_report, plot_latency, print_result
-    from anymodal.bench.run import run_bench
+    from anymodal.bench.run import DEFAULT_SHAPES, run_bench
     from anymodal.runtime.jsonio import write_json
 
     console = _console()
     result = run_bench("all" if all_conditions else [condition], bundle, run, backend,
-                       _ints(batch, "--batch"), _ints(seq_len, "--seq-len") if seq_len else None, threads,
-                       warmup_s, duration_s, progress=lambda s: console.print(f"[dim]{s}[/dim]"), model=model)
+                       _ints(batch, "--batch") if batch else (1,), _ints(seq_len, "--seq-len") if seq_len else None,
+                       threads, warmup_s, duration_s, progress=lambda s: console.print(f"[dim]{s}[/dim]"), model=model,
+                       shapes=DEFAULT_SHAPES if batch is None and seq_len is None else None)
     print_result(result, console)
     if json_out:
         write_json(result, json_out)
@@ -272,14 +274,15 @@ def report_accuracy(
     data: Path = typer.Option(..., help="Dataset the model was trained on (GCNet folder or MMSA pickle)."),
     split: Split = typer.Option(Split.test, help="Recorded split to score."),
     backend: Backend = typer.Option(Backend("auto"), help="Runtime backend."),
+    precision: Optional[str] = typer.Option(None, help="Bundle precision variant (default: its first)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """The paper's Table-2 layout, computed through the runtime (what is actually served)."""
-    from anymodal.bench.accuracy import accuracy_report
+    from anymodal.bench.accuracy import accuracy_report, int8_delta_lines
     from anymodal.bench.tables import condition_rows, rate_rows, rich_table
     from anymodal.runtime.jsonio import write_json
 
-    res = accuracy_report(bundle, data, split.value, backend.value)
+    res = accuracy_report(bundle, data, split.value, backend.value, precision=precision)
     console = _console()
     if "rates" in res:  # DERL: the intra-modal table too
         header, rows = rate_rows(res["rates"], res["rates_average"])
@@ -287,6 +290,8 @@ def report_accuracy(
                                  header, rows))
     header, rows = condition_rows(res["conditions"])
     console.print(rich_table(f"{res['dataset']} ({split}) via {res['backend']} — {bundle}", header, rows))
+    for line in int8_delta_lines(bundle):
+        console.print(line, markup=False, highlight=False)
     if json_out:
         write_json(res, json_out)
 

@@ -13,11 +13,11 @@ from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES
 
 
 def accuracy_report(bundle: str | Path, data: str | Path, split: str = "test", backend: str = "auto",
-                    batch_size: int = 16) -> dict:
+                    batch_size: int = 16, precision: str | None = None) -> dict:
     from anymodal.train.data.batching import collate  # numpy-only, like the reader
     from anymodal.train.data.gcnet import read_gcnet
 
-    rt = Runtime(bundle, backend=backend)
+    rt = Runtime(bundle, backend=backend, precision=precision)
     if rt.bundle.sequence_model:
         return sequence_accuracy_report(rt, data, split, batch_size)
     info = rt.bundle.manifest.get("data") or {}
@@ -75,3 +75,20 @@ def sequence_accuracy_report(rt: Runtime, data, split: str, batch_size: int) -> 
     info = rt.bundle.manifest.get("data") or {}
     return {"dataset": info.get("dataset"), "task": "sentiment", "split": split, "backend": rt.backend_name,
             "conditions": conditions, "rates": rates, "rates_average": average(list(rates.values()))}
+
+
+def int8_delta_lines(bundle: str | Path) -> list[str]:
+    """The int8 variant's recorded accuracy delta vs fp32 per condition (validation split)."""
+    from anymodal.runtime.bundle import Bundle
+
+    int8 = Bundle(bundle).manifest["variants"].get("int8")
+    if not int8:
+        return []
+    acc = int8.get("accuracy") or {}
+    worst = max(int8.get("max_logit_difference", {}).values(), default=float("nan"))
+    if not acc.get("measured"):
+        return [f"int8 variant: accuracy not measured ({acc.get('reason', 'no record')}); "
+                f"max logit difference vs fp32 {worst:.3g}"]
+    deltas = ", ".join(f"{{{','.join(c)}}} {v['delta_points']:+.2f}" for c, v in acc["conditions"].items())
+    return [f"int8 vs fp32 on {acc['split']} ({acc['metric'].upper()}, points): {deltas}; "
+            f"max logit difference {worst:.3g}"]

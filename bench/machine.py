@@ -51,13 +51,25 @@ def peak_rss_mb() -> float:
 
 def matmul_peak_gflops(n: int = 1024, seconds: float = 1.0) -> float:
     """Best observed fp32 GEMM rate of numpy's BLAS on n×n matrices (2n³ FLOPs per call)."""
+    return matmul_peak_probe(n, seconds)["gflops"]
+
+
+def matmul_peak_probe(n: int = 1024, seconds: float = 1.0) -> dict:
+    """This machine's fp32 GEMM peak, best of several calls in this process, and whether the
+    machine looked busy (1-min load average above the core count, or best and median calls
+    more than 30 % apart: other work is taking the cores)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     a @ b  # warm-up: thread pool start, page faults
-    best, end = np.inf, time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 5:
         t0 = time.perf_counter()
         a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+        times.append(time.perf_counter() - t0)
+    best, median = min(times), float(np.median(times))
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    spread = median / best
+    return {"gflops": 2 * n**3 / best / 1e9, "calls": len(times), "peak_spread": spread,
+            "loadavg_1min": load, "cores": cores, "busy": load > cores or spread > 1.3}

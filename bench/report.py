@@ -29,22 +29,24 @@ def seq_label(c: dict) -> str:
 def latency_rows(result: dict, compact: bool = False):
     """Full rows for markdown; `compact` keeps what fits an 80-column terminal."""
     header = ["condition", "batch×seq", "variant", "p50 ms", "p90 ms", "p99 ms", "min ms",
-              "per s", "GFLOP/s", "of peak", "vs torch", "vs masked"]
+              "per s", "GFLOP/s", "of peak", "vs ref-eager", "vs ref-compiled", "vs torch"]
     rows = []
     for c in _conditions(result):
         cond = "{" + ",".join(c["condition"]) + "}"
         for name, v in c["variants"].items():
             lat = v["latency_ms"]
             p50 = lat["p50"]
-            vs_t = c["variants"]["torch"]["latency_ms"]["p50"] / p50 if "torch" in c["variants"] else None
-            vs_m = (c["variants"]["ort-masked"]["latency_ms"]["p50"] / p50
-                    if "ort-masked" in c["variants"] else None)
+
+            def vs(other):  # how many times faster than `other` (None when it did not run)
+                return c["variants"][other]["latency_ms"]["p50"] / p50 if other in c["variants"] else None
+
             rows.append([cond, f"{c['batch']}×{seq_label(c)}", name, f"{p50:.2f}", f"{lat['p90']:.2f}",
                          f"{lat['p99']:.2f}", f"{lat['min']:.2f}", f"{v['throughput_per_s']:.1f}",
-                         f"{v['gflops']:.1f}", f"{100 * v['fraction_of_peak']:.0f}%", _x(vs_t), _x(vs_m)])
+                         f"{v['gflops']:.1f}", f"{100 * v['fraction_of_peak']:.0f}%",
+                         _x(vs("reference-eager")), _x(vs("reference-compiled")), _x(vs("torch"))])
     if compact:
         keep = [0, 2, 3, 4, 5, 8, 9, 10, 11]
-        short = {"condition": "cond", "vs torch": "×torch", "vs masked": "×masked", "of peak": "peak"}
+        short = {"condition": "cond", "vs ref-eager": "×eager", "vs ref-compiled": "×compiled", "of peak": "peak"}
         header = [short.get(header[i], header[i]) for i in keep]
         rows = [[r[i] for i in keep] for r in rows]
     return header, rows
@@ -63,7 +65,9 @@ def summary_lines(result: dict) -> list[str]:
     bb = first["bundle_bytes"]
     lines = [f"machine: {m['cpu']} ({m['cores']} cores), {first['threads']} threads, {m['timestamp']}",
              "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
-             f"large-matmul peak: {first['matmul_peak_gflops']:.1f} GFLOP/s (numpy fp32 GEMM, same run)",
+             f"large-matmul peak: {first['matmul_peak_gflops']:.1f} GFLOP/s (numpy fp32 GEMM, best of several, "
+             "measured just before the timings)",
+             *_busy_lines(first),
              f"bundle: fp32 {bb['fp32'] / 1e6:.1f} MB"
              + (f", fp16 {bb['fp16'] / 1e6:.1f} MB" if bb.get("fp16") else ", fp16 not exported"),
              f"peak RSS: {first['peak_rss_mb']:.0f} MB", *absent_lines(result)]
@@ -72,6 +76,16 @@ def summary_lines(result: dict) -> list[str]:
                      f"active {c['params']['active'] / 1e6:.2f} M, {c['macs'] / 1e6:.0f} M MACs "
                      f"(batch {c['batch']}, seq {seq_label(c)})")
     return lines
+
+
+def _busy_lines(c: dict) -> list[str]:
+    load = c.get("machine_load")
+    if not load:
+        return []
+    line = (f"machine load: {load['loadavg_1min']:.1f} (1-min average, {load['cores']} cores); matmul "
+            f"best/median {load['peak_spread']:.2f}; latency spread p90/p50 shown per row")
+    return [line] + (["WARNING: the machine was busy while measuring: absolute figures are noisy, "
+                      "compare the ratios within this run"] if load["busy"] else [])
 
 
 def print_result(result: dict, console) -> None:
@@ -96,8 +110,9 @@ def plot_latency(result: dict, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     conds = _conditions(result)
-    names = sorted({n for c in conds for n in c["variants"]}, key=lambda n: ["torch", "ort-masked", "ort",
-                                                                              "ort-cuda", "tensorrt"].index(n))
+    from .variants import ALL_VARIANTS
+
+    names = sorted({n for c in conds for n in c["variants"]}, key=ALL_VARIANTS.index)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(conds) + 3), 4))
     width = 0.8 / max(1, len(names))
     for i, n in enumerate(names):

@@ -11,12 +11,12 @@ from anymodal.runtime.errors import InputError
 from anymodal.runtime.families import DEFAULT_FAMILY
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES, parse_pattern
 
-from .machine import machine_info, matmul_peak_gflops, peak_rss_mb
+from .machine import machine_info, matmul_peak_probe, peak_rss_mb
 from .macs import model_macs
 from .timing import latency_stats, measure_interleaved
 from .variants import ALL_VARIANTS, build_variants
 
-DEFAULT_VARIANTS = ("torch", "ort-masked", "ort", "ort-cuda", "tensorrt")
+DEFAULT_VARIANTS = ALL_VARIANTS
 
 
 def parse_variants(spec: str) -> tuple[str, ...]:
@@ -44,8 +44,9 @@ def bundle_bytes(bundle: Bundle) -> dict[str, int | None]:
 
 
 def _variant_modalities(name: str, pattern: str) -> str:
-    """What a variant computes: the masked graph and the PyTorch reference encode all three."""
-    return "atv" if name in ("torch", "ort-masked") else pattern
+    """What a variant computes: the masked graph and the PyTorch references (the authors' code
+    runs all 9 expert passes, whatever is missing) encode all three."""
+    return "atv" if name in ("torch", "ort-masked") or name.startswith("reference-") else pattern
 
 
 def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, batch: int, seq: int | None,
@@ -73,7 +74,11 @@ def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, ba
         "condition": pattern, "model": kind, "batch": batch, "seq_len": seq,
         "threads": threads, "variants": res, "absent": absent,
         "speedup": {"ort_vs_torch": ratio("torch", "ort"), "ort_vs_masked": ratio("ort-masked", "ort"),
-                    "masked_vs_torch": ratio("torch", "ort-masked")},
+                    "masked_vs_torch": ratio("torch", "ort-masked"),
+                    "ort_vs_reference_eager": ratio("reference-eager", "ort"),
+                    "ort_vs_reference_compiled": ratio("reference-compiled", "ort")},
+        "predict_overhead_ms": (res["runtime"]["latency_ms"]["p50"] - res["ort"]["latency_ms"]["p50"]
+                                if "runtime" in res and "ort" in res else None),
         "params": {"total": params["served"], "active": params["active"][pattern]},
         "macs": model_macs(kind, cfg, pattern, batch, seq),
         "matmul_peak_gflops": peak,
@@ -85,12 +90,17 @@ def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, ba
     return out
 
 
+# the default sweep: one conversation (latency) and a batch of long ones (throughput)
+DEFAULT_SHAPES = ((1, 24), (16, 50))
+
+
 def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = None, variants="all",
               batches=(1,), seq_lens=None, threads: int | None = None, warmup_s: float = 1.0,
-              duration_s: float = 3.0, progress=print, model: str | None = None) -> dict:
+              duration_s: float = 3.0, progress=print, model: str | None = None, shapes=None) -> dict:
     """seq_lens: conversation lengths of utterance-level models (default 24); sequence models'
     requests use the dataset's sequence lengths recorded in the model (absent_lengths), so
-    seq_lens must stay None."""
+    seq_lens must stay None. shapes: (batch, seq) pairs instead of the batches × seq_lens product
+    (rt-bench's default sweep is DEFAULT_SHAPES: B1×L24 and B16×L50)."""
     patterns = ALL_PATTERNS if conditions == "all" else tuple(parse_pattern(c) for c in conditions)
     if bundle_dir is None:  # (conditions parsed first: a typo must not wait for a bundle build)
         from .default_bundle import default_bundle
@@ -105,22 +115,25 @@ def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = Non
             raise InputError("--seq-len applies to conversations of utterance-level models; sequence "
                              f"models use their sequence lengths {bundle.absent_lengths}")
         seq_lens = (None,)
-    seq_lens = seq_lens or (24,)
+    if shapes is None:
+        shapes = tuple((b, s) for b in batches for s in (seq_lens or (24,)))
+    if bundle.sequence_model:
+        shapes = tuple(dict.fromkeys((b, None) for b, _ in shapes))
     if run is None and bundle.manifest.get("source_run"):
         run = Path(bundle.manifest["source_run"])
     names = parse_variants(variants) if isinstance(variants, str) else tuple(variants)
     threads = threads or os.cpu_count() or 1
-    progress("measuring this machine's large-matmul rate …")
-    peak = matmul_peak_gflops()
     runs = []
-    for batch in batches:
-        for seq in seq_lens:
-            per = {}
-            for p in patterns:
-                progress(f"condition {{{','.join(p)}}} batch {batch}" + (f" seq {seq}" if seq else "") + " …")
-                per[p] = bench_condition(bundle, run, p, names, batch, seq, threads, warmup_s,
-                                         duration_s, peak)
-            runs.append(per)
+    for batch, seq in shapes:
+        progress("measuring this machine's large-matmul rate …")
+        load = matmul_peak_probe()  # just before the timings it is the yardstick for
+        per = {}
+        for p in patterns:
+            progress(f"condition {{{','.join(p)}}} batch {batch}" + (f" seq {seq}" if seq else "") + " …")
+            per[p] = bench_condition(bundle, run, p, names, batch, seq, threads, warmup_s,
+                                     duration_s, load["gflops"])
+            per[p]["machine_load"] = load
+        runs.append(per)
     machine = machine_info()
     rss = peak_rss_mb()
     for per in runs:

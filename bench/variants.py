@@ -3,6 +3,7 @@ request, or a reason why it cannot run here (reported, never silently dropped)."
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 from anymodal.runtime.requests import MASKED, build_request
 
-ALL_VARIANTS = ("torch", "ort-masked", "ort", "ort-cuda", "tensorrt")
+ALL_VARIANTS = ("reference-eager", "reference-compiled", "torch", "ort-masked", "ort", "ort-spin",
+                "ort-int8", "runtime", "ort-cuda", "tensorrt")
 
 
 def make_request(bundle: Bundle, pattern: str, batch: int, seq: int | None, seed: int = 0):
@@ -43,8 +45,8 @@ def _masked_feeds(bundle: Bundle, req: dict) -> dict:
     return _feeds(bundle, req, bundle.float_dtype, MASKED)[1]
 
 
-def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):
-    """PyTorch eager reference: the full model with masks, as the paper's code runs it."""
+def _torch_model_and_args(run: Path | None, bundle: Bundle, req: dict, threads: int):
+    """(model, masked-graph-order torch inputs) or (None, reason it cannot run here)."""
     if run is None or not (Path(run) / "model.safetensors").is_file():
         return None, "no PyTorch checkpoint for this bundle (pass --run RUN)"
     try:
@@ -53,9 +55,22 @@ def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):
     except ImportError:
         return None, "PyTorch is not installed (pip install 'anymodal[train]')"
     torch.set_num_threads(threads)
-    model, _ = load_run(run)
-    feeds = _masked_feeds(bundle, req)
-    args = [torch.from_numpy(v) for v in feeds.values()]  # the masked graph's input order
+    model = _load_model(str(Path(run).resolve()), load_run)
+    args = [torch.from_numpy(v) for v in _masked_feeds(bundle, req).values()]  # the masked graph's input order
+    return model, args
+
+
+@functools.lru_cache(maxsize=4)  # one model per run folder for all conditions of a bench run
+def _load_model(run: str, load_run):
+    return load_run(run)[0].eval()
+
+
+def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):
+    """PyTorch eager: our full model with masks (all modalities encoded)."""
+    model, args = _torch_model_and_args(run, bundle, req, threads)
+    if model is None:
+        return None, args
+    import torch
 
     def call():
         with torch.inference_mode():
@@ -64,12 +79,41 @@ def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):
     return call, None
 
 
+def reference_variant(name: str, run: Path | None, bundle: Bundle, req: dict, threads: int):
+    """What the authors' code computes (bench/reference.py) on this bundle's weights, eager or
+    under torch.compile (compiled here, before timing)."""
+    if bundle.sequence_model:
+        return None, "the authors' reference exists for MoMKE only"
+    model, args = _torch_model_and_args(run, bundle, req, threads)
+    if model is None:
+        return None, args
+    from .reference import reference_callable
+
+    try:
+        return reference_callable(model, args, compiled=name.endswith("compiled")), None
+    except Exception as exc:  # torch.compile needs a C++ compiler; say why it is absent
+        return None, f"torch.compile failed here ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+def runtime_variant(bundle: Bundle, req: dict, threads: int):
+    """The whole request path: Runtime.predict (input checks, graph choice, softmax, labels)."""
+    from anymodal.runtime.runtime import Runtime
+
+    rt = Runtime(bundle.path, backend="ort-cpu", precision=bundle.precision, threads=threads)
+    rt.predict(**req)  # load the graph outside the timed region
+    return (lambda: rt.predict(**req)), None
+
+
 def ort_variant(name: str, bundle: Bundle, pattern: str, req: dict, threads: int):
     backend_name = "ort-cuda" if name.startswith("ort-cuda") else "ort-cpu"
     ok, why = BACKENDS[backend_name].available()
     if not ok:
         return None, why
-    backend = BACKENDS[backend_name](bundle, threads=threads)
+    if name == "ort-int8":
+        if "int8" not in bundle.manifest["variants"]:
+            return None, "the bundle has no int8 graphs (rt-export --precision fp32,int8)"
+        bundle = Bundle(bundle.path, "int8")
+    backend = BACKENDS[backend_name](bundle, threads=threads, spinning=name == "ort-spin")
     if name.endswith("masked"):
         graph, feeds = "masked", _masked_feeds(bundle, req)
     else:
@@ -102,7 +146,11 @@ def build_variants(names, bundle: Bundle, run: Path | None, pattern: str, batch:
     for name in names:
         if name == "torch":
             fn, why = torch_variant(run, bundle, req, threads)
-        elif name in ("ort", "ort-masked", "ort-cuda"):
+        elif name.startswith("reference-"):
+            fn, why = reference_variant(name, run, bundle, req, threads)
+        elif name == "runtime":
+            fn, why = runtime_variant(bundle, req, threads)
+        elif name in ("ort", "ort-spin", "ort-int8", "ort-masked", "ort-cuda"):
             fn, why = ort_variant(name, bundle, pattern, req, threads)
         elif name == "tensorrt":
             fn, why = trt_variant(bundle, pattern, req)

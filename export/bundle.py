@@ -20,6 +20,7 @@ from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 from anymodal import __version__
 
 from .dedup import deduplicate
+from .int8 import DEFAULT_MAX_DROP, int8_report, quantize_graph
 from .specs import GRAPH_NAMES, OPSET, PRECISIONS, model_graph_specs
 from .torch_export import export_graph, versions
 from .verify import verify_graphs
@@ -38,7 +39,11 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
     folder = root / rel_dir
     folder.mkdir(parents=True)
     dtype = "float16" if precision == "fp16" else "float32"
-    paths = [export_graph(model, g, folder / f"{g}.onnx", precision, kernels) for g in GRAPH_NAMES]
+    if precision == "int8":  # int8 weights of the fp32 variant's graphs (inputs/outputs stay float32)
+        fp32 = root / _variant_dir("fp32")
+        paths = [quantize_graph(fp32 / f"{g}.onnx", folder / f"{g}.onnx") for g in GRAPH_NAMES]
+    else:
+        paths = [export_graph(model, g, folder / f"{g}.onnx", precision, kernels) for g in GRAPH_NAMES]
     dedup = deduplicate(paths)
     graphs = {}
     for g in GRAPH_NAMES:
@@ -54,7 +59,8 @@ def _file_table(root: Path) -> dict:
 
 
 def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
-                 metrics: dict | None = None, kernels: str = "standard") -> Path:
+                 metrics: dict | None = None, kernels: str = "standard",
+                 max_drop: float = DEFAULT_MAX_DROP) -> Path:
     """Export `model` (eval mode) to a verified bundle folder `out`. kernels="fused" writes
     each router + expert mix as one TensorRT-plugin node (with its ONNX local function)."""
     out = Path(out)
@@ -63,6 +69,8 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
     for p in precisions:
         if p not in PRECISIONS:
             raise ExportError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
+    if "int8" in precisions and "fp32" not in precisions:
+        raise ExportError("--precision int8 needs fp32 in the same bundle (its accuracy reference): use fp32,int8")
     if kernels == "fused" and not hasattr(model, "fused_router"):  # the family's RouterMix switch
         raise ExportError(f"--kernels fused: {model.kind} has no RouterMix-shaped routers (no fused_router switch)")
     model = model.eval()
@@ -72,7 +80,9 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         t0 = time.time()
-        variants = {p: _export_variant(model, tmp, p, kernels) for p in precisions}
+        # int8 quantises the fp32 graphs, so it is built after them
+        built = {p: _export_variant(model, tmp, p, kernels) for p in sorted(precisions, key=lambda p: p == "int8")}
+        variants = {p: built[p] for p in precisions}
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "anymodal_version": __version__,
@@ -96,6 +106,9 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
             parity[p] = verify_graphs(model, backend, GRAPH_NAMES, p)
             backend.close()
         manifest["parity"] = parity
+        if "int8" in precisions:  # accuracy gate: raises (no bundle) past max_drop
+            write_json(manifest, tmp / MANIFEST)
+            manifest["variants"]["int8"].update(int8_report(model, tmp, data, max_drop))
         manifest["export_seconds"] = round(time.time() - t0, 1)
         if metrics:
             manifest["metrics"] = metrics

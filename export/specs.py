@@ -9,13 +9,14 @@ from anymodal.runtime.requests import MASKED
 
 OPSET = 18
 GRAPH_NAMES: tuple[str, ...] = ALL_PATTERNS + (MASKED,)
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 
 # Traced at (batch 2, 7 utterances); verified at other shapes, batch 1 and 5 included.
 TRACE_SHAPE = (2, 7)
 VERIFY_SHAPES = ((1, 1), (1, 24), (5, 3), (5, 16))
-# fp32: max-abs error; fp16: max error relative to the largest reference magnitude (at least 1).
-TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
+# fp32: max-abs error; fp16/int8: max error relative to the largest reference magnitude (at
+# least 1). int8's bound only catches broken graphs: its real gate is the validation accuracy.
+TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.25}
 
 
 def model_graph_specs(model, graph: str, float_dtype: str = "float32") -> tuple[list, list]:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from anymodal.kernels.plugin_id import PLUGIN_DOMAIN
 
+from .ort_optimize import fold_constants
 from .plugin_function import attach_plugin_functions
 from .specs import MASKED, OPSET, TRACE_SHAPE, TensorSpec, model_graph_specs
 
@@ -65,7 +66,7 @@ def example_feeds(specs: list[TensorSpec], batch: int, seq: int, seed: int) -> d
 
 
 def export_graph(model, graph: str, path: Path, precision: str,
-                 kernels: str = "standard") -> Path:
+                 kernels: str = "standard", fold: bool = True) -> Path:
     """Trace one graph to ONNX with dynamic batch and sequence axes. kernels="fused" writes
     each router + expert mix as one trt.plugins::RouterMix node with its local function."""
     dtype = "float16" if precision == "fp16" else "float32"
@@ -90,6 +91,9 @@ def export_graph(model, graph: str, path: Path, precision: str,
         import onnx
 
         onnx.save(attach_plugin_functions(onnx.load(str(path))), str(path))
+    elif precision == "fp32" and fold:  # weight arithmetic left by the tracer, folded once here (ORT CPU
+        # has no fp16 kernels to fold with, and would insert Casts into an fp16 graph)
+        fold_constants(path)
     return path
 
 

@@ -17,10 +17,10 @@ def compare(graph: str, output: str, got: np.ndarray, ref: np.ndarray, mask: np.
         raise ExportError(f"graph {graph!r} output {output!r} at batch/seq {shape}: "
                           f"shape {got.shape}, PyTorch {ref.shape}")
     err = float(np.max(np.abs(g - r))) if g.size else 0.0
-    if precision == "fp16":  # relative to the output's scale, at least 1: a score near 0
+    if precision in ("fp16", "int8"):  # relative to the output's scale, at least 1: a score near 0
         err /= max(float(np.max(np.abs(r))), 1.0)  # must not inflate its error (logits/weights are O(1))
     if not np.isfinite(err) or err > TOLERANCE[precision]:
-        kind = "relative" if precision == "fp16" else "max-abs"
+        kind = "relative" if precision in ("fp16", "int8") else "max-abs"
         raise ExportError(f"parity failed: graph {graph!r}, output {output!r}, batch/seq {shape}: "
                           f"{kind} error {err:.3g} > {TOLERANCE[precision]:g}")
     return err

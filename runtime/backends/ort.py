@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from ..errors import BackendUnavailableError, BundleError
 from .base import Backend
@@ -18,6 +17,14 @@ def _ort():
 
 class OrtBackend(Backend):
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+
+    def __init__(self, bundle, threads: int | None = None, spinning: bool = False):
+        super().__init__(bundle, threads)
+        # Intra-op busy-waiting: off by default. Measured side by side by rt-bench (ort vs
+        # ort-spin); on a 2-core machine shared with other work spinning workers starve the
+        # caller, on a quiet one they save the wake-up latency of every op.
+        self.spinning = spinning
+        self._output_names: dict[int, list[str]] = {}
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -37,9 +44,9 @@ class OrtBackend(Backend):
         if self.threads:
             opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1  # sequential executor: the graphs are one chain of ops
-        # No busy-waiting between ops/requests: on a 2-core machine spinning workers starve the
-        # caller (measured: 'a' graph p50 16.0 -> 9.1 ms at 2 threads, batch 1, L=24).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Intra-op busy-waiting off by default: on a 2-core machine shared with other work spinning
+        # workers starve the caller; rt-bench measures ort vs ort-spin side by side.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
         if self.low_memory:  # weights stay in the shared file mapping, no per-session packed copy
             opts.add_session_config_entry("session.disable_prepacking", "1")
         return opts
@@ -52,8 +59,12 @@ class OrtBackend(Backend):
             raise BundleError(f"{path}: onnxruntime could not load the graph ({exc})") from exc
 
     def _run_impl(self, session, feeds):
-        outputs = session.run(None, feeds)
-        return {o.name: np.asarray(v) for o, v in zip(session.get_outputs(), outputs)}
+        # the request path: output names looked up once per session; ORT returns fresh
+        # contiguous numpy arrays, so nothing is copied or converted here
+        names = self._output_names.get(id(session))
+        if names is None:
+            names = self._output_names[id(session)] = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, feeds)))
 
 
 class OrtCpuBackend(OrtBackend):

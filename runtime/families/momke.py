@@ -16,10 +16,10 @@ from .inputs import TensorSpec, UtteranceInputs
 EXPERTS = ("audio_expert", "text_expert", "visual_expert")
 
 
-def transformer_macs(d: int, depth: int, ffn_mult: int, L: int) -> int:
+def transformer_macs(d: int, depth: int, ffn_mult: int, L: int, out_proj: bool = True) -> int:
     per_block = (3 * d * d * L  # fused QKV
                  + 2 * L * L * d  # scores + weighted sum
-                 + d * d * L  # output projection
+                 + (d * d * L if out_proj else 0)  # output projection
                  + 2 * ffn_mult * d * d * L)  # FFN
     return depth * per_block
 
@@ -44,15 +44,17 @@ class MoMKERuntime(RuntimeFamily):
         return Decoded(labels, probs, scores, router, {m: EXPERTS for m in router})
 
     def macs(self, config, modalities, batch, seq):
-        """Running MoMKE with the given modalities encoded (all 3 for the masked graph)."""
+        """Running MoMKE with the given modalities encoded (all 3 for the masked graph and for
+        the authors' code, which runs all 9 expert passes)."""
         d, depth, ffn, out = config["hidden"], config["depth"], config["ffn_mult"], config["output_dim"]
+        rh = config.get("router_mult", 1) * d
         dims = dict(zip(MODALITIES, config["input_dims"]))
         L = seq
         per_mod = {m: dims[m] * d * L  # projection
-                   + 3 * transformer_macs(d, depth, ffn, L)  # the three experts on this modality
-                   + (d * d + 3 * d) * L  # router MLP
+                   + 3 * transformer_macs(d, depth, ffn, L, config.get("attn_out_proj", True))  # 3 experts
+                   + (d * rh + rh * 3) * L  # router MLP
                    + 3 * d * L  # expert mixing
-                   + d * 3 * d * L  # its block of the first fusion layer
+                   + (d * 3 * d + d * out) * L  # its blocks of the fusion layer and of the head (skip)
                    for m in MODALITIES}
-        shared = 9 * d * d * L + 3 * d * out * L  # second fusion layer + head
+        shared = 3 * d * out * L  # head on ReLU(fusion)
         return batch * (sum(per_mod[m] for m in modalities) + shared)

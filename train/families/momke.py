@@ -28,8 +28,9 @@ def train_momke_run(data, dataset: str, out, features=None, fold: int | None = N
 
     train_cfg = train_cfg or TrainConfig()
     ds, splits = load_dataset(data, dataset, features, fold, seed=train_cfg.seed)
-    cfg = MoMKEConfig(input_dims=ds.input_dims(), output_dim=ds.spec.output_dim, task=ds.spec.task,
-                      **(model_overrides or {}))
+    overrides = dict(model_overrides or {})
+    cfg = MoMKEConfig.preset_config(overrides.pop("preset", "paper"), input_dims=ds.input_dims(),
+                                    output_dim=ds.spec.output_dim, task=ds.spec.task, **overrides)
     torch.manual_seed(train_cfg.seed)
     model = MoMKE(cfg)
     main = distributed.current().is_main  # under torchrun only rank 0 writes the run folder
@@ -61,6 +62,7 @@ def train_command(
     depth: int = typer.Option(4, help="Transformer blocks per expert (Q)."),
     heads: int = typer.Option(2, help="Attention heads."),
     dropout: float = typer.Option(0.5, help="Dropout rate."),
+    preset: str = typer.Option("paper", help="paper (LN, positions, out-projection) | authors (their code exactly)."),
     epochs_stage1: int = typer.Option(100, help="Unimodal expert training epochs."),
     epochs_stage2: int = typer.Option(100, help="Experts mixing training epochs."),
     batch_size: int = typer.Option(16, help="Conversations per step."),
@@ -76,7 +78,7 @@ def train_command(
                       epochs_stage2=epochs_stage2, batch_size=batch_size,
                       patterns_per_step=patterns_per_step, lr=lr, seed=seed)
     run = train_momke_run(data, dataset, out, features, fold,
-                          dict(hidden=hidden, depth=depth, heads=heads, dropout=dropout), cfg, progress)
+                          dict(hidden=hidden, depth=depth, heads=heads, dropout=dropout, preset=preset), cfg, progress)
     typer.echo(f"run written to {run}")
 
 
@@ -102,6 +104,8 @@ class MoMKETrain(TrainFamily):
         convs = ds.split_by(d["splits"][split])
         return {"dataset": d["dataset"], "task": d["task"], "split": split,
                 "conditions": evaluate_conditions(model, convs)}
+
+    paper_precisions = ("fp32", "fp16", "int8")  # int8 for rt-bench's ort-int8 rows
 
     def paper_model(self):
         """Paper-sized MoMKE (IEMOCAP dims 512/1024/1024, d=256, Q=4, 2 heads), random weights."""

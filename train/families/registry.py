@@ -33,6 +33,10 @@ class TrainFamily:
     def paper_model(self):
         raise NotImplementedError  # abstract
 
+    # precisions of rt-bench's default (paper-sized, random-weight) bundle; int8 only where the
+    # paper-sized graphs quantise in reasonable time on a small CPU
+    paper_precisions: tuple[str, ...] = ("fp32", "fp16")
+
     train_command = None  # optional: a typer command function for `rt-train <name>`
 
 

@@ -83,11 +83,12 @@ class TransformerStack(nn.Module):
 
 
 class RouterMLP(nn.Module):
-    """Soft router: d -> d GELU -> E logits, token-wise (DESIGN §8 RouterMix)."""
+    """Soft router: d -> hidden (default d) GELU -> E logits, token-wise (DESIGN §8 RouterMix)."""
 
-    def __init__(self, dim: int, experts: int):
+    def __init__(self, dim: int, experts: int, hidden: int | None = None):
         super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, dim), nn.Linear(dim, experts)
+        hidden = hidden or dim
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, experts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))

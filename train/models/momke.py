@@ -1,17 +1,19 @@
 """MoMKE: Mixture of Modality Knowledge Experts (Xu et al., ACM MM 2024; seeds/momke-paper.txt).
 
-Choices where the paper is silent or differs from its public code (we follow the paper):
-* Router input: the projected utterance features `Z_m + pos` (d-dim), not the raw features,
-  so one router shape (d -> d GELU -> 3) serves every modality and the fused RouterMix kernel.
-* Position embeddings: fixed sinusoidal (the paper cites Vaswani et al.), so any conversation
-  length is served without a length limit baked into the weights.
-* Experts: pre-LN transformer stacks (Eq. 14) with a final LayerNorm; FFN width 4·d.
-* Missing modality: its representation R_m is zero (Fig. 2). Within a modality, utterances
-  where it is missing are also removed from attention keys, so their features can never
-  influence other utterances.
-* Fusion: concat(R_a, R_t, R_v) -> residual MLP -> head. The first fusion layer is applied
-  per modality block (sum of R_m W_m), which equals the concat form and lets a specialised
-  graph drop the missing blocks instead of multiplying zeros.
+Fidelity rule: the paper first; where it is silent, the authors' public code (wxxv/MoMKE).
+Every architectural choice is a config field and `MoMKEConfig.sources()` records which source
+it follows (stored in each run's config and bundle manifest). Two presets:
+* "paper" (default): the paper's pre-LN blocks (Eq. 14), sinusoidal position embeddings
+  (Eq. 13) and an MSA output projection; where the paper is silent it follows the code:
+  expert/router MLP width = d (mlp_ratio 1) and the single residual fusion head.
+* "authors": the authors' code exactly (no LN, no positions, no output projection, separate
+  q/k/v): 5.40 M parameters at IEMOCAP sizes, like their model.
+Serving choices that do not change the maths:
+* Missing modality: its representation R_m is zero (Fig. 2); utterances where it is missing
+  are also removed from attention keys, so their features never influence other utterances.
+* Fusion (authors' code): x = concat(R_a, R_t, R_v); h = x + ReLU(W x + b); head(h). W x and
+  head(x) are applied per modality block (sum over m), which equals the concat form and lets a
+  specialised graph drop the missing blocks instead of multiplying zeros.
 * Stage 1 trains projections + experts + unimodal heads (Eq. 15-17); stage 2 trains all
   parameters through the routers and fusion head (Eq. 18-22, loss Eq. 11).
 """
@@ -27,26 +29,77 @@ from torch import nn
 from torch.nn import functional as F
 
 from .fused import fused_router_mix
-from .layers import RouterMLP, TransformerStack, router_mix, sinusoidal_positions
+from .layers import RouterMLP, router_mix, sinusoidal_positions
+from .momke_experts import MoMKEExperts
+
+# Where each architectural choice comes from (paper = seeds/momke-paper.txt, code = wxxv/MoMKE).
+SOURCES = {
+    "hidden": "paper §4.3: d = 256 (IEMOCAP), 128 (MOSI), 256 (MOSEI)",
+    "depth": "paper §4.3 / code --depth 4: Q transformer blocks per expert",
+    "heads": "paper §4.3 / code --num_heads 2",
+    "dropout": "paper §4.3 / code --drop_rate 0.5",
+    "ffn_mult": "code: Mlp hidden = D_e * mlp_ratio, mlp_ratio = 1 (paper silent on FFN width)",
+    "router_mult": "code: router Mlp hidden = D_e * mlp_ratio, mlp_ratio = 1 (paper: 'a two-layer MLP', Eq. 19)",
+    "fusion": "code: hidden = x + ReLU(proj1(x)), x = concat(R_a, R_t, R_v); out = nlp_head(hidden) (paper silent)",
+    "layer_norm": {True: "paper Eq. 14: pre-LN blocks (+ a final LN, paper silent)",
+                   False: "code: Attention has no LayerNorm"},
+    "positions": {True: "paper Eq. 13: H_0 = Z_m + Z_pos (sinusoidal, ref. [30])",
+                  False: "code: no position embedding"},
+    "attn_out_proj": {True: "paper Eq. 14: MSA with its output projection (ref. [30])",
+                      False: "code: attention output attn @ v, no output projection"},
+    "separate_qkv": {True: "code: separate q, k, v Linear layers (served as one packed matmul)",
+                     False: "one packed QKV weight (same maths, paper silent)"},
+    "embed_dropout": {True: "code: dropout on the projected features", False: "paper silent: none"},
+    "router_input": "code: routers read the projected features (+ positions when enabled); "
+                    "paper Eq. 19 reads X_a",
+}
+
+PRESETS = {
+    "paper": {},
+    "authors": dict(layer_norm=False, positions=False, attn_out_proj=False, separate_qkv=True,
+                    embed_dropout=True, ffn_mult=1, router_mult=1),
+}
 
 
 @dataclass
 class MoMKEConfig:
     input_dims: tuple[int, int, int] = (512, 1024, 1024)  # IEMOCAP wav2vec / DeBERTa / MA-Net
-    hidden: int = 256  # d: paper 256 (IEMOCAP), 128 (MOSI), 256 (MOSEI)
-    depth: int = 4  # Q transformer blocks per expert (paper)
-    heads: int = 2  # attention heads (paper)
-    ffn_mult: int = 4  # FFN width = 4·d (standard transformer; paper silent)
-    dropout: float = 0.5  # paper, all datasets
+    hidden: int = 256  # d
+    depth: int = 4  # Q transformer blocks per expert
+    heads: int = 2  # attention heads
+    ffn_mult: int = 1  # expert MLP hidden = ffn_mult·d
+    router_mult: int = 1  # router MLP hidden = router_mult·d
+    dropout: float = 0.5
     output_dim: int = 4  # classes (emotion) or 1 (sentiment)
     task: str = "emotion"  # "emotion" -> cross-entropy, "sentiment" -> MSE
+    layer_norm: bool = True
+    positions: bool = True
+    attn_out_proj: bool = True
+    separate_qkv: bool = False
+    embed_dropout: bool = False
+    preset: str = "paper"  # the preset these fields came from (informational)
+
+    @classmethod
+    def preset_config(cls, preset: str, **overrides) -> "MoMKEConfig":
+        if preset not in PRESETS:
+            from anymodal.runtime.errors import DataError
+
+            raise DataError(f"unknown MoMKE preset {preset!r}; choose from {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[preset], **overrides, "preset": preset})
+
+    def sources(self) -> dict[str, str]:
+        """Which source each choice of this config follows."""
+        out = {}
+        for k, v in SOURCES.items():
+            out[k] = v[getattr(self, k)] if isinstance(v, dict) else v
+        return out
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "sources": self.sources()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "MoMKEConfig":
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k != "sources"}
         d["input_dims"] = tuple(d["input_dims"])
         return cls(**d)
 
@@ -59,26 +112,28 @@ class MoMKE(nn.Module):
         self.cfg = cfg
         d = cfg.hidden
         self.proj = nn.ModuleDict({m: nn.Linear(dim, d) for m, dim in zip(MODALITIES, cfg.input_dims)})
-        self.experts = nn.ModuleList(
-            TransformerStack(d, cfg.depth, cfg.heads, cfg.ffn_mult, cfg.dropout) for _ in MODALITIES)
-        self.routers = nn.ModuleDict({m: RouterMLP(d, len(MODALITIES)) for m in MODALITIES})
+        self.experts = MoMKEExperts(len(MODALITIES), d, cfg.depth, cfg.heads, cfg.ffn_mult * d, cfg.dropout,
+                                    cfg.layer_norm, cfg.attn_out_proj, cfg.separate_qkv)
+        self.routers = nn.ModuleDict({m: RouterMLP(d, len(MODALITIES), cfg.router_mult * d) for m in MODALITIES})
         self.unimodal_heads = nn.ModuleDict({m: nn.Linear(d, cfg.output_dim) for m in MODALITIES})
-        # fusion_in[m] is the block of the first fusion layer that reads R_m (bias on "a" only)
-        self.fusion_in = nn.ModuleDict({m: nn.Linear(d, 3 * d, bias=(m == "a")) for m in MODALITIES})
-        self.fusion_out = nn.Linear(3 * d, 3 * d)
-        self.head = nn.Linear(3 * d, cfg.output_dim)
+        self.fusion = nn.Linear(3 * d, 3 * d)  # the authors' proj1
+        self.head = nn.Linear(3 * d, cfg.output_dim)  # the authors' nlp_head
         self.drop = nn.Dropout(cfg.dropout)
         self.fused_router = False  # export-time switch: router + mix as one RouterMix node
 
     # -- pieces ---------------------------------------------------------------------------
     def embed(self, m: str, x: torch.Tensor) -> torch.Tensor:
-        """H_m0 = X_m W_m + Z_pos   x [B, L, d_m] -> [B, L, d]"""
+        """H_m0 = X_m W_m (+ Z_pos)   x [B, L, d_m] -> [B, L, d]"""
         z = self.proj[m](x)
-        return z + sinusoidal_positions(z.shape[1], z.shape[2], z.device, z.dtype)
+        if self.cfg.embed_dropout:
+            z = self.drop(z)
+        if self.cfg.positions:
+            z = z + sinusoidal_positions(z.shape[1], z.shape[2], z.device, z.dtype)
+        return z
 
     def run_experts(self, h: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         """All three experts on the same rows. h [N, L, d] -> [N, L, 3, d]"""
-        return torch.stack([e(h, key_mask) for e in self.experts], dim=2)
+        return self.experts(h, key_mask)
 
     def encode(self, hs: dict[str, torch.Tensor], key_masks: dict[str, torch.Tensor]):
         """Mixed representation of each given modality.
@@ -105,13 +160,15 @@ class MoMKE(nn.Module):
         return reps, weights
 
     def fuse(self, reps: dict[str, torch.Tensor]) -> torch.Tensor:
-        """concat(R_a, R_t, R_v) -> residual MLP -> head; absent modalities contribute zero.
-        reps[m] [B, L, d] -> [B, L, out]"""
-        z = self.fusion_in["a"].bias
+        """x = concat(R_a, R_t, R_v); head(x + ReLU(W x + b)); absent modalities are zero blocks.
+        Both W x and head(x) are sums over the present blocks. reps[m] [B, L, d] -> [B, L, out]"""
+        d = self.cfg.hidden
+        z, skip = self.fusion.bias, self.head.bias
         for m, r in reps.items():
-            z = z + F.linear(r, self.fusion_in[m].weight)  # [B, L, 3d]
-        h = z + self.fusion_out(self.drop(F.gelu(z)))
-        return self.head(self.drop(h))
+            k = MODALITIES.index(m)
+            z = z + F.linear(r, self.fusion.weight[:, k * d:(k + 1) * d])  # [B, L, 3d]
+            skip = skip + F.linear(r, self.head.weight[:, k * d:(k + 1) * d])  # [B, L, out]
+        return skip + F.linear(self.drop(F.relu(z)), self.head.weight)
 
     # -- full model with masks: the training path and the eager reference -------------------
     def forward(self, audio: torch.Tensor, text: torch.Tensor, visual: torch.Tensor,
@@ -134,7 +191,7 @@ class MoMKE(nn.Module):
     def unimodal_logits(self, m: str, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Expert of modality m on its own modality, through its own head (Eq. 15)."""
         k = MODALITIES.index(m)
-        return self.unimodal_heads[m](self.experts[k](self.embed(m, x), mask))
+        return self.unimodal_heads[m](self.experts(self.embed(m, x), mask, slice(k, k + 1))[:, :, 0])
 
     def parameter_report(self) -> dict:
         """Total parameters per component, and the parameters active for each pattern
@@ -143,13 +200,15 @@ class MoMKE(nn.Module):
             return sum(p.numel() for n, p in self.named_parameters() if n.startswith(prefix))
 
         comp = {"projections": count("proj."), "experts": count("experts."),
-                "routers": count("routers."), "fusion": count("fusion") + count("head."),
+                "routers": count("routers."), "fusion": count("fusion.") + count("head."),
                 "unimodal_heads": count("unimodal_heads.")}
-        shared = comp["experts"] + count("fusion_out.") + count("head.") + self.fusion_in["a"].bias.numel()
+        d = self.cfg.hidden
+        # a specialised graph holds the fusion/head weight columns of its present modalities only
+        shared = comp["experts"] + self.fusion.bias.numel() + self.head.bias.numel() + self.head.weight.numel()
+        block = self.fusion.weight.shape[0] * d
         active = {}
         for p in ALL_PATTERNS:
-            active[p] = shared + sum(count(f"proj.{m}.") + count(f"routers.{m}.")
-                                     + self.fusion_in[m].weight.numel() for m in p)
+            active[p] = shared + sum(count(f"proj.{m}.") + count(f"routers.{m}.") + block for m in p)
         return {"total": sum(comp.values()), "served": sum(comp.values()) - comp["unimodal_heads"],
                 "components": comp, "active": active}
 

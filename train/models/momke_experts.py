@@ -1,0 +1,124 @@
+"""MoMKE's three modality experts as one module with stacked weights, so that every expert on
+every present modality runs in one batched op per layer (fewer, fatter ops at batch 1).
+
+Per expert e and block j (config choices, see MoMKEConfig.sources):
+  layer_norm (paper Eq. 14):  H' = H + O(MSA(LN(H)));  H = H' + FFN(LN(H'))   (+ final LN)
+  authors' code (no LN):      Y = MSA(H);  H = H + Y + FFN(Y)   (no output projection O)
+Weights are stored [E, Q, in, out] (input-major: `x @ W`, no transposes in the graph).
+The first block's Q/K/V of all experts read the same input, so they are one matmul with the
+experts' weights concatenated (LayerNorm affine folded in); later blocks use a batched matmul
+over the expert axis. Heads come from a reshape, not per-head slices.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _uniform(shape, fan_in: int) -> nn.Parameter:
+    """nn.Linear's default initialisation range for weights and biases."""
+    bound = 1 / math.sqrt(fan_in)
+    return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+
+
+class MoMKEExperts(nn.Module):
+    def __init__(self, experts: int, dim: int, depth: int, heads: int, ffn_hidden: int, dropout: float,
+                 layer_norm: bool, out_proj: bool, separate_qkv: bool):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"hidden size {dim} is not divisible by {heads} heads")
+        E, Q, d = experts, depth, dim
+        self.E, self.Q, self.d, self.heads = E, Q, d, heads
+        self.layer_norm, self.out_proj, self.separate_qkv = layer_norm, out_proj, separate_qkv
+        if separate_qkv:  # the authors' q, k, v Linear layers (same maths as one packed matmul)
+            self.q_w, self.k_w, self.v_w = (_uniform((E, Q, d, d), d) for _ in range(3))
+            self.q_b, self.k_b, self.v_b = (_uniform((E, Q, d), d) for _ in range(3))
+        else:
+            self.qkv_w, self.qkv_b = _uniform((E, Q, d, 3 * d), d), _uniform((E, Q, 3 * d), d)
+        if out_proj:
+            self.o_w, self.o_b = _uniform((E, Q, d, d), d), _uniform((E, Q, d), d)
+        self.fc1_w, self.fc1_b = _uniform((E, Q, d, ffn_hidden), d), _uniform((E, Q, ffn_hidden), d)
+        self.fc2_w, self.fc2_b = _uniform((E, Q, ffn_hidden, d), ffn_hidden), _uniform((E, Q, d), ffn_hidden)
+        if layer_norm:  # ln1/ln2 per block, final LN per expert
+            self.ln1_g, self.ln1_b = nn.Parameter(torch.ones(E, Q, d)), nn.Parameter(torch.zeros(E, Q, d))
+            self.ln2_g, self.ln2_b = nn.Parameter(torch.ones(E, Q, d)), nn.Parameter(torch.zeros(E, Q, d))
+            self.lnf_g, self.lnf_b = nn.Parameter(torch.ones(E, d)), nn.Parameter(torch.zeros(E, d))
+        else:
+            self.ln1_g = self.ln1_b = self.ln2_g = self.ln2_b = None
+        self.drop = nn.Dropout(dropout)
+
+    def _qkv(self, j: int, sel) -> tuple[torch.Tensor, torch.Tensor]:
+        """Packed Q/K/V weights of block j for the selected experts: [e, d, 3d], [e, 3d]."""
+        if self.separate_qkv:
+            w = torch.cat([self.q_w[sel, j], self.k_w[sel, j], self.v_w[sel, j]], dim=-1)
+            return w, torch.cat([self.q_b[sel, j], self.k_b[sel, j], self.v_b[sel, j]], dim=-1)
+        return self.qkv_w[sel, j], self.qkv_b[sel, j]
+
+    def _attend(self, qkv: torch.Tensor, blocked: torch.Tensor, N: int, L: int) -> torch.Tensor:
+        """qkv [e, N·L, 3d]; blocked [1, N, 1, 1, L] -> attention output [e, N·L, d]"""
+        e, d, H = qkv.shape[0], self.d, self.heads
+        hd = d // H
+        qkv = qkv.reshape(e, N, -1, 3, H, hd).permute(3, 0, 1, 4, 2, 5)  # [3, e, N, H, L, hd]
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scores = (q * (1.0 / math.sqrt(hd))) @ k.transpose(-1, -2)  # [e, N, H, L, L]
+        # the dtype's min, not -inf: a query with no valid key stays finite (its row is masked later)
+        scores = scores.masked_fill(blocked, torch.finfo(scores.dtype).min)
+        out = self.drop(torch.softmax(scores, dim=-1)) @ v  # [e, N, H, L, hd]
+        return out.permute(0, 1, 3, 2, 4).reshape(e, -1, d)
+
+    def forward(self, h: torch.Tensor, key_mask: torch.Tensor, experts: slice = slice(None)) -> torch.Tensor:
+        """The selected experts on the same rows. h [N, L, d]; key_mask [N, L] bool (True =
+        attendable) -> [N, L, e, d]"""
+        N, L = h.shape[:2]
+        d = self.d  # a Python int: shapes built from it stay constants in the exported graph
+        sel = experts
+        e = len(range(self.E)[sel])
+        blocked = ~key_mask[None, :, None, None, :]  # [1, N, 1, 1, L]
+        rows = h.reshape(-1, d)  # [N·L, d]
+        # block 0: every expert reads the same rows -> one matmul, experts' weights side by side
+        w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(0, sel), 0, sel)  # [e, d, 3d], [e, 3d]
+        a = self._norm(rows)
+        w_cat = w.permute(1, 0, 2).reshape(d, e * 3 * d)  # [d, e·3d]
+        qkv = (a @ w_cat + b.reshape(e * 3 * d)).reshape(-1, e, 3 * d).transpose(0, 1)  # [e, N·L, 3d]
+        x = rows.unsqueeze(0).expand(e, -1, d)  # [e, N·L, d] residual streams
+        for j in range(self.Q):
+            if j > 0:
+                w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(j, sel), j, sel)
+                qkv = torch.baddbmm(b[:, None, :], self._norm(x), w)  # [e, N·L, 3d]
+            y = self._attend(qkv, blocked, N, L)  # [e, N·L, d]
+            if self.out_proj:
+                y = torch.baddbmm(self.o_b[sel, j][:, None, :], y, self.o_w[sel, j])
+            if self.layer_norm:
+                x = x + self.drop(y)
+                x = x + self.drop(self._ffn(self._norm(x), j, sel, self.ln2_g, self.ln2_b))
+            else:
+                x = x + y + self._ffn(y, j, sel)
+        if self.layer_norm:
+            x = F.layer_norm(x, (self.d,)) * self.lnf_g[sel][:, None, :] + self.lnf_b[sel][:, None, :]
+        return x.reshape(e, N, L, d).permute(1, 2, 0, 3)  # [N, L, e, d]
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        """LayerNorm without its affine part (folded into the next matmul), or nothing."""
+        return F.layer_norm(x, (self.d,)) if self.layer_norm else x
+
+    def _folded(self, g, beta, w, b, j: int, sel) -> tuple[torch.Tensor, torch.Tensor]:
+        """LN(x)·W + b = norm(x)·(g ∘ W) + (β·W + b): the LayerNorm affine of block j folded
+        into the next matmul's weights (weight arithmetic: constants in the exported graph).
+        w [e, d, k]; b [e, k]"""
+        if not self.layer_norm:
+            return w, b
+        g, beta = g[sel, j], beta[sel, j]  # [e, d]
+        return w * g[:, :, None], b + (beta[:, None, :] @ w)[:, 0]
+
+    def _ffn(self, x: torch.Tensor, j: int, sel, g=None, beta=None) -> torch.Tensor:
+        """x [e, R, d] -> [e, R, d]: Linear -> GELU -> Linear per expert (x already normalised
+        when the LayerNorm affine g, beta is given: it is folded into the first Linear)."""
+        w, b = self.fc1_w[sel, j], self.fc1_b[sel, j]
+        if g is not None:
+            w, b = self._folded(g, beta, w, b, j, sel)
+        hid = F.gelu(torch.baddbmm(b[:, None, :], x, w))
+        return torch.baddbmm(self.fc2_b[sel, j][:, None, :], self.drop(hid), self.fc2_w[sel, j])
