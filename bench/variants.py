@@ -80,14 +80,14 @@ def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):
 
 
 def reference_variant(name: str, run: Path | None, bundle: Bundle, req: dict, threads: int):
-    """What the authors' code computes (bench/reference.py) on this bundle's weights, eager or
+    """What the authors' code computes (train/models/momke_reference.py) on this bundle's weights, eager or
     under torch.compile (compiled here, before timing)."""
     if bundle.sequence_model:
         return None, "the authors' reference exists for MoMKE only"
     model, args = _torch_model_and_args(run, bundle, req, threads)
     if model is None:
         return None, args
-    from .reference import reference_callable
+    from anymodal.train.models.momke_reference import reference_callable
 
     try:
         return reference_callable(model, args, compiled=name.endswith("compiled")), None

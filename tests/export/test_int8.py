@@ -12,8 +12,8 @@ from anymodal.export.bundle import write_bundle
 from anymodal.export.int8 import accuracy_deltas
 from anymodal.runtime import Runtime
 from anymodal.runtime.errors import ExportError
-from anymodal.train.api import train_momke_run
 from anymodal.train.data.synth import SynthConfig, generate
+from anymodal.train.families.momke import train_momke_run
 from anymodal.train.momke_trainer import TrainConfig
 from helpers import make_derl, run_config
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 import torch
-from anymodal.bench.reference import reference_forward
 from anymodal.runtime.errors import DataError
 from anymodal.train.models.momke import MoMKE, MoMKEConfig
+from anymodal.train.models.momke_reference import reference_forward
 
 DIMS = (6, 10, 8)
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import functools
 
 import torch
-from anymodal.train.models.layers import sinusoidal_positions
 from torch.nn import functional as F
+
+from .layers import sinusoidal_positions
 
 MODS = ("a", "t", "v")
 
