@@ -78,8 +78,11 @@ def init_from_env() -> DistContext:
 
 def main() -> None:
     from anymodal.cli import _main, train_app
+    # run as `python -m anymodal.train.distributed`, this file is `__main__`, a second copy of the
+    # module: the trainers read the context of the imported `anymodal.train.distributed`
+    from anymodal.train import distributed as imported
 
-    ctx = init_from_env()
+    ctx = imported.init_from_env()
     try:
         if ctx.world > 1 and sys.argv[1:2] != ["momke"]:
             print("error: InputError: distributed training is implemented for `momke` only "

@@ -55,7 +55,14 @@ def test_two_gloo_processes_equal_one_process_and_only_rank0_writes(tmp_path):
     init = _params(tmp_path / "one")
     assert one.keys() == two.keys()
     for k in one:
-        np.testing.assert_allclose(two[k], one[k], rtol=1e-4, atol=1e-5, err_msg=k)
+        a, b = one[k], two[k]
+        if k == "experts.qkv_b":
+            # the key bias adds q·b_k to every score of a query: softmax ignores it, so its gradient
+            # is zero in exact arithmetic and rounding noise of either summation order, which Adam
+            # turns into ±lr steps. Compare the query and value biases only. [E, depth, 3d]
+            d = a.shape[-1] // 3
+            a, b = np.delete(a, np.s_[d:2 * d], axis=-1), np.delete(b, np.s_[d:2 * d], axis=-1)
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=k)
     assert any(not np.allclose(v, 0) for v in init.values())
     # rank 1 wrote nothing: the log has each epoch once, the folder the same files as one process
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
