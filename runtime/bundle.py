@@ -3,53 +3,44 @@
     manifest.json
     graphs/<pattern>.onnx, graphs/masked.onnx, graphs/weights.bin        (fp32)
     graphs/<precision>/...                                              (other precisions)
-Every file's sha256 is in the manifest and is checked before the file is first used.
+The manifest is checked against the versioned JSON Schema on open (manifest_schema.py). Every
+file's sha256 is in the manifest and is checked before the file is first used, and again before
+any later use if the file's stat changed since (file_integrity.py): a changed file is refused.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import os
 import threading
 from pathlib import Path
 
+from .atomic_fs import previous_dir
 from .errors import BundleError
+from .file_integrity import digest, file_state, sha256_file
+from .manifest_schema import SCHEMA_VERSION, check_manifest, read_manifest
 from .patterns import MODALITIES
 
-SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+__all__ = ["Bundle", "MANIFEST", "SCHEMA_VERSION", "sha256_file"]
 
 
 class Bundle:
     def __init__(self, path: str | Path, precision: str | None = None):
         self.path = Path(path)
         mf = self.path / MANIFEST
-        if not mf.is_file():
-            raise BundleError(f"{mf}: missing — {self.path} is not an anymodal bundle")
-        try:
-            self.manifest = json.loads(mf.read_text())
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"{mf}: not valid JSON ({exc})") from exc
-        version = self.manifest.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise BundleError(f"{mf}: schema_version {version!r}, this runtime reads {SCHEMA_VERSION}")
-        for key in ("model", "inputs", "variants", "files"):
-            if key not in self.manifest:
-                raise BundleError(f"{mf}: missing key {key!r}")
+        if not self.path.is_dir():
+            prev = previous_dir(self.path)
+            kept = f"; an interrupted export kept the previous bundle at {prev}" if prev.is_dir() else ""
+            raise BundleError(f"{self.path}: not a folder — not an anymodal bundle{kept}")
+        self.manifest = read_manifest(mf)
+        check_manifest(self.manifest, mf)
+        self._root = self.path.resolve()
         variants = self.manifest["variants"]
         self.precision = precision or self.manifest.get("default_precision", "fp32")
         if self.precision not in variants:
             raise BundleError(f"{self.path}: no {self.precision} graphs (has {', '.join(variants)})")
         self.variant = variants[self.precision]
-        self._verified: set[str] = set()
+        self._verified: dict[str, tuple] = {}  # rel -> file state its sha256 was checked at
         self._lock = threading.Lock()
 
     # -- model facts ---------------------------------------------------------------------
@@ -77,7 +68,11 @@ class Bundle:
     @property
     def absent_lengths(self) -> dict[str, int]:
         """Sequence models: the length of the all-missing input that stands for an absent sensor."""
-        return dict(zip(MODALITIES, self.model["config"]["absent_lengths"]))
+        lengths = self.model["config"].get("absent_lengths")
+        if lengths is None:
+            raise BundleError(f"{self.path / MANIFEST}: model/config/absent_lengths missing (a sequence "
+                              "model needs the length that stands for an absent sensor)")
+        return dict(zip(MODALITIES, lengths))
 
     @property
     def graphs(self) -> dict[str, dict]:
@@ -89,22 +84,45 @@ class Bundle:
 
     # -- files -----------------------------------------------------------------------------
     def check_file(self, rel: str) -> Path:
-        """Path of a bundle file after its sha256 matched the manifest (checked once)."""
+        """Path of a bundle file after its sha256 matched the manifest. Re-hashed only when the
+        file's (device, inode, size, mtime, ctime) differs from when it was last verified."""
         path = self.path / rel
+        state = self._verified.get(rel)  # lock-free fast path: one stat per call
+        if state and file_state(path) == state:
+            return path
         with self._lock:
-            if rel in self._verified:
-                return path
             entry = self.manifest["files"].get(rel)
             if entry is None:
                 raise BundleError(f"{path}: not listed in the manifest")
-            if not path.is_file():
-                raise BundleError(f"{path}: missing from the bundle")
-            actual = sha256_file(path)
+            self._check_inside(path)
+            actual, state = digest(path)
             if actual != entry["sha256"]:
+                self._verified[rel] = ()  # matches no state: every later use re-checks, none serves it
                 raise BundleError(f"{path}: sha256 mismatch (manifest {entry['sha256'][:16]}…, "
                                   f"file {actual[:16]}…) — the file is corrupted or was modified")
-            self._verified.add(rel)
+            self._verified[rel] = state or ()  # () when racy: re-hashed at the next use
             return path
+
+    def _check_inside(self, path: Path) -> None:
+        """The file, symlinks followed, lies inside the bundle folder."""
+        try:
+            real = Path(os.path.realpath(path, strict=True))
+        except FileNotFoundError:
+            raise BundleError(f"{path}: missing from the bundle") from None
+        except OSError as exc:
+            raise BundleError(f"{path}: cannot resolve ({exc.strerror or exc})") from exc
+        if not real.is_relative_to(self._root):
+            raise BundleError(f"{path}: resolves to {real}, outside the bundle {self._root}")
+
+    def recheck(self, graph: str) -> None:
+        """Before a graph runs again: its files that were verified are re-verified if their stat
+        changed (a stat each; no hashing unless something changed)."""
+        info = self.graphs.get(graph)
+        if info is None:
+            return
+        for rel in (info["file"], *info.get("data_files", ())):
+            if rel in self._verified:
+                self.check_file(rel)
 
     def graph_path(self, graph: str) -> Path:
         """The ONNX file of a graph, with it and its external-data files verified."""

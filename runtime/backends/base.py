@@ -40,7 +40,9 @@ class Backend:
         return self.bundle.graph_path(graph)
 
     def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self._run_impl(self.session(graph), feeds)
+        session = self.session(graph)
+        self.bundle.recheck(graph)  # a bundle file changed since it was verified is never served
+        return self._run_impl(session, feeds)
 
     def loaded(self) -> list[str]:
         return list(self._sessions)
