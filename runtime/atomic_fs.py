@@ -52,7 +52,10 @@ def atomic_write(path: str | Path, write) -> Path:
     tmp = _temp_name(path, "tmp")
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask decides the mode
     try:
+        mode = tmp.stat().st_mode & 0o777
         write(tmp)
+        if tmp.stat().st_mode & 0o777 != mode:  # writers that recreate the file (0o600) lose the umask
+            tmp.chmod(mode)
         _fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
