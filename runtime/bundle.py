@@ -95,6 +95,11 @@ class Bundle:
             if entry is None:
                 raise BundleError(f"{path}: not listed in the manifest")
             self._check_inside(path)
+            size = file_state(path)[2]
+            if size != entry["bytes"]:  # cheaper than the hash, and a clearer message
+                self._verified[rel] = ()
+                raise BundleError(f"{path}: {size} bytes, the manifest says {entry['bytes']} — the file "
+                                  "is truncated, corrupted or was modified")
             actual, state = digest(path)
             if actual != entry["sha256"]:
                 self._verified[rel] = ()  # matches no state: every later use re-checks, none serves it
@@ -123,6 +128,15 @@ class Bundle:
         for rel in (info["file"], *info.get("data_files", ())):
             if rel in self._verified:
                 self.check_file(rel)
+
+    def check_graph_io(self, graph: str, inputs: list[str], outputs: list[str], path: Path) -> None:
+        """The loaded graph's own input/output names are the ones the manifest declares for it
+        (a manifest edited to point a pattern at another graph file is caught here)."""
+        info = self.graphs[graph]
+        want_in, want_out = [t["name"] for t in info["inputs"]], [t["name"] for t in info["outputs"]]
+        if sorted(inputs) != sorted(want_in) or sorted(outputs) != sorted(want_out):
+            raise BundleError(f"{path}: graph {graph!r} has inputs {inputs} and outputs {outputs}, the "
+                              f"manifest declares {want_in} and {want_out}")
 
     def graph_path(self, graph: str) -> Path:
         """The ONNX file of a graph, with it and its external-data files verified."""

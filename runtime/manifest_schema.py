@@ -104,6 +104,10 @@ def _check_references(manifest: dict, path: Path) -> None:
                     raise BundleError(f"{path}: inputs/{m}/dim is {dims[m]} but {where} takes "
                                       f"{spec['name']} of width {spec['shape'][-1]}")
             logits = next((o for o in info["outputs"] if o["name"] == "logits"), None)
-            if task == "emotion" and logits is not None and logits["shape"][-1] != len(labels):
+            width = None if logits is None else logits["shape"][-1]
+            if task == "emotion" and width is not None and width != len(labels):
                 raise BundleError(f"{path}: model/labels has {len(labels)} names but {where} "
-                                  f"outputs {logits['shape'][-1]} classes")
+                                  f"outputs {width} classes")
+            if task == "sentiment" and width not in (None, 1):
+                raise BundleError(f"{path}: model/task is sentiment (one score) but {where} outputs "
+                                  f"{width} values")

@@ -32,8 +32,14 @@ class Backend:
     def session(self, graph: str):
         with self._lock:
             if graph not in self._sessions:
-                self._sessions[graph] = self._load_impl(self.graph_file(graph))
+                path = self.graph_file(graph)
+                session = self._load_impl(path)
+                self._check_io(graph, session, path)
+                self._sessions[graph] = session
             return self._sessions[graph]
+
+    def _check_io(self, graph: str, session, path: Path) -> None:
+        """Backends that can list a loaded graph's inputs/outputs hold them to the manifest."""
 
     def graph_file(self, graph: str) -> Path:
         """The file this backend loads for a graph (ONNX here; engines for TensorRT)."""

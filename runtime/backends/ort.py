@@ -49,6 +49,10 @@ class OrtBackend(Backend):
         except Exception as exc:  # ORT raises its own exception types; name the file
             raise BundleError(f"{path}: onnxruntime could not load the graph ({exc})") from exc
 
+    def _check_io(self, graph, session, path):
+        self.bundle.check_graph_io(graph, [i.name for i in session.get_inputs()],
+                                   [o.name for o in session.get_outputs()], path)
+
     def _run_impl(self, session, feeds):
         outputs = session.run(None, feeds)
         return {o.name: np.asarray(v) for o, v in zip(session.get_outputs(), outputs)}

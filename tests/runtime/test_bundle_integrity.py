@@ -145,6 +145,8 @@ MANIFEST_EDITS = {
     "sha256 short": (_set(*A, "sha256", value="ab" * 8), "sha256"),
     "bytes negative": (_set(*A, "bytes", value=-1), "bytes"),
     "file entry extra key": (_set(*A, "url", value="http://x"), "url"),
+    "task switched to sentiment": (_set("model", "task", value="sentiment"), "outputs 4 values"),
+    "bytes disagree with the file": (_set(*A, "bytes", value=3), None),
     "default precision unknown": (_set("default_precision", value="int4"), "default_precision 'int4'"),
     "path with ..": (_rename_file("graphs/../../outside.onnx"), "does not match"),
     "path absolute": (_rename_file("/etc/passwd"), "does not match"),
@@ -163,9 +165,17 @@ def test_manifest_edit_is_a_bundle_error_naming_the_manifest(bundle, case):
     m = manifest_of(bundle)
     edit(m)
     write_manifest(bundle, m)
-    with pytest.raises(BundleError, match=expected) as err:
+    with pytest.raises(BundleError, match=expected or r"a\.onnx: \d+ bytes, the manifest says 3") as err:
         verify_all(bundle)
-    assert str(bundle / MANIFEST) in str(err.value)
+    assert str(bundle / (MANIFEST if expected else "graphs/a.onnx")) in str(err.value)
+
+
+def test_a_pattern_pointed_at_another_hashed_graph_is_refused_on_load(bundle):
+    m = manifest_of(bundle)
+    m["variants"]["fp32"]["graphs"]["a"]["file"] = "graphs/t.onnx"  # listed, hash right, wrong graph
+    write_manifest(bundle, m)
+    with pytest.raises(BundleError, match=r"t\.onnx: graph 'a' has inputs \['text', 'mask'\]"):
+        Runtime(bundle).predict(audio=audio())
 
 
 def test_unknown_version_lists_the_versions_this_build_reads(bundle):
@@ -286,7 +296,7 @@ def test_graph_replaced_after_first_use_is_refused(bundle):
     tmp = bundle / "graphs" / "a.new"
     shutil.copy(bundle / "graphs" / "t.onnx", tmp)
     os.replace(tmp, g)  # a new inode: what an editor or `cp` over the file does
-    with pytest.raises(BundleError, match=r"a\.onnx: sha256 mismatch"):
+    with pytest.raises(BundleError, match=r"a\.onnx: (sha256 mismatch|\d+ bytes, the manifest says)"):
         rt.predict(audio=audio())
 
 
