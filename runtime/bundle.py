@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .atomic_fs import previous_dir
 from .errors import BundleError
-from .file_integrity import digest, file_state, sha256_file
+from .file_integrity import bundle_file_errors, digest, file_state, sha256_file
 from .manifest_schema import SCHEMA_VERSION, check_manifest, read_manifest
 from .patterns import MODALITIES
 
@@ -110,12 +110,8 @@ class Bundle:
 
     def _check_inside(self, path: Path) -> None:
         """The file, symlinks followed, lies inside the bundle folder."""
-        try:
+        with bundle_file_errors(path, "resolve"):
             real = Path(os.path.realpath(path, strict=True))
-        except FileNotFoundError:
-            raise BundleError(f"{path}: missing from the bundle") from None
-        except OSError as exc:
-            raise BundleError(f"{path}: cannot resolve ({exc.strerror or exc})") from exc
         if not real.is_relative_to(self._root):
             raise BundleError(f"{path}: resolves to {real}, outside the bundle {self._root}")
 

@@ -18,6 +18,7 @@ import os
 import stat
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import BundleError
@@ -29,13 +30,20 @@ _cache: dict[tuple, str] = {}  # (path, state) -> sha256
 _lock = threading.Lock()
 
 
-def file_state(path: Path) -> tuple[int, int, int, int, int]:
+@contextmanager
+def bundle_file_errors(path: Path, action: str):
+    """OS errors on a bundle file as BundleErrors naming it."""
     try:
-        st = os.stat(path)
+        yield
     except FileNotFoundError:
         raise BundleError(f"{path}: missing from the bundle") from None
     except OSError as exc:
-        raise BundleError(f"{path}: cannot stat ({exc.strerror})") from exc
+        raise BundleError(f"{path}: cannot {action} ({exc.strerror or exc})") from exc
+
+
+def file_state(path: Path) -> tuple[int, int, int, int, int]:
+    with bundle_file_errors(path, "stat"):
+        st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise BundleError(f"{path}: not a regular file")
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -48,12 +56,9 @@ def is_racy(state: tuple) -> bool:
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError as exc:
-        raise BundleError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    with bundle_file_errors(path, "read"), open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
     return h.hexdigest()
 
 
