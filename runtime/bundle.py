@@ -40,7 +40,7 @@ class Bundle:
         if self.precision not in variants:
             raise BundleError(f"{self.path}: no {self.precision} graphs (has {', '.join(variants)})")
         self.variant = variants[self.precision]
-        self._verified: dict[str, tuple] = {}  # rel -> file state its sha256 was checked at
+        self._verified: dict[str, tuple] = {}  # rel -> (path, state its sha256 was checked at) or ()
         self._lock = threading.Lock()
 
     # -- model facts ---------------------------------------------------------------------
@@ -86,10 +86,10 @@ class Bundle:
     def check_file(self, rel: str) -> Path:
         """Path of a bundle file after its sha256 matched the manifest. Re-hashed only when the
         file's (device, inode, size, mtime, ctime) differs from when it was last verified."""
+        known = self._verified.get(rel)  # lock-free fast path: one stat per call
+        if known and file_state(known[0]) == known[1]:
+            return known[0]
         path = self.path / rel
-        state = self._verified.get(rel)  # lock-free fast path: one stat per call
-        if state and file_state(path) == state:
-            return path
         with self._lock:
             entry = self.manifest["files"].get(rel)
             if entry is None:
@@ -105,7 +105,7 @@ class Bundle:
                 self._verified[rel] = ()  # matches no state: every later use re-checks, none serves it
                 raise BundleError(f"{path}: sha256 mismatch (manifest {entry['sha256'][:16]}…, "
                                   f"file {actual[:16]}…) — the file is corrupted or was modified")
-            self._verified[rel] = state or ()  # () when racy: re-hashed at the next use
+            self._verified[rel] = (path, state) if state else ()  # () when racy: re-hashed next use
             return path
 
     def _check_inside(self, path: Path) -> None:
