@@ -1,16 +1,17 @@
 """Writing a bundle: export every graph, deduplicate weights, verify, then publish atomically.
 
-The bundle is assembled in a temporary folder beside the target and renamed into place only
-after every graph passed its parity check, so a failed export never leaves a half bundle.
+The bundle is assembled in a temporary folder beside the target, fsynced, and swapped into place
+only after every graph passed its parity check (runtime/atomic_fs.py): a failed or killed export
+leaves the previous bundle complete, never a half bundle. Modes follow the umask.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
+from anymodal.runtime.atomic_fs import make_temp_dir, publish_dir
 from anymodal.runtime.backends.ort import OrtCpuBackend
 from anymodal.runtime.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from anymodal.runtime.errors import ExportError
@@ -76,8 +77,10 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
     model = model.eval()
     data = run_config.get("data", {})
     dims = dict(zip(MODALITIES, model.cfg.input_dims))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    if out.exists() and not (out / MANIFEST).is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"{out}: exists and is not an anymodal bundle (no {MANIFEST}); refusing to "
+                          "replace it — choose another --out")
+    tmp = make_temp_dir(out)
     try:
         t0 = time.time()
         # int8 quantises the fp32 graphs, so it is built after them
@@ -115,9 +118,7 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
         if run_config.get("source_run"):
             manifest["source_run"] = run_config["source_run"]
         write_json(manifest, tmp / MANIFEST)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        publish_dir(tmp, out)
         return out
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,53 +3,44 @@
     manifest.json
     graphs/<pattern>.onnx, graphs/masked.onnx, graphs/weights.bin        (fp32)
     graphs/<precision>/...                                              (other precisions)
-Every file's sha256 is in the manifest and is checked before the file is first used.
+The manifest is checked against the versioned JSON Schema on open (manifest_schema.py). Every
+file's sha256 is in the manifest and is checked before the file is first used, and again before
+any later use if the file's stat changed since (file_integrity.py): a changed file is refused.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import os
 import threading
 from pathlib import Path
 
+from .atomic_fs import previous_dir
 from .errors import BundleError, InputError
+from .file_integrity import bundle_file_errors, digest, file_state, sha256_file
+from .manifest_schema import SCHEMA_VERSION, check_manifest, read_manifest
 from .patterns import MODALITIES
 
-SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+__all__ = ["Bundle", "MANIFEST", "SCHEMA_VERSION", "sha256_file"]
 
 
 class Bundle:
     def __init__(self, path: str | Path, precision: str | None = None):
         self.path = Path(path)
         mf = self.path / MANIFEST
-        if not mf.is_file():
-            raise BundleError(f"{mf}: missing — {self.path} is not an anymodal bundle")
-        try:
-            self.manifest = json.loads(mf.read_text())
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"{mf}: not valid JSON ({exc})") from exc
-        version = self.manifest.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise BundleError(f"{mf}: schema_version {version!r}, this runtime reads {SCHEMA_VERSION}")
-        for key in ("model", "inputs", "variants", "files"):
-            if key not in self.manifest:
-                raise BundleError(f"{mf}: missing key {key!r}")
+        if not self.path.is_dir():
+            prev = previous_dir(self.path)
+            kept = f"; an interrupted export kept the previous bundle at {prev}" if prev.is_dir() else ""
+            raise BundleError(f"{self.path}: not a folder — not an anymodal bundle{kept}")
+        self.manifest = read_manifest(mf)
+        check_manifest(self.manifest, mf)
+        self._root = self.path.resolve()
         variants = self.manifest["variants"]
         self.precision = precision or self.manifest.get("default_precision", "fp32")
         if self.precision not in variants:
             raise BundleError(f"{self.path}: no {self.precision} graphs (has {', '.join(variants)})")
         self.variant = variants[self.precision]
-        self._verified: set[str] = set()
+        self._verified: dict[str, tuple] = {}  # rel -> (path, state its sha256 was checked at) or ()
         self._lock = threading.Lock()
 
     # -- model facts ---------------------------------------------------------------------
@@ -89,7 +80,11 @@ class Bundle:
     @property
     def absent_lengths(self) -> dict[str, int]:
         """Sequence models: the length of the all-missing input that stands for an absent sensor."""
-        return dict(zip(MODALITIES, self.model["config"]["absent_lengths"]))
+        lengths = self.model["config"].get("absent_lengths")
+        if lengths is None:
+            raise BundleError(f"{self.path / MANIFEST}: model/config/absent_lengths missing (a sequence "
+                              "model needs the length that stands for an absent sensor)")
+        return dict(zip(MODALITIES, lengths))
 
     @property
     def graphs(self) -> dict[str, dict]:
@@ -101,22 +96,55 @@ class Bundle:
 
     # -- files -----------------------------------------------------------------------------
     def check_file(self, rel: str) -> Path:
-        """Path of a bundle file after its sha256 matched the manifest (checked once)."""
+        """Path of a bundle file after its sha256 matched the manifest. Re-hashed only when the
+        file's (device, inode, size, mtime, ctime) differs from when it was last verified."""
+        known = self._verified.get(rel)  # lock-free fast path: one stat per call
+        if known and file_state(known[0]) == known[1]:
+            return known[0]
         path = self.path / rel
         with self._lock:
-            if rel in self._verified:
-                return path
             entry = self.manifest["files"].get(rel)
             if entry is None:
                 raise BundleError(f"{path}: not listed in the manifest")
-            if not path.is_file():
-                raise BundleError(f"{path}: missing from the bundle")
-            actual = sha256_file(path)
+            self._check_inside(path)
+            size = file_state(path)[2]
+            if size != entry["bytes"]:  # cheaper than the hash, and a clearer message
+                self._verified[rel] = ()
+                raise BundleError(f"{path}: {size} bytes, the manifest says {entry['bytes']} — the file "
+                                  "is truncated, corrupted or was modified")
+            actual, state = digest(path)
             if actual != entry["sha256"]:
+                self._verified[rel] = ()  # matches no state: every later use re-checks, none serves it
                 raise BundleError(f"{path}: sha256 mismatch (manifest {entry['sha256'][:16]}…, "
                                   f"file {actual[:16]}…) — the file is corrupted or was modified")
-            self._verified.add(rel)
+            self._verified[rel] = (path, state) if state else ()  # () when racy: re-hashed next use
             return path
+
+    def _check_inside(self, path: Path) -> None:
+        """The file, symlinks followed, lies inside the bundle folder."""
+        with bundle_file_errors(path, "resolve"):
+            real = Path(os.path.realpath(path, strict=True))
+        if not real.is_relative_to(self._root):
+            raise BundleError(f"{path}: resolves to {real}, outside the bundle {self._root}")
+
+    def recheck(self, graph: str) -> None:
+        """Before a graph runs again: its files that were verified are re-verified if their stat
+        changed (a stat each; no hashing unless something changed)."""
+        info = self.graphs.get(graph)
+        if info is None:
+            return
+        for rel in (info["file"], *info.get("data_files", ())):
+            if rel in self._verified:
+                self.check_file(rel)
+
+    def check_graph_io(self, graph: str, inputs: list[str], outputs: list[str], path: Path) -> None:
+        """The loaded graph's own input/output names are the ones the manifest declares for it
+        (a manifest edited to point a pattern at another graph file is caught here)."""
+        info = self.graphs[graph]
+        want_in, want_out = [t["name"] for t in info["inputs"]], [t["name"] for t in info["outputs"]]
+        if sorted(inputs) != sorted(want_in) or sorted(outputs) != sorted(want_out):
+            raise BundleError(f"{path}: graph {graph!r} has inputs {inputs} and outputs {outputs}, the "
+                              f"manifest declares {want_in} and {want_out}")
 
     def graph_path(self, graph: str) -> Path:
         """The ONNX file of a graph, with it and its external-data files verified."""

@@ -56,3 +56,44 @@ def test_cpu_and_gpu_onnxruntime_never_installed_together():
         assert not {"onnxruntime", "onnxruntime-gpu"} <= _resolve(extras, name), name
     assert not {"onnxruntime", "onnxruntime-gpu"} & _resolve(extras, "dev")  # combinable with either
     assert "'.[cpu,dev]'" in (ROOT / "Makefile").read_text()
+
+
+def _package_data_globs():
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return conf["package-dir"], conf.get("package-data", {})
+
+
+def test_every_data_file_the_packages_read_is_package_data():
+    """Non-Python files inside the package folders (the manifest schema) ship in the wheel."""
+    dirs, data = _package_data_globs()
+    for pkg, folder in dirs.items():
+        for f in (ROOT / folder).iterdir():
+            if f.is_file() and f.suffix == ".json":
+                assert any(f.match(g) for g in data.get(pkg, [])), f"{f} is not in package-data for {pkg}"
+    from importlib import resources
+
+    from anymodal.runtime.manifest_schema import READABLE_VERSIONS
+
+    for v in READABLE_VERSIONS:
+        assert resources.files("anymodal.runtime").joinpath(f"manifest-v{v}.schema.json").is_file()
+
+
+@pytest.mark.slow
+def test_the_built_wheel_holds_the_manifest_schema_and_requires_jsonschema(tmp_path):
+    import shutil
+    import subprocess
+    import zipfile
+
+    dirs, _ = _package_data_globs()
+    src = tmp_path / "src"  # a copy: building in place would write build/ into the checkout
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", *set(f.split("/")[0] for f in dirs.values())):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, src / name)
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                          "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("anymodal-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert "anymodal/runtime/manifest-v1.schema.json" in z.namelist()
+        meta = z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode()
+    assert "Requires-Dist: jsonschema" in meta

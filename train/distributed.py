@@ -77,10 +77,11 @@ def init_from_env() -> DistContext:
 
 
 def main() -> None:
-    from anymodal.cli import _main, train_app
     # run as `python -m anymodal.train.distributed`, this file is `__main__`, a second copy of the
     # module: the trainers read the context of the imported `anymodal.train.distributed`
     from anymodal.train import distributed as imported
+
+    from anymodal.cli import _main, train_app
 
     ctx = imported.init_from_env()
     try:

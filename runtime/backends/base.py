@@ -36,15 +36,23 @@ class Backend:
     def session(self, graph: str):
         with self._lock:
             if graph not in self._sessions:
-                self._sessions[graph] = self._load_impl(self.graph_file(graph))
+                path = self.graph_file(graph)
+                session = self._load_impl(path)
+                self._check_io(graph, session, path)
+                self._sessions[graph] = session
             return self._sessions[graph]
+
+    def _check_io(self, graph: str, session, path: Path) -> None:
+        """Backends that can list a loaded graph's inputs/outputs hold them to the manifest."""
 
     def graph_file(self, graph: str) -> Path:
         """The file this backend loads for a graph (ONNX here; engines for TensorRT)."""
         return self.bundle.graph_path(graph)
 
     def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self._run_impl(self.session(graph), feeds)
+        session = self.session(graph)
+        self.bundle.recheck(graph)  # a bundle file changed since it was verified is never served
+        return self._run_impl(session, feeds)
 
     def loaded(self) -> list[str]:
         return list(self._sessions)

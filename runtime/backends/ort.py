@@ -57,6 +57,10 @@ class OrtBackend(Backend):
         except Exception as exc:  # ORT raises its own exception types; name the file
             raise BundleError(f"{path}: onnxruntime could not load the graph ({exc})") from exc
 
+    def _check_io(self, graph, session, path):
+        self.bundle.check_graph_io(graph, [i.name for i in session.get_inputs()],
+                                   [o.name for o in session.get_outputs()], path)
+
     def _run_impl(self, session, feeds):
         # the request path: output names looked up once per session; ORT returns fresh
         # contiguous numpy arrays, so nothing is copied or converted here

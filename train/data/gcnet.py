@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from anymodal.runtime.errors import DataError
-from anymodal.runtime.patterns import MODALITIES
+from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
 from .conversations import Conversation, ConversationDataset
 from .safe_pickle import safe_load_pickle
@@ -37,7 +37,10 @@ def _speaker_files(folder: Path, speaker: str) -> list[Path]:
     """Per-speaker files in an IEMOCAP face folder (compress_F.npy / compress_M.npy)."""
     files = sorted(folder.glob("*.npy"))
     tagged = [f for f in files if f.stem[-1:] in ("F", "M")]
-    if tagged and len(tagged) == len(files) and speaker in ("F", "M"):
+    if tagged and len(tagged) == len(files):
+        if speaker not in ("F", "M"):  # averaging both speakers' faces would be silent garbage
+            raise DataError(f"{folder}: per-speaker files ({', '.join(f.name for f in files)}) but the "
+                            f"utterance's speaker is {speaker!r}, not F or M (field 'speakers')")
         own = [f for f in tagged if f.stem.endswith(speaker)]
         if not own:
             raise DataError(f"{folder}: no feature file for speaker {speaker!r}")
@@ -52,13 +55,14 @@ def _load_array(path: Path) -> np.ndarray:
         raise DataError(f"{path}: not a readable .npy file ({exc})") from exc
     if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
         raise DataError(f"{path}: expected a numeric array, got dtype {arr.dtype}")
-    if arr.ndim == 1:
-        return arr.astype(np.float64)[None]  # [1, dim]
-    if arr.ndim == 2:
-        if arr.shape[0] == 0:
-            raise DataError(f"{path}: empty [0, dim] array")
-        return arr.astype(np.float64)  # [T, dim]
-    raise DataError(f"{path}: expected a vector or a [T, dim] array, got shape {arr.shape}")
+    if arr.ndim not in (1, 2) or arr.shape[-1] == 0 or arr.shape[0] == 0:
+        raise DataError(f"{path}: expected a non-empty vector or [T, dim] array, got shape {arr.shape}")
+    arr = arr.astype(np.float64).reshape(-1, arr.shape[-1])  # [T, dim]
+    bad = np.argwhere(~np.isfinite(arr))
+    if len(bad):
+        raise DataError(f"{path}: feature contains NaN or Inf (first at frame {bad[0][0]}, "
+                        f"column {bad[0][1]}: {arr[tuple(bad[0])]})")
+    return arr
 
 
 def load_utterance_feature(feature_dir: Path, utt: str, speaker: str) -> np.ndarray:
@@ -77,18 +81,47 @@ def load_utterance_feature(feature_dir: Path, utt: str, speaker: str) -> np.ndar
     else:
         raise DataError(f"missing feature file for utterance {utt!r}: {file} (or folder {folder})")
     vec = frames.mean(axis=0)
-    if not np.all(np.isfinite(vec)):
-        raise DataError(f"{file if file.is_file() else folder}: feature contains NaN or Inf")
+    if not np.all(np.isfinite(vec.astype(np.float32))):  # finite float64 frames can overflow float32
+        raise DataError(f"{file if file.is_file() else folder}: feature overflows float32")
     return vec.astype(np.float32)
 
 
-def _as_labels(values, task: str, where: str) -> np.ndarray:
-    arr = np.asarray([np.asarray(v).item() for v in values])
-    if task == "emotion":
-        if not np.all(np.equal(np.mod(arr, 1), 0)):
-            raise DataError(f"{where}: emotion labels must be integers, got {arr[:5]}")
+SENTIMENT_RANGE = (-3.0, 3.0)  # CMU-MOSI/MOSEI annotation scale
+
+
+def _as_labels(values, spec: DatasetSpec, where: str) -> np.ndarray:
+    """Labels of one conversation: emotion ints in 0..C-1, sentiment floats in [-3, 3]."""
+    try:
+        arr = np.asarray([np.asarray(v).item() for v in _as_list(values, where)], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{where}: labels must be numbers, one per utterance ({exc})") from None
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if len(bad):
+        raise DataError(f"{where}: label of utterance {bad[0]} is {arr[bad[0]]}")
+    if spec.task == "emotion":
+        wrong = np.flatnonzero((np.mod(arr, 1) != 0) | (arr < 0) | (arr >= spec.num_classes))
+        if len(wrong):
+            raise DataError(f"{where}: label of utterance {wrong[0]} is {arr[wrong[0]]}, expected an "
+                            f"integer class in 0..{spec.num_classes - 1}")
         return arr.astype(np.int64)
+    lo, hi = SENTIMENT_RANGE
+    wrong = np.flatnonzero((arr < lo) | (arr > hi))
+    if len(wrong):
+        raise DataError(f"{where}: label of utterance {wrong[0]} is {arr[wrong[0]]}, outside the "
+                        f"sentiment range [{lo:g}, {hi:g}]")
     return arr.astype(np.float32)
+
+
+def _as_list(values, where: str) -> list:
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__"):
+        raise DataError(f"{where}: expected a list, got {type(values).__name__}")
+    return list(values)
+
+
+def _as_dict(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: expected a dict keyed by conversation id, got {type(value).__name__}")
+    return value
 
 
 def read_gcnet(root: str | Path, dataset: str, features: tuple[str, str, str]) -> ConversationDataset:
@@ -109,9 +142,16 @@ def read_gcnet(root: str | Path, dataset: str, features: tuple[str, str, str]) -
     if not isinstance(data, (list, tuple)) or len(data) < want:
         raise DataError(f"{pkl}: expected a list of {want} items for {spec.name}, got "
                         f"{type(data).__name__} of length {len(data) if hasattr(data, '__len__') else '?'}")
-    video_ids, video_labels, video_speakers = data[0], data[1], data[2]
+    video_ids = _as_dict(data[0], f"{pkl}: item 0 (utterance ids)")
+    video_labels = _as_dict(data[1], f"{pkl}: item 1 (labels)")
+    video_speakers = _as_dict(data[2], f"{pkl}: item 2 (speakers)")
     split_sets = ({"train": data[4], "val": data[5], "test": data[6]} if spec.has_val_split
                   else {"train": data[4], "test": data[5]})
+    for name, ids in split_sets.items():
+        if len(_as_list(ids, f"{pkl}: {name} split")) == 0:
+            raise DataError(f"{pkl}: the {name} split is empty")
+    if not video_ids:
+        raise DataError(f"{pkl}: no conversations")
 
     feature_dirs = {}
     for m, name in zip(MODALITIES, features):
@@ -123,22 +163,27 @@ def read_gcnet(root: str | Path, dataset: str, features: tuple[str, str, str]) -
     convs: dict[str, Conversation] = {}
     dims: dict[str, int] = {}
     first_file: dict[str, str] = {}
-    for vid in sorted(video_ids):
-        utts = [str(u) for u in video_ids[vid]]
+    for vid in sorted(video_ids, key=str):
+        where = f"{pkl}: conversation {vid!r}"
+        utts = [str(u) for u in _as_list(video_ids[vid], f"{where} field 'ids'")]
+        if not utts:
+            raise DataError(f"{where} field 'ids': no utterances")
         if vid not in video_labels:
-            raise DataError(f"{pkl}: video {vid!r} has utterances but no labels")
-        labels = _as_labels(video_labels[vid], spec.task, f"{pkl}: labels of {vid!r}")
-        speakers = [str(s) for s in video_speakers.get(vid, [""] * len(utts))]
+            raise DataError(f"{where} field 'labels': missing (the conversation has utterances but no labels)")
+        labels = _as_labels(video_labels[vid], spec, f"{where} field 'labels'")
+        speakers = [str(s) for s in _as_list(video_speakers.get(vid, [""] * len(utts)),
+                                             f"{where} field 'speakers'")]
         if len(labels) != len(utts) or len(speakers) != len(utts):
-            raise DataError(f"{pkl}: video {vid!r} has {len(utts)} utterances, {len(labels)} "
-                            f"labels and {len(speakers)} speakers")
-        if spec.task == "emotion" and (labels.min() < 0 or labels.max() >= spec.num_classes):
-            raise DataError(f"{pkl}: labels of {vid!r} outside 0..{spec.num_classes - 1}: {labels}")
+            raise DataError(f"{where}: {len(utts)} utterances, {len(labels)} labels and {len(speakers)} "
+                            "speakers — one of each per utterance expected")
         feats = {}
         for m, d in feature_dirs.items():
             rows = []
             for utt, spk in zip(utts, speakers):
-                vec = load_utterance_feature(d, utt, spk[:1])
+                try:
+                    vec = load_utterance_feature(d, utt, spk[:1])
+                except DataError as exc:
+                    raise DataError(f"{where}, utterance {utt!r}, field {MODALITY_NAMES[m]!r}: {exc}") from None
                 if m not in dims:
                     dims[m], first_file[m] = vec.shape[0], utt
                 elif vec.shape[0] != dims[m]:
