@@ -32,6 +32,7 @@ def fold_constants(path: Path) -> Path:
     os.close(fd)
     try:
         _optimise(path, Path(tmp), "ORT_ENABLE_BASIC")
+        os.chmod(tmp, path.stat().st_mode & 0o777)  # mkstemp's 0o600 would override the umask's mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
