@@ -23,7 +23,8 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not serve" --durations=15
 
-# 20,000 generated requests per model family through Runtime.predict; prints the counts
+# The long robustness runs: 20,000 generated requests per model family through Runtime.predict
+# (counts printed) and the exporter killed at 20 random points over an existing bundle
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest -q -m fuzz -s --durations=15
 

@@ -143,6 +143,7 @@ def test_exporter_killed_at_3_random_points_leaves_a_complete_bundle(small_bundl
 
 
 @pytest.mark.slow
+@pytest.mark.fuzz  # ~30 s of exports: `make fuzz`, with the other long robustness runs
 def test_exporter_killed_at_20_random_points_leaves_a_complete_bundle(small_bundle, tmp_path):
     t0 = time.monotonic()  # one uninterrupted export first: its duration here spreads the kills
     p = child("export", shutil.copytree(small_bundle, tmp_path / "full" / "bundle"), 1)
