@@ -19,8 +19,8 @@ class Backend:
     name = "abstract"
     install_hint = ""
     # Memory over speed (set before the first session loads): ONNX Runtime then keeps no
-    # prepacked copy of the weights per graph (measured on the paper-sized MoMKE bundle: RSS with
-    # all 8 graphs 433 -> 89 MiB, and up to 1.5x slower matmuls; see docs/jetson.md).
+    # prepacked copy of the weights per graph (paper-sized MoMKE, all 8 graphs used: 146 -> 108
+    # MiB PSS, 3-4 % slower; rt-report footprint measures it, docs/jetson.md has the table).
     low_memory = False
 
     def __init__(self, bundle: Bundle, threads: int | None = None):
