@@ -10,6 +10,7 @@ an int8 variant losing more than `max_drop` points on any condition is refused.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,28 @@ def _batched_weight_matmuls(path: Path) -> list[str]:
             if n.op_type == "MatMul" and len(n.input) > 1 and ranks.get(n.input[1], 0) > 2]
 
 
+class _NoPreprocessAdvice(logging.Filter):
+    """ORT's quantizer logs 'Please consider to run pre-processing…' on the root logger for every
+    call; our graphs are already shape-inferred and constant-folded at export."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 def quantize_graph(src: Path, dst: Path) -> Path:
     """Int8 weights of every MatMul/Gemm with a constant weight, activations quantised per
     request (DynamicQuantizeMatMul). 2-D weights per output channel; ORT's integer matmul
     takes one scale per tensor for a 3-D (batched-experts) weight, so those get a second,
     per-tensor pass."""
+    quiet = _NoPreprocessAdvice()
+    logging.getLogger().addFilter(quiet)
+    try:
+        return _quantize(src, dst)
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
+def _quantize(src: Path, dst: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     batched = _batched_weight_matmuls(src)
