@@ -18,7 +18,7 @@ def accuracy_report(bundle: str | Path, data: str | Path, split: str = "test", b
     from anymodal.train.data.gcnet import read_gcnet
 
     rt = Runtime(bundle, backend=backend, precision=precision)
-    if rt.bundle.sequence_model:
+    if rt.family.dataset_layout == "mmsa":  # samples with missing-rate tables, not conversations
         return sequence_accuracy_report(rt, data, split, batch_size)
     info = rt.bundle.manifest.get("data") or {}
     if not info.get("dataset") or not info.get("features"):

@@ -85,8 +85,9 @@ def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, ba
         "fraction_of_peak": best["fraction_of_peak"] if best else None,
         "bundle_bytes": bundle_bytes(bundle),
     }
-    if bundle.sequence_model:  # each modality has its own length; seq_len is None
-        out["seq_lens"] = {MODALITY_NAMES[m]: n for m, n in bundle.absent_lengths.items()}
+    inputs = bundle.family.inputs
+    if not inputs.caller_sets_length:  # each modality at the model's own length; seq_len is None
+        out["seq_lens"] = {MODALITY_NAMES[m]: n for m, n in inputs.example_lengths(cfg, None).items()}
     return out
 
 
@@ -110,14 +111,14 @@ def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = Non
     kind = bundle.model["kind"]
     if model is not None and model != kind:
         raise InputError(f"--model {model} but the bundle {bundle_dir} holds a {kind} model")
-    if bundle.sequence_model:
+    if not bundle.family.inputs.caller_sets_length:
         if seq_lens is not None:
             raise InputError("--seq-len applies to conversations of utterance-level models; sequence "
                              f"models use their sequence lengths {bundle.absent_lengths}")
         seq_lens = (None,)
     if shapes is None:
         shapes = tuple((b, s) for b in batches for s in (seq_lens or (24,)))
-    if bundle.sequence_model:
+    if not bundle.family.inputs.caller_sets_length:
         shapes = tuple(dict.fromkeys((b, None) for b, _ in shapes))
     if run is None and bundle.manifest.get("source_run"):
         run = Path(bundle.manifest["source_run"])

@@ -102,7 +102,7 @@ def bench_server(servers: dict[str, str], bundle_dir, conditions, concurrency=(1
     rows = []
     for cond in conditions:
         pattern = parse_pattern(cond)
-        request = make_request(rt.bundle, pattern, 1, None if rt.bundle.sequence_model else seq)
+        request = make_request(rt.bundle, pattern, 1, seq if rt.bundle.family.inputs.caller_sets_length else None)
         expected = _answer(rt.predict(**request))
         for n in concurrency:
             progress(f"condition {{{','.join(pattern)}}} concurrency {n} …")
@@ -117,7 +117,7 @@ def bench_server(servers: dict[str, str], bundle_dir, conditions, concurrency=(1
                     and x["transport"] == "in-process")
         r["p50_vs_in_process"] = r["latency_ms"]["p50"] / base["latency_ms"]["p50"]
     return {"servers": servers, "model": model, "bundle": str(bundle_dir), "model_kind": rt.bundle.model["kind"],
-            "seq_len": None if rt.bundle.sequence_model else seq, "rows": rows, "machine": machine_info()}
+            "seq_len": seq if rt.bundle.family.inputs.caller_sets_length else None, "rows": rows, "machine": machine_info()}
 
 
 def server_rows(result: dict):

@@ -82,15 +82,18 @@ def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):
 def reference_variant(name: str, run: Path | None, bundle: Bundle, req: dict, threads: int):
     """What the authors' code computes (train/models/momke_reference.py) on this bundle's weights, eager or
     under torch.compile (compiled here, before timing)."""
-    if bundle.sequence_model:
-        return None, "the authors' reference exists for MoMKE only"
+    try:
+        from anymodal.train.families import get_train_family
+    except ImportError:
+        return None, "PyTorch is not installed (pip install 'anymodal[train]')"
+    reference = get_train_family(bundle.model["kind"]).reference_callable
+    if reference is None:
+        return None, f"no implementation of the authors' code for {bundle.model['kind']} (none is public)"
     model, args = _torch_model_and_args(run, bundle, req, threads)
     if model is None:
         return None, args
-    from anymodal.train.models.momke_reference import reference_callable
-
     try:
-        return reference_callable(model, args, compiled=name.endswith("compiled")), None
+        return reference(model, args, compiled=name.endswith("compiled")), None
     except Exception as exc:  # torch.compile needs a C++ compiler; say why it is absent
         return None, f"torch.compile failed here ({type(exc).__name__}: {str(exc)[:200]})"
 

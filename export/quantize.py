@@ -10,13 +10,15 @@ import numpy as np
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import ExportError
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
+from anymodal.runtime.requests import UTTERANCES
 
 
 def calibration_feeds(bundle: Bundle, graph: str, data: Path | None, batches: int = 16, seed: int = 0):
     """Feeds for a graph: conversations of the recorded training split of `data` (GCNet
     layout, as the bundle was trained on), or standard-normal features when no data is given."""
-    if bundle.sequence_model:
-        raise ExportError(f"INT8 calibration is implemented for MoMKE bundles only, not {bundle.model['kind']}")
+    if bundle.family.inputs.name != UTTERANCES:  # the feeds below are conversations
+        raise ExportError(f"INT8 calibration builds conversation (utterance-input) feeds; {bundle.model['kind']} "
+                          f"takes {bundle.family.inputs.name}: not implemented")
     specs = bundle.graphs[graph]["inputs"]
     names = {s["name"] for s in specs}
     if data is not None:

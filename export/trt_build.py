@@ -22,7 +22,6 @@ from anymodal.runtime.backends.trt_keys import (  # noqa: F401  (re-exported)
 )
 from anymodal.runtime.bundle import Bundle, sha256_file
 from anymodal.runtime.errors import BackendUnavailableError, ExportError
-from anymodal.runtime.patterns import MODALITY_NAMES
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,11 @@ class ProfileLimits:
 
 
 def profile_shapes(bundle: Bundle, graph: str, limits: ProfileLimits = ProfileLimits()) -> dict:
-    """{input name: (min, opt, max) shape} from the bundle's symbolic input specs. DERL's
-    per-modality token axes (seq_audio/seq_text/seq_visual) are optimised for, and capped at,
-    the model's dataset length of that modality (its `absent_lengths`)."""
-    axis = {"batch": (1, limits.opt_batch, limits.max_batch), "seq": (1, limits.opt_seq, limits.max_seq)}
-    if bundle.sequence_model:
-        for m, length in bundle.absent_lengths.items():
-            axis[f"seq_{MODALITY_NAMES[m]}"] = (1, length, length)
+    """{input name: (min, opt, max) shape} from the bundle's symbolic input specs; the length
+    axes come from the family's input kind (a conversation axis, or per-modality token axes
+    optimised for and capped at the model's dataset lengths)."""
+    axis = {"batch": (1, limits.opt_batch, limits.max_batch),
+            **bundle.family.inputs.profile_axes(bundle.model["config"], limits.opt_seq, limits.max_seq)}
     shapes = {}
     for spec in bundle.graphs[graph]["inputs"]:
         dims = [axis[d] if isinstance(d, str) else (d, d, d) for d in spec["shape"]]

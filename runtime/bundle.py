@@ -71,13 +71,6 @@ class Bundle:
             raise BundleError(f"{self.path / MANIFEST}: {exc}") from None
 
     @property
-    def sequence_model(self) -> bool:
-        """Sequence-level input kind: one output per sample, each modality its own length."""
-        from .requests import SEQUENCES
-
-        return self.family.inputs.name == SEQUENCES
-
-    @property
     def absent_lengths(self) -> dict[str, int]:
         """Sequence models: the length of the all-missing input that stands for an absent sensor."""
         lengths = self.model["config"].get("absent_lengths")

@@ -24,6 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
+from anymodal.runtime.requests import SEQUENCES
+
+
+def sequence_inputs(bundle: Bundle) -> bool:
+    """The family's input kind: token sequences with their own lengths (else conversations)."""
+    return bundle.family.inputs.name == SEQUENCES
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class TensorDecl:
 def _router_outputs(bundle: Bundle) -> list[TensorDecl]:
     spec = bundle.graphs["masked"]["outputs"]
     shape = next(o["shape"] for o in spec if o["name"] == "router_weights")
-    if bundle.sequence_model:  # [batch, N, 6]: one routing over the fused modalities
+    if sequence_inputs(bundle):  # [batch, N, 6]: one routing over the fused modalities
         return [TensorDecl("router_weights_fusion", "FP32", (int(shape[1]), int(shape[2])))]
     experts = int(shape[-1])  # [batch, seq, P, E]: per present modality, [L, E]
     return [TensorDecl(f"router_weights_{MODALITY_NAMES[m]}", "FP32", (-1, experts)) for m in MODALITIES]
@@ -46,7 +52,7 @@ def _router_outputs(bundle: Bundle) -> list[TensorDecl]:
 def input_decls(bundle: Bundle) -> list[TensorDecl]:
     dims = bundle.dims
     decls = [TensorDecl(MODALITY_NAMES[m], "FP32", (-1, dims[m]), True) for m in MODALITIES]
-    if bundle.sequence_model:
+    if sequence_inputs(bundle):
         decls += [TensorDecl(f"{MODALITY_NAMES[m]}_length", "INT64", (1,), True) for m in MODALITIES]
     else:
         decls += [TensorDecl("lengths", "INT64", (1,), True)]
@@ -56,7 +62,7 @@ def input_decls(bundle: Bundle) -> list[TensorDecl]:
 
 def output_decls(bundle: Bundle) -> list[TensorDecl]:
     decls = [TensorDecl(n, "STRING", (1,)) for n in ("pattern", "graph", "backend")]
-    per_item = () if bundle.sequence_model else (-1,)  # DERL: one score per sample
+    per_item = () if sequence_inputs(bundle) else (-1,)  # DERL: one score per sample
     if bundle.task == "emotion":
         decls += [TensorDecl("probs", "FP32", (*per_item, len(bundle.labels))),
                   TensorDecl("labels", "STRING", per_item or (1,))]

@@ -18,6 +18,7 @@ from anymodal.runtime import Runtime
 from anymodal.runtime.bundle import Bundle
 
 from .batching import error_message, run_batch
+from .family_io import sequence_inputs
 
 GRAPH_OUTPUTS = ("logits", "router_weights")
 
@@ -61,7 +62,7 @@ class TritonPythonModel:
             threads = int(params.get("threads", "0")) or None
             self.runtime = Runtime(bundle, backend=params.get("backend", "auto"),
                                    precision=params.get("precision") or None, threads=threads, preload=True)
-        self.sequence_model = self.runtime.bundle.sequence_model
+        self.sequence_model = sequence_inputs(self.runtime.bundle)
         self.input_names = [i["name"] for i in config["input"]]
 
     def execute(self, requests):

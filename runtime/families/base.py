@@ -51,6 +51,8 @@ class RuntimeFamily:
     # parameter-report components that are in no graph (training-only), and how to call them
     training_only: tuple[str, ...] = ()
     training_only_label: str = "training-only parts"
+    # the dataset layout its runs are trained and scored on (rt-report accuracy reads it)
+    dataset_layout: str = "gcnet"
 
     def graph_inputs(self, graph: str, dims: dict[str, int], float_dtype: str = "float32") -> list[TensorSpec]:
         return self.inputs.graph_inputs(graph, dims, float_dtype)

@@ -19,6 +19,7 @@ class DERLRuntime(RuntimeFamily):
     inputs = SequenceInputs
     training_only = ("mlcr_reconstruction",)
     training_only_label = "training-only MLCR"
+    dataset_layout = "mmsa"
 
     def graph_outputs(self, graph, config, float_dtype="float32"):
         return [TensorSpec("logits", ("batch", config["output_dim"]), float_dtype),

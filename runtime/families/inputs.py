@@ -31,6 +31,7 @@ def _graph_modalities(graph: str) -> tuple[str, ...]:
 
 class UtteranceInputs:
     name = UTTERANCES
+    caller_sets_length = True  # one conversation length for every modality, chosen by the caller
 
     @staticmethod
     def graph_inputs(graph: str, dims: dict[str, int], float_dtype: str = "float32") -> list[TensorSpec]:
@@ -61,9 +62,15 @@ class UtteranceInputs:
         """Item counts of a benchmark request: the conversation length for every modality."""
         return {m: seq or 24 for m in MODALITIES}
 
+    @staticmethod
+    def profile_axes(config: dict, opt_seq: int, max_seq: int) -> dict[str, tuple[int, int, int]]:
+        """(min, opt, max) of each length axis for a TensorRT optimisation profile."""
+        return {"seq": (1, opt_seq, max_seq)}
+
 
 class SequenceInputs:
     name = SEQUENCES
+    caller_sets_length = False  # each modality at the model's dataset length (absent_lengths)
 
     @staticmethod
     def graph_inputs(graph: str, dims: dict[str, int], float_dtype: str = "float32") -> list[TensorSpec]:
@@ -99,6 +106,11 @@ class SequenceInputs:
     def example_lengths(config: dict, seq: int | None) -> dict[str, int]:
         """Benchmark requests use the dataset's sequence lengths recorded in the model."""
         return dict(zip(MODALITIES, config["absent_lengths"]))
+
+    @staticmethod
+    def profile_axes(config: dict, opt_seq: int, max_seq: int) -> dict[str, tuple[int, int, int]]:
+        """Per-modality token axes, optimised for and capped at the model's dataset lengths."""
+        return {f"seq_{MODALITY_NAMES[m]}": (1, n, n) for m, n in zip(MODALITIES, config["absent_lengths"])}
 
 
 INPUT_KINDS = {UTTERANCES: UtteranceInputs, SEQUENCES: SequenceInputs}

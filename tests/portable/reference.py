@@ -55,7 +55,7 @@ def main(out: Path) -> None:
     for name, path in build_bundles(out).items():
         rt = Runtime(path, backend="ort-cpu")
         b = rt.bundle
-        made = (sequence_cases(rng, b.dims, b.absent_lengths) if b.sequence_model
+        made = (sequence_cases(rng, b.dims, b.absent_lengths) if not b.family.inputs.caller_sets_length
                 else utterance_cases(rng, b.dims))
         for case in made:
             case["bundle"] = name

@@ -16,7 +16,7 @@ tritonclient = pytest.importorskip("tritonclient", reason="the serve extra is no
 from anymodal.export.triton_repo import write_triton_repo  # noqa: E402
 from anymodal.runtime import InputError, Runtime  # noqa: E402
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES  # noqa: E402
-from anymodal.serve.family_io import predict_kwargs  # noqa: E402
+from anymodal.serve.family_io import predict_kwargs, sequence_inputs  # noqa: E402
 from anymodal.serve.server import TritonServer  # noqa: E402
 from triton_fixtures import group_pids, infer, success_count  # noqa: E402
 
@@ -64,7 +64,7 @@ def address(server, protocol):
 def request(rt: Runtime, pattern: str, seed: int) -> dict[str, np.ndarray]:
     """[1, L, dim] features of the pattern's modalities (DERL: each at its own length)."""
     rng = np.random.default_rng(seed)
-    lens = rt.bundle.absent_lengths if rt.bundle.sequence_model else dict.fromkeys("atv", 5)
+    lens = rt.bundle.absent_lengths if sequence_inputs(rt.bundle) else dict.fromkeys("atv", 5)
     return {MODALITY_NAMES[m]: rng.standard_normal((1, lens[m], rt.bundle.dims[m])).astype(np.float32)
             for m in pattern}
 
@@ -72,7 +72,7 @@ def request(rt: Runtime, pattern: str, seed: int) -> dict[str, np.ndarray]:
 def expected(rt: Runtime, arrays: dict) -> dict[str, np.ndarray]:
     from anymodal.serve.family_io import predict_kwargs, prediction_outputs
 
-    seq = rt.bundle.sequence_model
+    seq = sequence_inputs(rt.bundle)
     return prediction_outputs(rt.predict(**predict_kwargs(seq, arrays)), 1, seq)
 
 
@@ -156,7 +156,7 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(server, runt
     def assert_anymodal_error(model, arrays, needle):
         local = runtimes[model]
         with pytest.raises(InputError) as raised:
-            local.predict(**predict_kwargs(local.bundle.sequence_model, arrays))
+            local.predict(**predict_kwargs(sequence_inputs(local.bundle), arrays))
         expected_msg = f"{type(raised.value).__name__}: {raised.value}"
         assert needle in expected_msg
         assert expected_msg in _error(protocol, server, model, arrays)
