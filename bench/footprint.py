@@ -26,7 +26,8 @@ def disk_bytes(bundle_dir: Path) -> dict[str, int]:
     out = {}
     for precision, variant in manifest["variants"].items():
         files = set()
-        for info in variant["graphs"].values():
+        copies = variant.get("ort_graphs", {}).get("graphs", {})  # the ORT-optimised copies too
+        for info in [*variant["graphs"].values(), *copies.values()]:
             files.add(info["file"])
             files.update(info.get("data_files", []))
         out[precision] = sum(sizes[f] for f in files)

@@ -12,7 +12,9 @@ from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 from anymodal.runtime.requests import MASKED, build_request
 
-ALL_VARIANTS = ("reference-eager", "reference-compiled", "torch", "ort-masked", "ort", "ort-spin",
+# ort = the graph ort-cpu serves (the ORT-optimised copy where the bundle has one);
+# ort-portable = the portable standard-op graph on the same backend, for comparison
+ALL_VARIANTS = ("reference-eager", "reference-compiled", "torch", "ort-masked", "ort", "ort-portable", "ort-spin",
                 "ort-int8", "runtime", "ort-cuda", "tensorrt")
 
 
@@ -116,7 +118,8 @@ def ort_variant(name: str, bundle: Bundle, pattern: str, req: dict, threads: int
         if "int8" not in bundle.manifest["variants"]:
             return None, "the bundle has no int8 graphs (rt-export --precision fp32,int8)"
         bundle = Bundle(bundle.path, "int8")
-    backend = BACKENDS[backend_name](bundle, threads=threads, spinning=name == "ort-spin")
+    backend = BACKENDS[backend_name](bundle, threads=threads, spinning=name == "ort-spin",
+                                     graphs="portable" if name == "ort-portable" else "auto")
     if name.endswith("masked"):
         graph, feeds = "masked", _masked_feeds(bundle, req)
     else:
@@ -153,7 +156,7 @@ def build_variants(names, bundle: Bundle, run: Path | None, pattern: str, batch:
             fn, why = reference_variant(name, run, bundle, req, threads)
         elif name == "runtime":
             fn, why = runtime_variant(bundle, req, threads)
-        elif name in ("ort", "ort-spin", "ort-int8", "ort-masked", "ort-cuda"):
+        elif name in ("ort", "ort-portable", "ort-spin", "ort-int8", "ort-masked", "ort-cuda"):
             fn, why = ort_variant(name, bundle, pattern, req, threads)
         elif name == "tensorrt":
             fn, why = trt_variant(bundle, pattern, req)

@@ -22,6 +22,7 @@ from anymodal import __version__
 
 from .dedup import deduplicate
 from .int8 import DEFAULT_MAX_DROP, int8_report, quantize_graph
+from .ort_graphs import ORT_COPY_PRECISIONS, has_ort_ops, ort_file, ort_graphs_entry
 from .specs import GRAPH_NAMES, OPSET, PRECISIONS, model_graph_specs
 from .torch_export import export_graph, versions
 from .verify import verify_graphs
@@ -40,18 +41,25 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
     folder = root / rel_dir
     folder.mkdir(parents=True)
     dtype = "float16" if precision == "fp16" else "float32"
+    with_ort = precision in ORT_COPY_PRECISIONS and has_ort_ops(model)  # + the ORT-optimised copies
+    names = [f"{g}.onnx" for g in GRAPH_NAMES] + ([ort_file(g) for g in GRAPH_NAMES] if with_ort else [])
     if precision == "int8":  # int8 weights of the fp32 variant's graphs (inputs/outputs stay float32)
         fp32 = root / _variant_dir("fp32")
-        paths = [quantize_graph(fp32 / f"{g}.onnx", folder / f"{g}.onnx") for g in GRAPH_NAMES]
+        paths = [quantize_graph(fp32 / n, folder / n) for n in names]
     else:
         paths = [export_graph(model, g, folder / f"{g}.onnx", precision, kernels) for g in GRAPH_NAMES]
-    dedup = deduplicate(paths)
+        if with_ort:
+            paths += [export_graph(model, g, folder / ort_file(g), precision, ort_ops=True) for g in GRAPH_NAMES]
+    dedup = deduplicate(paths)  # portable graphs and ORT copies share one weights file
     graphs = {}
     for g in GRAPH_NAMES:
         inputs, outputs = model_graph_specs(model, g, dtype)
         graphs[g] = {"file": f"{rel_dir}/{g}.onnx", "data_files": [f"{rel_dir}/weights.bin"],
                      "inputs": _spec_json(inputs), "outputs": _spec_json(outputs)}
-    return {"dir": rel_dir, "float_dtype": dtype, "graphs": graphs, "dedup": dedup}
+    variant = {"dir": rel_dir, "float_dtype": dtype, "graphs": graphs, "dedup": dedup}
+    if with_ort:
+        variant["ort_graphs"] = ort_graphs_entry(rel_dir, GRAPH_NAMES, paths[len(GRAPH_NAMES):])
+    return variant
 
 
 def _file_table(root: Path) -> dict:
@@ -104,10 +112,13 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
         }
         write_json(manifest, tmp / MANIFEST)
         parity = {}
-        for p in precisions:  # verify through the runtime's own reader and ORT backend
-            backend = OrtCpuBackend(Bundle(tmp, p), threads=None)
-            parity[p] = verify_graphs(model, backend, GRAPH_NAMES, p)
-            backend.close()
+        for p in precisions:  # verify through the runtime's own reader and ORT backend: the portable
+            # graphs and, where the variant has them, the ORT-optimised copies (parity key "<p>-ort")
+            flavours = {p: "portable", **({f"{p}-ort": "ort"} if "ort_graphs" in variants[p] else {})}
+            backends = {label: OrtCpuBackend(Bundle(tmp, p), threads=None, graphs=g) for label, g in flavours.items()}
+            parity.update(verify_graphs(model, backends, GRAPH_NAMES, p))
+            for backend in backends.values():
+                backend.close()
         manifest["parity"] = parity
         if "int8" in precisions:  # accuracy gate: raises (no bundle) past max_drop
             write_json(manifest, tmp / MANIFEST)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from anymodal.kernels.plugin_id import PLUGIN_DOMAIN
 
+from .ort_graphs import ort_model
 from .ort_optimize import fold_constants
 from .plugin_function import attach_plugin_functions
 from .specs import MASKED, OPSET, TRACE_SHAPE, TensorSpec, model_graph_specs
@@ -66,10 +67,13 @@ def example_feeds(specs: list[TensorSpec], batch: int, seq: int, seed: int) -> d
 
 
 def export_graph(model, graph: str, path: Path, precision: str,
-                 kernels: str = "standard", fold: bool = True) -> Path:
+                 kernels: str = "standard", fold: bool = True, ort_ops: bool = False) -> Path:
     """Trace one graph to ONNX with dynamic batch and sequence axes. kernels="fused" writes
-    each router + expert mix as one trt.plugins::RouterMix node with its local function."""
+    each router + expert mix as one trt.plugins::RouterMix node with its local function;
+    ort_ops=True writes the ONNX Runtime copy (com.microsoft contrib ops, export/ort_graphs.py)."""
     dtype = "float16" if precision == "fp16" else "float32"
+    if ort_ops:
+        model, kernels = ort_model(model), "standard"
     if kernels == "fused":
         model = copy.deepcopy(model)
         model.fused_router = True
@@ -86,7 +90,8 @@ def export_graph(model, graph: str, path: Path, precision: str,
         torch.onnx.export(module, args, str(path), input_names=[s.name for s in inputs],
                           output_names=[s.name for s in outputs], dynamic_axes=dynamic,
                           opset_version=OPSET, dynamo=False, do_constant_folding=True,
-                          custom_opsets={PLUGIN_DOMAIN: 1} if kernels == "fused" else None)
+                          custom_opsets={PLUGIN_DOMAIN: 1} if kernels == "fused" else
+                          {"com.microsoft": 1} if ort_ops else None)
     if kernels == "fused":
         import onnx
 

@@ -126,7 +126,8 @@ class Bundle:
         info = self.graphs.get(graph)
         if info is None:
             return
-        for rel in (info["file"], *info.get("data_files", ())):
+        copy = self.variant.get("ort_graphs", {}).get("graphs", {}).get(graph)  # its ORT-optimised copy
+        for rel in (info["file"], *info.get("data_files", ()), *([copy["file"]] if copy else ())):
             if rel in self._verified:
                 self.check_file(rel)
 
@@ -147,6 +148,15 @@ class Bundle:
         for rel in info.get("data_files", []):
             self.check_file(rel)
         return self.check_file(info["file"])
+
+    def ort_graph_path(self, graph: str) -> Path:
+        """The ORT-optimised copy of a graph (variant `ort_graphs`), verified like graph_path."""
+        copies = self.variant.get("ort_graphs", {}).get("graphs", {})
+        if graph not in copies:
+            raise BundleError(f"{self.path}: no ORT-optimised copy of graph {graph!r} ({self.precision})")
+        for rel in copies[graph].get("data_files", []):
+            self.check_file(rel)
+        return self.check_file(copies[graph]["file"])
 
     def nbytes(self) -> int:
         return sum(int(f["bytes"]) for f in self.manifest["files"].values())

@@ -93,6 +93,13 @@ def _check_references(manifest: dict, path: Path) -> None:
     if task == "emotion" and not labels:
         raise BundleError(f"{path}: model/labels: an emotion model needs its class names")
     for precision, variant in manifest["variants"].items():
+        for graph, info in variant.get("ort_graphs", {}).get("graphs", {}).items():
+            where = f"variants/{precision}/ort_graphs/graphs/{graph}"
+            if graph not in variant["graphs"]:
+                raise BundleError(f"{path}: {where}: a copy of a graph the variant does not have")
+            for rel in [info["file"], *info.get("data_files", [])]:
+                if rel not in files:
+                    raise BundleError(f"{path}: {where}: {rel!r} is not in the hashed file table")
         for graph, info in variant["graphs"].items():
             where = f"variants/{precision}/graphs/{graph}"
             for rel in [info["file"], *info.get("data_files", [])]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import BackendUnavailableError, BundleError
+from ..errors import BackendUnavailableError, BundleError, InputError
 from .base import Backend
 
 
@@ -14,16 +14,56 @@ def _ort():
     return onnxruntime
 
 
+# The oldest onnxruntime whose CPU provider runs the ORT-optimised graphs (com.microsoft
+# MultiHeadAttention with a 2-D key padding mask): checked by running a bundle's copies under
+# 1.18.0, the oldest release the package's `cpu` extra allows (docs/ARCHITECTURE.md §6).
+ORT_GRAPHS_MIN_VERSION = "1.18.0"
+GRAPH_CHOICES = ("auto", "ort", "portable")
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int("".join(c for c in part if c.isdigit()) or 0) for part in v.split(".")[:3])
+
+
 class OrtBackend(Backend):
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    serves_ort_graphs = False  # whether this provider may run a variant's ORT-optimised copies
 
-    def __init__(self, bundle, threads: int | None = None, spinning: bool = False):
+    def __init__(self, bundle, threads: int | None = None, spinning: bool = False, graphs: str = "auto"):
         super().__init__(bundle, threads)
         # Intra-op busy-waiting: off by default. Measured side by side by rt-bench (ort vs
         # ort-spin); on a 2-core machine shared with other work spinning workers starve the
         # caller, on a quiet one they save the wake-up latency of every op.
         self.spinning = spinning
+        if graphs not in GRAPH_CHOICES:
+            raise InputError(f"graphs={graphs!r}; choose {', '.join(GRAPH_CHOICES)}")
+        # auto: the bundle's ORT-optimised copy where it has one and this onnxruntime runs it,
+        # else the portable graph; ort: the copy or a BundleError; portable: never the copy
+        self.graphs = graphs
         self._output_names: dict[int, list[str]] = {}
+
+    def graph_flavour(self, graph: str) -> str:
+        """Which file this backend serves for `graph`: "ort" (the ORT-optimised copy) or "portable"."""
+        info = self.bundle.variant.get("ort_graphs")
+        if self.graphs == "portable" or not self.serves_ort_graphs:
+            if self.graphs == "ort":
+                raise BackendUnavailableError(f"{self.name}: runs the portable graphs only (ORT-optimised "
+                                              "copies are served by ort-cpu)")
+            return "portable"
+        why = None
+        if info is None or graph not in info["graphs"]:
+            why = f"{self.bundle.path}: no ORT-optimised copy of graph {graph!r} ({self.bundle.precision})"
+        elif _version_tuple(_ort().__version__) < _version_tuple(info["min_onnxruntime"]):
+            why = (f"{self.bundle.path}: the ORT-optimised graphs need onnxruntime >= {info['min_onnxruntime']}, "
+                   f"this is {_ort().__version__} (upgrade it, or serve the portable graphs)")
+        if why and self.graphs == "ort":
+            raise BundleError(why)
+        return "portable" if why else "ort"
+
+    def graph_file(self, graph: str) -> Path:
+        if self.graph_flavour(graph) == "ort":
+            return self.bundle.ort_graph_path(graph)
+        return self.bundle.graph_path(graph)
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -72,6 +112,7 @@ class OrtBackend(Backend):
 
 class OrtCpuBackend(OrtBackend):
     name = "ort-cpu"
+    serves_ort_graphs = True
     install_hint = "pip install 'anymodal[cpu]'"
 
 

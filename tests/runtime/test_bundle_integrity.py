@@ -4,6 +4,7 @@ after it was verified is refused before it is used again; unchanged bundles are 
 
 import json
 import os
+import re
 import shutil
 import time
 
@@ -36,6 +37,8 @@ def verify_all(b):
     bundle = Bundle(b)
     for g in bundle.graphs:
         bundle.graph_path(g)
+        if g in bundle.variant.get("ort_graphs", {}).get("graphs", {}):  # what ort-cpu serves
+            bundle.ort_graph_path(g)
 
 
 def audio(L=4):
@@ -170,12 +173,17 @@ def test_manifest_edit_is_a_bundle_error_naming_the_manifest(bundle, case):
     assert str(bundle / (MANIFEST if expected else "graphs/a.onnx")) in str(err.value)
 
 
-def test_a_pattern_pointed_at_another_hashed_graph_is_refused_on_load(bundle):
+@pytest.mark.parametrize("served", ["portable", "ort"])  # the standard graph, or its ORT-optimised copy
+def test_a_pattern_pointed_at_another_hashed_graph_is_refused_on_load(bundle, served):
     m = manifest_of(bundle)
-    m["variants"]["fp32"]["graphs"]["a"]["file"] = "graphs/t.onnx"  # listed, hash right, wrong graph
+    table = m["variants"]["fp32"]["graphs"] if served == "portable" else m["variants"]["fp32"]["ort_graphs"]["graphs"]
+    target = "graphs/t.onnx" if served == "portable" else "graphs/t.ort.onnx"
+    table["a"]["file"] = target  # listed, hash right, wrong graph
     write_manifest(bundle, m)
-    with pytest.raises(BundleError, match=r"t\.onnx: graph 'a' has inputs \['text', 'mask'\]"):
-        Runtime(bundle).predict(audio=audio())
+    rt = Runtime(bundle)
+    rt.backend.graphs = served
+    with pytest.raises(BundleError, match=re.escape(target) + r": graph 'a' has inputs \['text', 'mask'\]"):
+        rt.predict(audio=audio())
 
 
 def test_unknown_version_lists_the_versions_this_build_reads(bundle):
@@ -289,14 +297,16 @@ def test_weights_rewritten_after_first_use_are_refused_not_served(bundle):
     np.testing.assert_array_equal(rt.predict(audio=audio()).probs, first)
 
 
-def test_graph_replaced_after_first_use_is_refused(bundle):
+@pytest.mark.parametrize("served, suffix", [("portable", ".onnx"), ("ort", ".ort.onnx")])
+def test_graph_replaced_after_first_use_is_refused(bundle, served, suffix):
     rt = Runtime(bundle)
+    rt.backend.graphs = served  # the file ort-cpu serves: the standard graph or its ORT-optimised copy
     rt.predict(audio=audio())
-    g = bundle / "graphs" / "a.onnx"
+    g = bundle / "graphs" / f"a{suffix}"
     tmp = bundle / "graphs" / "a.new"
-    shutil.copy(bundle / "graphs" / "t.onnx", tmp)
+    shutil.copy(bundle / "graphs" / f"t{suffix}", tmp)
     os.replace(tmp, g)  # a new inode: what an editor or `cp` over the file does
-    with pytest.raises(BundleError, match=r"a\.onnx: (sha256 mismatch|\d+ bytes, the manifest says)"):
+    with pytest.raises(BundleError, match=re.escape(g.name) + r": (sha256 mismatch|\d+ bytes, the manifest says)"):
         rt.predict(audio=audio())
 
 
@@ -307,7 +317,7 @@ def test_stat_changes_trigger_a_rehash_and_unchanged_files_are_never_rehashed(bu
     monkeypatch.setattr(file_integrity, "sha256_file", lambda p: hashed.append(p.name) or real(p))
     rt = Runtime(bundle)
     rt.predict(audio=audio())
-    assert sorted(hashed) == ["a.onnx", "weights.bin"]
+    assert sorted(hashed) == ["a.ort.onnx", "weights.bin"]  # the file ort-cpu serves: the ORT-optimised copy
     for _ in range(20):
         rt.predict(audio=audio())
     assert len(hashed) == 2  # a stat per call, no re-hash

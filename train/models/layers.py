@@ -9,15 +9,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .ort_ops import multi_head_attention
+
 
 def sinusoidal_positions(length: int, dim: int, device, dtype) -> torch.Tensor:
-    """Fixed sinusoidal position embeddings [L, dim] (Vaswani et al.), any length."""
+    """Fixed sinusoidal position embeddings [L, dim] (Vaswani et al.), any length. `dim` is
+    taken as a Python int, so the frequencies are constants in an exported graph and only the
+    [L] positions are computed per request."""
+    dim = int(dim)
     pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]  # [L, 1]
     idx = torch.arange(0, dim, 2, device=device, dtype=torch.float32)  # [ceil(dim/2)]
     freq = torch.exp(idx * (-math.log(10000.0) / dim))
     ang = pos * freq  # [L, ceil(dim/2)]
-    pe = torch.stack([torch.sin(ang), torch.cos(ang)], dim=-1).flatten(-2)[:, :dim]  # [L, dim]
-    return pe.to(dtype)
+    pe = torch.stack([torch.sin(ang), torch.cos(ang)], dim=-1).reshape(-1, 2 * len(idx))  # [L, 2·ceil(dim/2)]
+    return (pe if dim % 2 == 0 else pe[:, :dim]).to(dtype)
 
 
 class SelfAttention(nn.Module):
@@ -35,10 +40,13 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
+        self.ort_ops = False  # export-time switch: one com.microsoft attention node (ort_ops.py)
 
     def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
         # x [B, L, d]; blocked [B, 1, L] bool, True = key may not be attended (padding/absent)
         qkv = self.qkv(x)  # [B, L, 3d]
+        if self.ort_ops:
+            return self.out(multi_head_attention(qkv, ~blocked[:, 0, :], self.heads))
         d, hd = self.dim, self.head_dim
         heads = []
         for h in range(self.heads):

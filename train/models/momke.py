@@ -144,12 +144,13 @@ class MoMKE(nn.Module):
         """
         ms = list(hs)
         B = hs[ms[0]].shape[0]
-        h = torch.cat([hs[m] for m in ms], dim=0)  # [P·B, L, d]
-        km = torch.cat([key_masks[m] for m in ms], dim=0)  # [P·B, L]
+        one = len(ms) == 1  # one modality: no concatenation or row slices in the graph
+        h = hs[ms[0]] if one else torch.cat([hs[m] for m in ms], dim=0)  # [P·B, L, d]
+        km = key_masks[ms[0]] if one else torch.cat([key_masks[m] for m in ms], dim=0)  # [P·B, L]
         experts = self.run_experts(h, km)  # [P·B, L, 3, d]
         reps, weights = {}, {}
         for i, m in enumerate(ms):
-            rows = slice(i * B, (i + 1) * B)
+            rows = slice(None) if one else slice(i * B, (i + 1) * B)
             if hs[m].is_cuda and not torch.is_grad_enabled() and _triton_available():
                 reps[m], weights[m] = _triton_router_mix(self.routers[m], hs[m], experts[rows], key_masks[m])
             elif self.fused_router:

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .ort_ops import multi_head_attention
+
 
 def _uniform(shape, fan_in: int) -> nn.Parameter:
     """nn.Linear's default initialisation range for weights and biases."""
@@ -50,6 +52,7 @@ class MoMKEExperts(nn.Module):
         else:
             self.ln1_g = self.ln1_b = self.ln2_g = self.ln2_b = None
         self.drop = nn.Dropout(dropout)
+        self.ort_ops = False  # export-time switch: com.microsoft attention nodes (ort_ops.py)
 
     def _qkv(self, j: int, sel) -> tuple[torch.Tensor, torch.Tensor]:
         """Packed Q/K/V weights of block j for the selected experts: [e, d, 3d], [e, 3d]."""
@@ -60,8 +63,12 @@ class MoMKEExperts(nn.Module):
 
     def _attend(self, qkv: torch.Tensor, blocked: torch.Tensor, N: int, L: int) -> torch.Tensor:
         """qkv [e, N·L, 3d]; blocked [1, N, 1, 1, L] -> attention output [e, N·L, d]"""
-        e, d, H = qkv.shape[0], self.d, self.heads
+        # e as a Python int (the experts chosen per call are fixed): no Shape ops in the graph
+        e, d, H = int(qkv.shape[0]), self.d, self.heads
         hd = d // H
+        if self.ort_ops:  # experts folded into the batch axis: [e·N, L, 3d]
+            key_mask = (~blocked).reshape(N, L).repeat(e, 1)  # [e·N, L]
+            return multi_head_attention(qkv.reshape(-1, L, 3 * d), key_mask, H).reshape(e, -1, d)
         qkv = qkv.reshape(e, N, -1, 3, H, hd).permute(3, 0, 1, 4, 2, 5)  # [3, e, N, H, L, hd]
         q, k, v = qkv[0], qkv[1], qkv[2]
         scores = (q * (1.0 / math.sqrt(hd))) @ k.transpose(-1, -2)  # [e, N, H, L, L]
