@@ -114,19 +114,19 @@ def _copy(bundle, tmp_path):
 
 def test_corrupted_graph_is_a_bundle_error_naming_the_file(small_bundle, tmp_path):
     b = _copy(small_bundle, tmp_path)
-    with (b / "graphs" / "v.onnx").open("r+b") as fh:
+    with (b / "graphs" / "v.ort.onnx").open("r+b") as fh:  # the file ort-cpu serves for {v}
         fh.seek(100)
         fh.write(b"\x00\x01\x02")
     rt = Runtime(b)
     rt.predict(audio=request()["a"])  # other graphs are unaffected
-    with pytest.raises(BundleError, match=r"v\.onnx: sha256 mismatch"):
+    with pytest.raises(BundleError, match=r"v\.ort\.onnx: sha256 mismatch"):
         rt.predict(visual=request()["v"])
 
 
 def test_missing_graph_and_corrupted_weights_are_bundle_errors(small_bundle, tmp_path):
     b = _copy(small_bundle, tmp_path)
-    (b / "graphs" / "tv.onnx").unlink()
-    with pytest.raises(BundleError, match=r"tv\.onnx: missing"):
+    (b / "graphs" / "tv.ort.onnx").unlink()  # the file ort-cpu serves for {t,v}
+    with pytest.raises(BundleError, match=r"tv\.ort\.onnx: missing"):
         Runtime(b).predict(text=request()["t"], visual=request()["v"])
     with (b / "graphs" / "weights.bin").open("r+b") as fh:
         fh.seek(64)
