@@ -225,11 +225,34 @@ def bench(
     duration_s: float = typer.Option(3.0, help="Measured seconds per condition."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
     markdown: Optional[Path] = typer.Option(None, help="Write a markdown report."),
-    plot: Optional[Path] = typer.Option(None, help="Write a PNG latency plot."),
+    plot: Optional[Path] = typer.Option(None, help="Write a PNG latency plot (--stream: per-turn latency; "
+                                                   "default beside --json)."),
+    stream: bool = typer.Option(False, "--stream", help="A live conversation turn by turn: streaming "
+                                                        "(Conversation.add) vs re-scoring the window."),
+    turns: int = typer.Option(200, help="--stream: turns in the conversation."),
+    max_context: Optional[int] = typer.Option(None, help="--stream: Conversation max_context (default: --turns)."),
+    drop: Optional[str] = typer.Option(None, help="--stream: sensors absent per turn range, e.g. v@5-12,a@20-22 "
+                                                  "(1-based, inclusive)."),
+    repeats: int = typer.Option(3, help="--stream: timed passes over the conversation."),
 ):
-    """Compare PyTorch eager, ORT masked, ORT specialised (and GPU backends) interleaved."""
+    """Compare PyTorch eager, ORT masked, ORT specialised (and GPU backends) interleaved.
+    With --stream: per-turn latency of a live conversation (--condition = its sensors, default a,t,v)."""
     from anymodal.runtime.errors import InputError
 
+    stream_only = {"--turns": turns != 200, "--max-context": max_context is not None, "--drop": drop is not None,
+                   "--repeats": repeats != 3}
+    if stream:
+        given = {"--all-conditions": all_conditions, "--model": model is not None, "--run": run is not None,
+                 "--backend": backend != "all", "--batch": batch is not None, "--seq-len": seq_len is not None,
+                 "--warmup-s": warmup_s != 1.0, "--duration-s": duration_s != 3.0}
+        if any(given.values()):
+            raise InputError(f"{next(k for k, v in given.items() if v)} does not apply to --stream")
+        from anymodal.bench.stream import bench_stream_command
+
+        return bench_stream_command(condition, bundle, threads, turns, max_context, drop, repeats, json_out,
+                                    markdown, plot, _console())
+    if any(stream_only.values()):
+        raise InputError(f"{next(k for k, v in stream_only.items() if v)} needs --stream")
     if all_conditions == (condition is not None):
         raise InputError("give exactly one of --condition PATTERN or --all-conditions")
     from anymodal.bench.report import markdown_report, plot_latency, print_result
