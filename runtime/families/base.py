@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..patterns import MODALITY_NAMES
 from ..requests import Request
 from .inputs import TensorSpec, UtteranceInputs
 
@@ -53,6 +54,9 @@ class RuntimeFamily:
     training_only_label: str = "training-only parts"
     # the dataset layout its runs are trained and scored on (rt-report accuracy reads it)
     dataset_layout: str = "gcnet"
+    # Conversations (runtime/conversation.py): a family whose graphs score the utterances of one
+    # conversation can follow a live one, turn by turn (at least by re-scoring the window)
+    supports_conversation: bool = False
 
     def graph_inputs(self, graph: str, dims: dict[str, int], float_dtype: str = "float32") -> list[TensorSpec]:
         return self.inputs.graph_inputs(graph, dims, float_dtype)
@@ -71,3 +75,40 @@ class RuntimeFamily:
 
     def macs(self, config: dict, modalities: str, batch: int, seq: int | None) -> int:
         raise NotImplementedError  # abstract
+
+    # -- step graphs (streaming conversations) ---------------------------------------------
+    def cache_row_shape(self, config: dict) -> tuple[int, ...] | None:
+        """Shape of one utterance's cached keys/values in one modality stream, when the model is
+        causal and has step graphs; None otherwise (conversations then re-score the window)."""
+        return None
+
+    def step_graph_inputs(self, pattern: str, dims: dict[str, int], config: dict,
+                          float_dtype: str = "float32") -> list[TensorSpec]:
+        """A step graph scores one new utterance: per present modality its features [1, 1, dim]
+        and its stream's past cache [past_<name>, *row] (the stream's earlier utterances where the
+        modality was present, oldest first; 0 rows allowed), and the utterance's position in the
+        window (int64 [1])."""
+        row = self.cache_row_shape(config)
+        names = [MODALITY_NAMES[m] for m in pattern]
+        specs = [TensorSpec(n, (1, 1, dims[m]), float_dtype) for n, m in zip(names, pattern)]
+        specs.append(TensorSpec(STEP_POSITION, (1,), "int64"))
+        specs += [TensorSpec(f"{PAST}{n}", (f"{PAST}{n}", *row), float_dtype) for n in names]
+        return specs
+
+    def step_graph_outputs(self, pattern: str, config: dict, float_dtype: str = "float32") -> list[TensorSpec]:
+        """The pattern graph's outputs at batch 1, seq 1 (decoded like them), then per present
+        modality the new utterance's cache row [1, *row] (appended to its stream by the caller)."""
+        one = {"batch": 1, "seq": 1}
+        outs = [TensorSpec(s.name, tuple(one.get(d, d) for d in s.shape), s.dtype)
+                for s in self.graph_outputs(pattern, config, float_dtype)]
+        row = self.cache_row_shape(config)
+        return outs + [TensorSpec(f"{NEW}{MODALITY_NAMES[m]}", (1, *row), float_dtype) for m in pattern]
+
+
+STEP_POSITION = "position"  # step-graph input: the utterance's index in the window
+PAST, NEW = "past_", "new_"  # step-graph cache input / output name prefixes (+ modality name)
+
+
+def step_graph_name(pattern: str) -> str:
+    """The step graph of a pattern (key in a variant's `step_graphs`, file stem)."""
+    return f"step_{pattern}"

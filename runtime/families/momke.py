@@ -29,6 +29,14 @@ class MoMKERuntime(RuntimeFamily):
     inputs = UtteranceInputs
     training_only = ("unimodal_heads",)
     training_only_label = "stage-1 heads"
+    supports_conversation = True
+
+    def cache_row_shape(self, config):
+        """Causal MoMKE: per utterance and modality stream, the keys and values of every block
+        of every expert: [Q blocks, 2 (K, V), 3 experts, d]."""
+        if not config.get("causal", False):
+            return None
+        return (config["depth"], 2, len(EXPERTS), config["hidden"])
 
     def graph_outputs(self, graph, config, float_dtype="float32"):
         n_mod = len(MODALITIES) if graph == MASKED else len(graph)

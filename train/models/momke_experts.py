@@ -8,6 +8,9 @@ Weights are stored [E, Q, in, out] (input-major: `x @ W`, no transposes in the g
 The first block's Q/K/V of all experts read the same input, so they are one matmul with the
 experts' weights concatenated (LayerNorm affine folded in); later blocks use a batched matmul
 over the expert axis. Heads come from a reshape, not per-head slices.
+causal=True (anymodal's streaming option): utterance i attends to utterances j <= i only, and
+`step` runs one new utterance per modality stream against the cached keys/values of the stream's
+earlier utterances (the same maths, row by row: DESIGN in docs/ARCHITECTURE.md "Streaming").
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ def _uniform(shape, fan_in: int) -> nn.Parameter:
 
 class MoMKEExperts(nn.Module):
     def __init__(self, experts: int, dim: int, depth: int, heads: int, ffn_hidden: int, dropout: float,
-                 layer_norm: bool, out_proj: bool, separate_qkv: bool):
+                 layer_norm: bool, out_proj: bool, separate_qkv: bool, causal: bool = False):
         super().__init__()
         if dim % heads:
             raise ValueError(f"hidden size {dim} is not divisible by {heads} heads")
         E, Q, d = experts, depth, dim
         self.E, self.Q, self.d, self.heads = E, Q, d, heads
         self.layer_norm, self.out_proj, self.separate_qkv = layer_norm, out_proj, separate_qkv
+        self.causal = causal
         if separate_qkv:  # the authors' q, k, v Linear layers (same maths as one packed matmul)
             self.q_w, self.k_w, self.v_w = (_uniform((E, Q, d, d), d) for _ in range(3))
             self.q_b, self.k_b, self.v_b = (_uniform((E, Q, d), d) for _ in range(3))
@@ -59,7 +63,7 @@ class MoMKEExperts(nn.Module):
         return self.qkv_w[sel, j], self.qkv_b[sel, j]
 
     def _attend(self, qkv: torch.Tensor, blocked: torch.Tensor, N: int, L: int) -> torch.Tensor:
-        """qkv [e, N·L, 3d]; blocked [1, N, 1, 1, L] -> attention output [e, N·L, d]"""
+        """qkv [e, N·L, 3d]; blocked [1, N, 1, 1 or L, L] -> attention output [e, N·L, d]"""
         e, d, H = qkv.shape[0], self.d, self.heads
         hd = d // H
         qkv = qkv.reshape(e, N, -1, 3, H, hd).permute(3, 0, 1, 4, 2, 5)  # [3, e, N, H, L, hd]
@@ -78,6 +82,9 @@ class MoMKEExperts(nn.Module):
         sel = experts
         e = len(range(self.E)[sel])
         blocked = ~key_mask[None, :, None, None, :]  # [1, N, 1, 1, L]
+        if self.causal:  # query i may not attend to a later key j > i
+            pos = torch.arange(L, device=h.device)
+            blocked = blocked | (pos[None, :] > pos[:, None])  # [1, N, 1, L, L]
         rows = h.reshape(-1, d)  # [N·L, d]
         # block 0: every expert reads the same rows -> one matmul, experts' weights side by side
         w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(0, sel), 0, sel)  # [e, d, 3d], [e, 3d]
@@ -100,6 +107,53 @@ class MoMKEExperts(nn.Module):
         if self.layer_norm:
             x = F.layer_norm(x, (self.d,)) * self.lnf_g[sel][:, None, :] + self.lnf_b[sel][:, None, :]
         return x.reshape(e, N, L, d).permute(1, 2, 0, 3)  # [N, L, e, d]
+
+    def step(self, h: torch.Tensor, pasts: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Causal experts on one new utterance per modality stream: row i of h attends to its own
+        stream's cached keys/values and to itself. The same weights and op order as forward().
+        h [P, d]; pasts[i] [T_i, Q, 2 (K, V), E, d] (T_i may be 0)
+        -> out [P, E, d], new cache rows [1, Q, 2, E, d] per stream"""
+        P, d, E = h.shape[0], self.d, self.E
+        sel = slice(None)
+        w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(0, sel), 0, sel)  # [E, d, 3d], [E, 3d]
+        w_cat = w.permute(1, 0, 2).reshape(d, E * 3 * d)  # [d, E·3d]
+        qkv = (self._norm(h) @ w_cat + b.reshape(E * 3 * d)).reshape(-1, E, 3 * d).transpose(0, 1)  # [E, P, 3d]
+        x = h.unsqueeze(0).expand(E, -1, d)  # [E, P, d]
+        rows: list[list[torch.Tensor]] = [[] for _ in range(P)]  # per stream, per block: [2, E, d]
+        for j in range(self.Q):
+            if j > 0:
+                w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(j, sel), j, sel)
+                qkv = torch.baddbmm(b[:, None, :], self._norm(x), w)  # [E, P, 3d]
+            ys = []
+            for i in range(P):
+                q, k, v = qkv[:, i:i + 1, :d], qkv[:, i:i + 1, d:2 * d], qkv[:, i:i + 1, 2 * d:]  # [E, 1, d]
+                past = pasts[i][:, j]  # [T, 2, E, d]
+                keys = torch.cat([past[:, 0].transpose(0, 1), k], dim=1)  # [E, T+1, d]
+                values = torch.cat([past[:, 1].transpose(0, 1), v], dim=1)  # [E, T+1, d]
+                ys.append(self._attend_one(q, keys, values))  # [E, 1, d]
+                rows[i].append(torch.stack([k[:, 0], v[:, 0]]))  # [2, E, d]
+            y = torch.cat(ys, dim=1)  # [E, P, d]
+            if self.out_proj:
+                y = torch.baddbmm(self.o_b[sel, j][:, None, :], y, self.o_w[sel, j])
+            if self.layer_norm:
+                x = x + y
+                x = x + self._ffn(self._norm(x), j, sel, self.ln2_g, self.ln2_b)
+            else:
+                x = x + y + self._ffn(y, j, sel)
+        if self.layer_norm:
+            x = F.layer_norm(x, (self.d,)) * self.lnf_g[:, None, :] + self.lnf_b[:, None, :]
+        return x.transpose(0, 1), [torch.stack(r)[None] for r in rows]  # [P, E, d], [1, Q, 2, E, d]
+
+    def _attend_one(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """q [E, 1, d]; keys/values [E, T, d] -> [E, 1, d]: one query over every key given."""
+        E, d, H = q.shape[0], self.d, self.heads
+        hd = d // H
+        q = q.reshape(E, 1, H, hd).transpose(1, 2)  # [E, H, 1, hd]
+        k = keys.reshape(E, -1, H, hd).transpose(1, 2)  # [E, H, T, hd]
+        v = values.reshape(E, -1, H, hd).transpose(1, 2)
+        scores = (q * (1.0 / math.sqrt(hd))) @ k.transpose(-1, -2)  # [E, H, 1, T]
+        out = torch.softmax(scores, dim=-1) @ v  # [E, H, 1, hd]
+        return out.transpose(1, 2).reshape(E, 1, d)
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         """LayerNorm without its affine part (folded into the next matmul), or nothing."""

@@ -1,0 +1,148 @@
+"""Conversations: one utterance per turn, sensors dropping in and out (runtime/conversation.py).
+
+Every per-turn prediction must equal the full graph over the window it was made in: the
+re-scoring fallback against Runtime.predict, streaming (causal bundles, step graphs + caches)
+against the causal full graph, eviction included."""
+
+import threading
+
+import numpy as np
+import pytest
+from anymodal.runtime import Runtime
+from anymodal.runtime.errors import ConversationError, RequestError
+from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
+from helpers import DIMS
+
+TOL = 1e-4
+
+
+def _availability(rng, turns: int, patterns=ALL_PATTERNS) -> list[str]:
+    return [patterns[k] for k in rng.integers(0, len(patterns), turns)]
+
+
+def _utterances(rng, turns: int) -> dict[str, np.ndarray]:
+    return {m: rng.standard_normal((turns, d)).astype(np.float32) for m, d in zip(MODALITIES, DIMS)}
+
+
+def _turn(feats, t: int, pattern: str) -> dict:
+    return {MODALITY_NAMES[m]: feats[m][t] for m in pattern}
+
+
+def _window_reference(rt, feats, pats, start: int, end: int):
+    """Runtime.predict over utterances [start, end) with their availability: last row's outputs."""
+    present = {m: np.array([m in p for p in pats[start:end]]) for m in MODALITIES}
+    arrays = {MODALITY_NAMES[m]: feats[m][start:end] for m in MODALITIES if present[m].any()}
+    pred = rt.predict(**arrays, present={m: v for m, v in present.items() if v.any()})
+    return pred.probs[-1], {m: w[-1] for m, w in pred.router_weights.items() if m in pats[end - 1]}
+
+
+def _check_against_windows(rt, conv, feats, pats, starts):
+    for t, pattern in enumerate(pats):
+        p = conv.add(**_turn(feats, t, pattern))
+        probs, weights = _window_reference(rt, feats, pats, starts[t], t + 1)
+        assert p.pattern == pattern and p.turn == t and p.position == t - starts[t]
+        assert np.abs(p.probs - probs).max() <= TOL, (t, pattern)
+        assert set(p.router_weights) == set(pattern)
+        for m in pattern:
+            assert np.abs(p.router_weights[m] - weights[m]).max() <= TOL, (t, m)
+        assert p.label == ["happy", "sad", "neutral", "angry"][int(np.argmax(p.probs))]
+
+
+def _window_starts(turns: int, max_context: int) -> list[int]:
+    """Where the window began at each turn under the eviction rule (keep the newest C // 2)."""
+    starts, start, length = [], 0, 0
+    for t in range(turns):
+        if length == max_context:
+            keep = max_context // 2
+            start, length = t - keep, keep
+        length += 1
+        starts.append(start)
+    return starts
+
+
+@pytest.fixture(scope="module")
+def rt(small_bundle):
+    with Runtime(small_bundle, backend="ort-cpu", threads=1) as r:
+        yield r
+
+
+def test_rescore_equals_predict_over_the_window(rt):
+    rng = np.random.default_rng(0)
+    conv = rt.conversation(max_context=64)
+    assert conv.mode == "rescore" and "bidirectional" in conv.mode_reason
+    pats = _availability(rng, 12)
+    feats = _utterances(rng, 12)
+    _check_against_windows(rt, conv, feats, pats, [0] * 12)
+    assert conv.length == conv.turns == 12
+
+
+def test_rescore_eviction_keeps_the_newest_half(rt):
+    rng = np.random.default_rng(1)
+    conv = rt.conversation(max_context=5)
+    pats, feats = _availability(rng, 14), _utterances(rng, 14)
+    _check_against_windows(rt, conv, feats, pats, _window_starts(14, 5))
+    assert conv.length <= 5 and conv.turns == 14
+
+
+def test_memory_is_bounded_by_max_context(rt):
+    rng = np.random.default_rng(2)
+    conv = rt.conversation(max_context=4)
+    before = conv.memory_bytes
+    assert before >= 4 * sum(DIMS) * 4  # the window's raw features, preallocated
+    pats, feats = _availability(rng, 12), _utterances(rng, 12)
+    for t, pattern in enumerate(pats):
+        conv.add(**_turn(feats, t, pattern))
+        assert conv.length <= 4 and conv.memory_bytes == before
+    assert conv.turns == 12
+    conv.reset()
+    assert conv.length == conv.turns == 0 and conv.memory_bytes == before
+
+
+def test_turn_checks_reuse_the_request_validation(rt):
+    conv = rt.conversation(max_context=8)
+    a = np.zeros(DIMS[0], np.float32)
+    with pytest.raises(RequestError, match="every modality is absent"):
+        conv.add()
+    with pytest.raises(RequestError, match="feature dim 5, the model expects 6"):
+        conv.add(audio=np.zeros(5, np.float32))
+    with pytest.raises(RequestError, match="NaN or Inf"):
+        conv.add(audio=np.full(DIMS[0], np.nan, np.float32))
+    with pytest.raises(RequestError, match=r"one utterance per add\(\)"):
+        conv.add(audio=np.zeros((2, DIMS[0]), np.float32))
+    assert conv.turns == 0  # refused turns leave no trace
+    p = conv.add(audio=a[None], visual=np.full(DIMS[2], np.nan, np.float32), nonfinite="absent")
+    assert p.pattern == "a" and p.present == {"a": True, "t": False, "v": False}
+    assert set(p.to_dict()) >= {"mode", "pattern", "outputs", "router_weights", "turn", "position"}
+    with pytest.raises(RequestError, match="max_context"):
+        rt.conversation(max_context=0)
+
+
+def test_derl_refuses_conversations(tmp_path):
+    from anymodal.export.bundle import write_bundle
+    from helpers import make_derl
+
+    bundle = write_bundle(make_derl(), {"data": {"labels": []}}, tmp_path / "derl")
+    with Runtime(bundle, backend="ort-cpu") as r, pytest.raises(ConversationError, match="derl model cannot"):
+        r.conversation()
+
+
+def test_many_conversations_share_one_runtime(rt):
+    rng = np.random.default_rng(3)
+    n, turns = 4, 6
+    data = [(_availability(rng, turns), _utterances(rng, turns)) for _ in range(n)]
+    got = [None] * n
+
+    def follow(k):
+        conv = rt.conversation(max_context=16)
+        pats, feats = data[k]
+        got[k] = [conv.add(**_turn(feats, t, p)).probs for t, p in enumerate(pats)]
+
+    threads = [threading.Thread(target=follow, args=(k,)) for k in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for k, (pats, feats) in enumerate(data):  # the same as one conversation at a time
+        conv = rt.conversation(max_context=16)
+        for t, p in enumerate(pats):
+            assert np.abs(conv.add(**_turn(feats, t, p)).probs - got[k][t]).max() <= TOL
