@@ -169,10 +169,25 @@ def run_once(
     nonfinite: NonFinite = typer.Option(NonFinite.error, help="NaN/Inf in an item: refused, or that item of "
                                                              "that modality treated as absent."),
     json_out: bool = typer.Option(False, "--json", help="Print Prediction.to_dict() as JSON."),
+    stream: Optional[str] = typer.Option(None, "--stream", metavar="FILE.jsonl|-",
+                                         help="Follow a conversation: one turn per JSONL line ('-' = stdin), "
+                                              "one JSON prediction per line as it goes (README: Streaming)."),
+    max_context: int = typer.Option(64, help="--stream: utterances the conversation keeps."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="--stream: answer a bad line with an error "
+                                                                "record and go on (exit status 2 at the end)."),
 ):
     """Absent sensors are simply not given; the graph is chosen from those that are."""
+    from anymodal.runtime.errors import InputError
     from anymodal.runtime.jsonio import dumps
-    from anymodal.runtime.runner import describe, predict_files
+    from anymodal.runtime.runner import describe, predict_files, stream_turns
+
+    if stream is not None:
+        if any(x is not None for x in (audio, text, visual)) or json_out:
+            raise InputError("--stream takes its features from the turns file: no --audio/--text/--visual/--json")
+        stream_turns(bundle, stream, sys.stdout, backend.value, precision, max_context, nonfinite.value, keep_going)
+        return
+    if max_context != 64 or keep_going:
+        raise InputError("--max-context and --keep-going need --stream")
 
     pred = predict_files(bundle, {"a": audio, "t": text, "v": visual}, backend.value, precision,
                          nonfinite.value)

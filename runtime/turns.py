@@ -13,15 +13,15 @@
   it names must carry features. Without it, every sensor with features reported.
 * `id` (optional, a string or an integer): echoed in the turn's output.
 
-Any other key, NaN/Infinity, a wrong dim, a turn where no sensor reported, or a line that is
-not a JSON object is a TurnError naming the line. Blank lines are skipped.
+Any other key, NaN/Infinity (in JSON; in a .npy unless --nonfinite absent), a wrong dim, a turn
+where no sensor reported, a line that is not UTF-8 or not a JSON object is a TurnError naming
+the line. Blank lines are skipped.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +92,7 @@ def _inside(base: Path, ref: str, sensor: str, line: int) -> Path:
     return real
 
 
-def _npy(path: Path, ref: str, sensor: str, dim: int, line: int) -> np.ndarray:
+def _npy(path: Path, ref: str, sensor: str, dim: int, line: int, allow_nonfinite: bool) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)  # never unpickles
     except (ValueError, OSError, EOFError) as exc:
@@ -101,8 +101,9 @@ def _npy(path: Path, ref: str, sensor: str, dim: int, line: int) -> np.ndarray:
         raise TurnError(line, f"{sensor}: {ref!r} has dtype {arr.dtype}; expected float16, float32 or float64")
     if arr.shape not in ((dim,), (1, dim)):
         raise TurnError(line, f"{sensor}: {ref!r} has shape {arr.shape}; expected ({dim},) or (1, {dim})")
-    if not np.isfinite(arr).all():
-        raise TurnError(line, f"{sensor}: {ref!r} holds NaN or Inf")
+    if not allow_nonfinite and not np.isfinite(arr).all():
+        raise TurnError(line, f"{sensor}: {ref!r} holds NaN or Inf (--nonfinite absent: that sensor counts as "
+                              "absent this turn)")
     return arr.reshape(dim).astype(np.float32)
 
 
@@ -118,9 +119,16 @@ def _present(value, line: int) -> set[str]:
     return set(value)
 
 
-def parse_turn(text: str, line: int, base: Path, dims: dict[str, int]) -> Turn:
+def parse_turn(text: str | bytes, line: int, base: Path, dims: dict[str, int],
+               allow_nonfinite: bool = False) -> Turn:
     """One JSONL line -> Turn. base: the resolved folder feature-file references live in;
-    dims: the bundle's feature dim per modality letter."""
+    dims: the bundle's feature dim per modality letter; allow_nonfinite: NaN/Inf in a .npy is
+    passed on (Conversation.add(nonfinite="absent") then treats that sensor as absent)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TurnError(line, f"not UTF-8 ({exc})") from None
     try:
         obj = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as exc:
@@ -150,17 +158,9 @@ def parse_turn(text: str, line: int, base: Path, dims: dict[str, int]) -> Turn:
         if isinstance(value, list):
             features[m] = _vector(value, sensor, dims[m], line)
         elif isinstance(value, str):
-            features[m] = _npy(_inside(base, value, sensor, line), value, sensor, dims[m], line)
+            features[m] = _npy(_inside(base, value, sensor, line), value, sensor, dims[m], line, allow_nonfinite)
         else:
             raise TurnError(line, f"{sensor}: expected a list of {dims[m]} numbers, a .npy path or null, got "
                                   f"{type(value).__name__}")
     return Turn(line, features, tid)
-
-
-def read_turns(lines: Iterable[str], base: str | Path, dims: dict[str, int]) -> Iterator[Turn]:
-    """Turns from JSONL lines, lazily (a live source is answered turn by turn)."""
-    base = Path(os.path.realpath(base))
-    for n, text in enumerate(lines, start=1):
-        if text.strip():
-            yield parse_turn(text, n, base, dims)
 

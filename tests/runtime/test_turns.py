@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 from anymodal.runtime.errors import InputError
-from anymodal.runtime.turns import Turn, TurnError, parse_turn, read_turns
+from anymodal.runtime.turns import Turn, TurnError, parse_turn
 
 DIMS = {"a": 3, "t": 4, "v": 2}
 
@@ -100,12 +100,14 @@ def test_refs_stay_inside_the_jsonl_folder(tmp_path):
     assert turn({"audio": "inner.npy"}, base).pattern == "a"
 
 
-def test_read_turns_is_lazy_skips_blank_lines_and_counts_lines(tmp_path):
-    lines = iter(['{"audio": [1, 2, 3]}\n', "\n", "   \n", '{"text": [1, 2, 3, 4], "id": 9}\n', "oops\n"])
-    turns = read_turns(lines, tmp_path, DIMS)
-    first = next(turns)
-    assert first.line == 1 and first.pattern == "a"
-    second = next(turns)
-    assert second.line == 4 and second.id == 9
-    with pytest.raises(TurnError, match="line 5: not valid JSON"):
-        next(turns)
+
+def test_bytes_are_decoded_per_line(tmp_path):
+    assert parse_turn(b'{"audio": [1, 2, 3], "id": "\xc3\xa9"}', 2, tmp_path, DIMS).id == "\u00e9"
+    with pytest.raises(TurnError, match="line 3: not UTF-8"):
+        parse_turn(b'{"audio": [1, 2, 3], "id": "\xff"}', 3, tmp_path, DIMS)
+
+
+def test_nonfinite_npy_is_passed_on_only_when_allowed(tmp_path):
+    np.save(tmp_path / "nan.npy", np.array([0, np.nan, 0], np.float32))
+    t = parse_turn('{"audio": "nan.npy", "text": [1, 2, 3, 4]}', 1, tmp_path, DIMS, allow_nonfinite=True)
+    assert np.isnan(t.features["a"][1])  # Conversation.add(nonfinite="absent") decides what it means

@@ -1,0 +1,163 @@
+"""rt-bench --stream (bench/stream.py): drop schedules, the per-turn statistics, the whole run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from anymodal.bench.stream import (
+    Drop,
+    DropSpecError,
+    availability,
+    parse_drops,
+    run_stream_bench,
+    switch_cost,
+    switch_turns,
+    turn_estimate,
+    turn_patterns,
+)
+from anymodal.runtime.errors import InputError
+
+BIN = os.path.dirname(sys.executable)
+
+
+def test_drop_spec_parses_modalities_ranges_and_single_turns():
+    assert parse_drops("v@5-12,a@20-22", 30) == (Drop("v", 5, 12), Drop("a", 20, 22))
+    assert parse_drops("visual@3, av@7 ,t@1-1", 10) == (Drop("v", 3, 3), Drop("av", 7, 7), Drop("t", 1, 1))
+    assert parse_drops(None, 10) == () and parse_drops("", 10) == ()
+    assert str(Drop("av", 7, 9)) == "av@7-9"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("x@5-12", "unknown modality 'x'"),
+    ("v5-12", "expected MODALITY@FIRST-LAST"),
+    ("v@12-5", "reversed range 12-5"),
+    ("v@0-3", "outside the conversation's turns 1-30"),
+    ("v@25-31", "outside the conversation's turns 1-30"),
+    ("v@a-b", "are not FIRST-LAST or TURN"),
+    ("v@5-", "are not FIRST-LAST or TURN"),
+    ("v@5-12,", "expected MODALITY@FIRST-LAST"),
+    ("@5-12", "empty pattern"),
+])
+def test_bad_drop_specs_are_typed_errors_naming_the_item(spec, message):
+    with pytest.raises(DropSpecError, match=message) as info:
+        parse_drops(spec, 30)
+    assert isinstance(info.value, InputError)
+
+
+def test_availability_patterns_and_switches():
+    avail = availability(10, "atv", parse_drops("v@3-5,a@5-6", 10))
+    pats = turn_patterns(avail)
+    assert pats == ["atv", "atv", "at", "at", "t", "tv", "atv", "atv", "atv", "atv"]
+    assert switch_turns(pats) == [3, 5, 6, 7]
+    assert turn_patterns(availability(3, "a,v", ())) == ["av"] * 3
+    with pytest.raises(DropSpecError, match=r"leaves turn 4 with no modality \(av@4-4 drop all of \{a,v\}\)"):
+        availability(6, "av", parse_drops("av@4", 6))
+    with pytest.raises(DropSpecError, match=r"turn 2 with no modality \(a@1-3, v@2-2"):
+        availability(6, "av", parse_drops("a@1-3,v@2", 6))
+    with pytest.raises(DropSpecError, match=r"t@2-3: text is not among the conversation's modalities \{a,v\}"):
+        availability(6, "av", parse_drops("t@2-3", 6))
+
+
+def test_turn_estimate_is_a_median_over_passes_and_the_turns_ending_at_it():
+    samples = np.tile(np.arange(1.0, 21.0), (3, 1))  # [R=3, L=20]: turn t costs t ms
+    samples[1, 9] = 1000.0  # one outlier at turn 10 does not move the estimate
+    assert turn_estimate(samples, 10) == 8.0  # median of turns 6..10
+    assert turn_estimate(samples, 2) == 1.5  # clipped at the first turn
+    assert turn_estimate(samples, 20, width=1) == 20.0
+
+
+def test_switch_cost_compares_against_steady_turns_of_the_same_pattern():
+    pats = ["atv"] * 4 + ["at"] * 4 + ["atv"] * 4 + ["a"] + ["atv"] * 3
+    cost = {"atv": 3.0, "at": 2.0, "a": 1.0}
+    samples = np.array([[cost[p] for p in pats]] * 2)  # [R=2, L=16]
+    sw = switch_turns(pats)
+    assert sw == [5, 9, 13, 14]
+    for t in sw:
+        samples[:, t - 1] += 0.25  # a switch costs 0.25 ms more than its pattern's steady turns
+    res = switch_cost(samples, pats)
+    # turn 13 ('a' for one turn) has no steady 'a' turn to compare with: skipped, and named
+    assert res["skipped_turns"] == [13] and res["compared"] == 6
+    assert res["extra_ms_p50"] == pytest.approx(0.25) and res["extra_ms_mean"] == pytest.approx(0.25)
+    assert res["switch_turns"] == sw
+    # a naive switch-vs-rest comparison would mix the patterns' own costs in
+    assert res["steady_ms_p50"] == 3.0
+
+
+@pytest.fixture(scope="module")
+def stream_result(small_bundle):
+    return run_stream_bench(small_bundle, turns=14, max_context=8, drops="v@3-5,a@9", repeats=2, threads=1,
+                            progress=lambda s: None)
+
+
+def test_stream_bench_measures_every_turn_both_ways(stream_result):
+    res = stream_result
+    assert res["benchmark"] == "stream" and res["turns"] == 14 and res["repeats"] == 2
+    # the small bundle is bidirectional: the conversation re-scores its window (the fallback), named
+    assert res["mode"] == "rescore" and res["causal"] is False
+    assert res["drops"] == ["v@3-5", "a@9-9"] and res["base"] == "atv"
+    pats = [r["pattern"] for r in res["per_turn"]]
+    assert pats == ["atv", "atv", "at", "at", "at"] + ["atv"] * 3 + ["tv"] + ["atv"] * 5
+    # the conversation's window: 8 utterances at most, the newest 4 kept when it is full
+    assert [r["window"] for r in res["per_turn"]] == [1, 2, 3, 4, 5, 6, 7, 8, 5, 6, 7, 8, 5, 6]
+    # rescore runs the masked graph while a window holds utterances without the camera
+    assert [r["rescore_graph"] for r in res["per_turn"]][:3] == ["atv", "atv", "masked"]
+    for way in ("stream", "rescore"):
+        s = np.asarray(res["samples_ms"][way])
+        assert s.shape == (2, 14) and (s > 0).all()
+        lat = res["latency_ms"][way]
+        assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert res["flatness"][way]["ratio"] == pytest.approx(
+            res["flatness"][way]["late_ms"] / res["flatness"][way]["early_ms"])
+        assert [r[f"{way}_ms"] for r in res["per_turn"]] == pytest.approx(np.median(s, axis=0).tolist())
+    assert res["flatness"]["early_turn"] == 10 and res["flatness"]["late_turn"] == 14
+    assert res["speedup"]["turn"] == 14  # fewer turns than 50: the last turn, named
+    assert res["speedup"]["ratio"] == pytest.approx(res["speedup"]["rescore_ms"] / res["speedup"]["stream_ms"])
+    assert res["switch"]["switch_turns"] == [3, 6, 9, 10]
+    # both ways score the same window with the same graphs here: identical outputs
+    assert res["agreement_max_abs_diff"] <= 1e-6
+    assert res["memory_bytes"] >= 8 * sum((6, 10, 8)) * 4  # the window's features, preallocated
+    assert {"cpu", "cores", "timestamp"} <= set(res["machine"]) and "busy" in res["machine_load"]
+
+
+def test_stream_bench_checks_its_arguments_before_any_work(small_bundle):
+    for kwargs, message in (({"turns": 1}, "--turns 1"), ({"repeats": 0}, "--repeats 0"),
+                            ({"max_context": 0}, "--max-context 0"), ({"drops": "q@1"}, "unknown modality")):
+        with pytest.raises(InputError, match=message):
+            run_stream_bench(small_bundle, **{"turns": 10, **kwargs}, progress=lambda s: None)
+
+
+def test_stream_report_table_and_plot(stream_result, tmp_path):
+    from anymodal.bench.stream import plot_stream, stream_markdown, stream_rows, stream_summary_lines
+
+    header, rows = stream_rows(stream_result)
+    assert header[-1] == "turn 14 / 10" and [r[0] for r in rows] == ["stream", "rescore"]
+    lines = stream_summary_lines(stream_result)
+    assert any("re-scores the window every turn (the fallback)" in line for line in lines)
+    assert any(line.startswith("turn 14: stream") for line in lines)
+    assert "| stream | rescore |" in stream_markdown(stream_result)
+    png = plot_stream(stream_result, tmp_path / "p.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args):
+    return subprocess.run([os.path.join(BIN, args[0]), *args[1:]], capture_output=True, text=True)
+
+
+def test_rt_bench_stream_cli_writes_json_and_plot_beside_it(small_bundle, tmp_path):
+    out = tmp_path / "s.json"
+    res = run("rt-bench", "--stream", "--bundle", str(small_bundle), "--turns", "6", "--repeats", "1",
+              "--drop", "t@2-3", "--threads", "1", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "rt-bench --stream" in res.stdout and "pattern switch" in res.stdout
+    got = json.loads(out.read_text())
+    assert got["turns"] == 6 and got["drops"] == ["t@2-3"] and got["max_context"] == 6
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    res = run("rt-bench", "--stream", "--bundle", str(small_bundle), "--turns", "6", "--drop", "v@4-2")
+    assert res.returncode == 2 and "DropSpecError: --drop item 'v@4-2': reversed range 4-2" in res.stderr
+    res = run("rt-bench", "--stream", "--all-conditions", "--bundle", str(small_bundle))
+    assert res.returncode == 2 and "--all-conditions does not apply to --stream" in res.stderr
+    res = run("rt-bench", "--condition", "a", "--drop", "v@1-2", "--bundle", str(small_bundle))
+    assert res.returncode == 2 and "--drop needs --stream" in res.stderr
