@@ -23,6 +23,7 @@ from anymodal import __version__
 from .dedup import deduplicate
 from .int8 import DEFAULT_MAX_DROP, int8_report, quantize_graph
 from .specs import GRAPH_NAMES, OPSET, PRECISIONS, model_graph_specs
+from .step_graphs import export_step_graphs, step_graph_specs, verify_step_graphs
 from .torch_export import export_graph, versions
 from .verify import verify_graphs
 
@@ -45,13 +46,21 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
         paths = [quantize_graph(fp32 / f"{g}.onnx", folder / f"{g}.onnx") for g in GRAPH_NAMES]
     else:
         paths = [export_graph(model, g, folder / f"{g}.onnx", precision, kernels) for g in GRAPH_NAMES]
-    dedup = deduplicate(paths)
+    steps = export_step_graphs(model, folder, precision)  # causal models: streaming conversations
+    dedup = deduplicate(paths + list(steps.values()))  # the step graphs share the full graphs' weights
     graphs = {}
     for g in GRAPH_NAMES:
         inputs, outputs = model_graph_specs(model, g, dtype)
         graphs[g] = {"file": f"{rel_dir}/{g}.onnx", "data_files": [f"{rel_dir}/weights.bin"],
                      "inputs": _spec_json(inputs), "outputs": _spec_json(outputs)}
-    return {"dir": rel_dir, "float_dtype": dtype, "graphs": graphs, "dedup": dedup}
+    variant = {"dir": rel_dir, "float_dtype": dtype, "graphs": graphs, "dedup": dedup}
+    if steps:
+        variant["step_graphs"] = {}
+        for name, path in steps.items():
+            inputs, outputs = step_graph_specs(model, name.removeprefix("step_"), dtype)
+            variant["step_graphs"][name] = {"file": f"{rel_dir}/{path.name}", "data_files": [f"{rel_dir}/weights.bin"],
+                                            "inputs": _spec_json(inputs), "outputs": _spec_json(outputs)}
+    return variant
 
 
 def _file_table(root: Path) -> dict:
@@ -107,6 +116,8 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
         for p in precisions:  # verify through the runtime's own reader and ORT backend
             backend = OrtCpuBackend(Bundle(tmp, p), threads=None)
             parity[p] = verify_graphs(model, backend, GRAPH_NAMES, p)
+            if backend.bundle.step_graphs:
+                parity[p].update(verify_step_graphs(model, backend, p))
             backend.close()
         manifest["parity"] = parity
         if "int8" in precisions:  # accuracy gate: raises (no bundle) past max_drop

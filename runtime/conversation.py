@@ -82,6 +82,8 @@ class Conversation:
         if row is not None and all(s in bundle.step_graphs for s in steps.values()):
             self.mode, self.mode_reason = STREAM, "causal bundle: step graphs with cached keys/values"
             self._steps = steps
+            first = bundle.step_graphs[steps[ALL_PATTERNS[0]]]["inputs"]
+            self._position_fed = any(spec["name"] == STEP_POSITION for spec in first)
         else:
             self.mode, self._steps = RESCORE, {}
             self.mode_reason = ("bidirectional bundle: each turn re-scores the window with the full graph"
@@ -144,7 +146,7 @@ class Conversation:
         """Run utterance i of the window through its pattern's step graph; append its cache rows."""
         pattern = "".join(m for k, m in enumerate(MODALITIES) if self._avail[i, k])
         graph = self._steps[pattern]
-        feeds = {STEP_POSITION: np.array([i], np.int64)}
+        feeds = {STEP_POSITION: np.array([i], np.int64)} if self._position_fed else {}
         for m in pattern:
             name = MODALITY_NAMES[m]
             feeds[name] = self._features[m][i:i + 1][None]  # [1, 1, d_m]

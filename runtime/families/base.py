@@ -82,16 +82,22 @@ class RuntimeFamily:
         causal and has step graphs; None otherwise (conversations then re-score the window)."""
         return None
 
+    def step_uses_position(self, config: dict) -> bool:
+        """Whether the step graphs take the utterance's position in the window (models with
+        position embeddings)."""
+        return True
+
     def step_graph_inputs(self, pattern: str, dims: dict[str, int], config: dict,
                           float_dtype: str = "float32") -> list[TensorSpec]:
         """A step graph scores one new utterance: per present modality its features [1, 1, dim]
         and its stream's past cache [past_<name>, *row] (the stream's earlier utterances where the
         modality was present, oldest first; 0 rows allowed), and the utterance's position in the
-        window (int64 [1])."""
+        window (int64 [1]) when the model uses positions."""
         row = self.cache_row_shape(config)
         names = [MODALITY_NAMES[m] for m in pattern]
         specs = [TensorSpec(n, (1, 1, dims[m]), float_dtype) for n, m in zip(names, pattern)]
-        specs.append(TensorSpec(STEP_POSITION, (1,), "int64"))
+        if self.step_uses_position(config):
+            specs.append(TensorSpec(STEP_POSITION, (1,), "int64"))
         specs += [TensorSpec(f"{PAST}{n}", (f"{PAST}{n}", *row), float_dtype) for n in names]
         return specs
 

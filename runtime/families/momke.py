@@ -38,6 +38,9 @@ class MoMKERuntime(RuntimeFamily):
             return None
         return (config["depth"], 2, len(EXPERTS), config["hidden"])
 
+    def step_uses_position(self, config):
+        return bool(config.get("positions", True))  # sinusoidal positions (paper preset)
+
     def graph_outputs(self, graph, config, float_dtype="float32"):
         n_mod = len(MODALITIES) if graph == MASKED else len(graph)
         return [TensorSpec("logits", ("batch", "seq", config["output_dim"]), float_dtype),

@@ -11,7 +11,7 @@ import pytest
 from anymodal.runtime import Runtime
 from anymodal.runtime.errors import ConversationError, RequestError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
-from helpers import DIMS
+from helpers import DIMS, run_config
 
 TOL = 1e-4
 
@@ -66,6 +66,69 @@ def rt(small_bundle):
         yield r
 
 
+def _causal_bundle(tmp_path_factory, preset: str):
+    from anymodal.export.bundle import write_bundle
+    from anymodal.train.models.momke import MoMKE, MoMKEConfig
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(5)
+    model = MoMKE(MoMKEConfig.preset_config(preset, input_dims=DIMS, hidden=16, depth=2, heads=2,
+                                            output_dim=4, causal=True)).eval()
+    return write_bundle(model, run_config(), tmp_path_factory.mktemp(f"causal-{preset}") / "bundle")
+
+
+@pytest.fixture(scope="module", params=["paper", "authors"])
+def causal_rt(request, tmp_path_factory):
+    with Runtime(_causal_bundle(tmp_path_factory, request.param), backend="ort-cpu", threads=1) as r:
+        yield r
+
+
+def _every_pattern(rng, turns: int) -> list[str]:
+    """A random availability sequence in which each of the 7 patterns occurs."""
+    pats = list(ALL_PATTERNS) + _availability(rng, turns - len(ALL_PATTERNS))
+    rng.shuffle(pats)
+    return pats
+
+
+def test_stream_equals_the_causal_full_graph(causal_rt):
+    rng = np.random.default_rng(10)
+    for _ in range(2):  # two random availability sequences, every pattern in each
+        conv = causal_rt.conversation(max_context=64)
+        assert conv.mode == "stream"
+        pats, feats = _every_pattern(rng, 16), _utterances(rng, 16)
+        _check_against_windows(causal_rt, conv, feats, pats, [0] * 16)
+    steps = [g for g in causal_rt.backend.loaded() if g.startswith("step_")]
+    assert sorted(steps) == sorted(f"step_{p}" for p in ALL_PATTERNS)  # pattern switches: no reload
+
+
+def test_stream_eviction_equals_the_window(causal_rt):
+    rng = np.random.default_rng(11)
+    for C in (1, 2, 5):
+        conv = causal_rt.conversation(max_context=C)
+        pats, feats = _every_pattern(rng, 15), _utterances(rng, 15)
+        _check_against_windows(causal_rt, conv, feats, pats, _window_starts(15, C))
+
+
+def test_stream_memory_is_bounded_and_stated(causal_rt):
+    """Bytes per utterance of context: the raw features (re-scoring/rebuilds), availability and
+    the K/V rows of the three streams: 3 · Q · 2 · 3 experts · d floats."""
+    cfg = causal_rt.bundle.model["config"]
+    Q, d = cfg["depth"], cfg["hidden"]
+    C = 6
+    conv = causal_rt.conversation(max_context=C)
+    per_utterance = 4 * sum(DIMS) + 3 + 3 * Q * 2 * 3 * d * 4
+    assert conv.memory_bytes == C * per_utterance
+    rng = np.random.default_rng(12)
+    pats, feats = _availability(rng, 3 * C), _utterances(rng, 3 * C)
+    for t, pattern in enumerate(pats):
+        conv.add(**_turn(feats, t, pattern))
+        assert conv.length <= C and conv.memory_bytes == C * per_utterance
+
+
+def test_stream_conversations_from_threads(causal_rt):
+    _many_conversations(causal_rt)
+
+
 def test_rescore_equals_predict_over_the_window(rt):
     rng = np.random.default_rng(0)
     conv = rt.conversation(max_context=64)
@@ -117,16 +180,17 @@ def test_turn_checks_reuse_the_request_validation(rt):
         rt.conversation(max_context=0)
 
 
-def test_derl_refuses_conversations(tmp_path):
-    from anymodal.export.bundle import write_bundle
-    from helpers import make_derl
-
-    bundle = write_bundle(make_derl(), {"data": {"labels": []}}, tmp_path / "derl")
-    with Runtime(bundle, backend="ort-cpu") as r, pytest.raises(ConversationError, match="derl model cannot"):
+def test_derl_refuses_conversations(derl_bundle):
+    """DERL scores one sample at a time (the session's DERL bundle, shared with other tests)."""
+    with Runtime(derl_bundle, backend="ort-cpu") as r, pytest.raises(ConversationError, match="derl model cannot"):
         r.conversation()
 
 
 def test_many_conversations_share_one_runtime(rt):
+    _many_conversations(rt)
+
+
+def _many_conversations(rt):
     rng = np.random.default_rng(3)
     n, turns = 4, 6
     data = [(_availability(rng, turns), _utterances(rng, turns)) for _ in range(n)]

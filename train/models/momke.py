@@ -220,29 +220,29 @@ class MoMKE(nn.Module):
         return MoMKESpecialised(self, pattern)
 
     # -- streaming (causal models): one utterance against cached keys/values -----------------
-    def step(self, xs: dict[str, torch.Tensor], position: torch.Tensor, pasts: dict[str, torch.Tensor]):
-        """The present modalities of one new utterance. xs[m] [1, d_m]; position [1] int64 (its
-        index in the window); pasts[m] [T_m, Q, 2, 3, d] (m's earlier present utterances)
-        -> logits [1, out], router weights [1, P, 3], new cache rows {m: [1, Q, 2, 3, d]}"""
+    def step_graph(self, pattern: str) -> "MoMKEStep":
+        return MoMKEStep(self, pattern)
+
+    def step(self, xs: dict[str, torch.Tensor], position: torch.Tensor | None, pasts: dict[str, torch.Tensor]):
+        """The present modalities of one new utterance. xs[m] [1, 1, d_m] (batch 1, seq 1, as the
+        full graphs: the same MatMul weight layout, shared in the bundle); position [1] int64 (its
+        index in the window; None without position embeddings); pasts[m] [T_m, Q, 2, 3, d] (m's earlier present utterances)
+        -> logits [1, 1, out], router weights [1, 1, P, 3], new cache rows {m: [1, Q, 2, 3, d]}"""
         if not self.cfg.causal:
             raise ValueError("step(): a bidirectional MoMKE has no step graphs (train with causal=True)")
         ms = list(xs)
         hs = {}
         for m in ms:
-            z = self.proj[m](xs[m])  # [1, d]
+            z = self.proj[m](xs[m])  # [1, 1, d]
             if self.cfg.positions:
-                z = z + sinusoidal_position_at(position, z.shape[-1], z.dtype)
+                z = z + sinusoidal_position_at(position, z.shape[-1], z.dtype)  # + [1, d]
             hs[m] = z
-        out, rows = self.experts.step(torch.cat([hs[m] for m in ms], dim=0), [pasts[m] for m in ms])  # [P, 3, d]
+        out, rows = self.experts.step(torch.cat([hs[m][0] for m in ms], dim=0), [pasts[m] for m in ms])  # [P, 3, d]
         reps, weights = {}, {}
         for i, m in enumerate(ms):
-            ones = torch.ones(1, dtype=out.dtype, device=out.device)
-            reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i:i + 1], 1.0, ones)  # [1, d], [1, 3]
-        return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=1), dict(zip(ms, rows))
-
-    def stage1_parameters(self):
-        return [p for name, p in self.named_parameters()
-                if name.startswith(("proj.", "experts.", "unimodal_heads."))]
+            ones = torch.ones(1, 1, dtype=out.dtype, device=out.device)
+            reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i:i + 1][None], 1.0, ones)  # [1, 1, d|3]
+        return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=2), dict(zip(ms, rows))
 
 
 @functools.lru_cache(maxsize=None)  # asked per modality per forward: import once
@@ -268,8 +268,9 @@ def _triton_router_mix(router, h, experts, mask, temperature: float = 1.0):
 
 class MoMKEStep(nn.Module):
     """The step graph of one pattern (causal models): inputs as RuntimeFamily.step_graph_inputs
-    (features [1, 1, d_m] per present modality, position [1], past caches), outputs the pattern
-    graph's at batch 1, seq 1, then each present modality's new cache row."""
+    (features [1, 1, d_m] per present modality, position [1] if the model uses positions, past
+    caches), outputs the pattern graph's at batch 1, seq 1, then each present modality's new
+    cache row."""
 
     def __init__(self, model: MoMKE, pattern: str):
         super().__init__()
@@ -277,10 +278,11 @@ class MoMKEStep(nn.Module):
 
     def forward(self, *inputs: torch.Tensor):
         P = len(self.pattern)
-        xs = {m: x[0] for m, x in zip(self.pattern, inputs[:P])}  # [1, d_m]
-        pasts = dict(zip(self.pattern, inputs[P + 1:]))
-        logits, weights, rows = self.model.step(xs, inputs[P], pasts)
-        return (logits[None], weights[None], *[rows[m] for m in self.pattern])  # [1, 1, C], [1, 1, P, 3]
+        xs = dict(zip(self.pattern, inputs[:P]))  # [1, 1, d_m]
+        position = inputs[P] if self.model.cfg.positions else None
+        pasts = dict(zip(self.pattern, inputs[-P:]))
+        logits, weights, rows = self.model.step(xs, position, pasts)
+        return (logits, weights, *[rows[m] for m in self.pattern])  # [1, 1, C], [1, 1, P, 3], [1, *row]
 
 
 class MoMKESpecialised(nn.Module):
