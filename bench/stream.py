@@ -272,7 +272,7 @@ def stream_summary_lines(res: dict) -> list[str]:
     if sw["extra_ms_p50"] is None:
         lines.append("pattern switch: no switch turn with steady turns of its pattern to compare (see --drop)")
     else:
-        lines.append(f"pattern switch: +{sw['extra_ms_p50']:.3f} ms p50 (mean {sw['extra_ms_mean']:+.3f}) over "
+        lines.append(f"pattern switch: {sw['extra_ms_p50']:+.3f} ms p50 (mean {sw['extra_ms_mean']:+.3f}) over "
                      f"{sw['compared']} switch turn×pass samples vs steady turns of the same pattern "
                      f"(goal ≤ {GOAL_SWITCH_MS:g} ms: {_met(sw['extra_ms_p50'] <= GOAL_SWITCH_MS)}); switch turns "
                      + " ".join(map(str, sw["switch_turns"])))
@@ -310,6 +310,7 @@ def plot_stream(res: dict, path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     turns = [r["turn"] for r in res["per_turn"]]
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -325,6 +326,8 @@ def plot_stream(res: dict, path: str | Path) -> Path:
         ax.plot(sw, [res["per_turn"][t - 1]["stream_ms"] for t in sw], "v", color="C0", ms=4,
                 label="pattern switch")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # 3, 10, 30 — not 3×10⁰
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("turn")
     ax.set_ylabel("latency per turn (ms, median over passes)")
     m = res["machine"]

@@ -13,6 +13,7 @@ from anymodal.bench.stream import (
     availability,
     parse_drops,
     run_stream_bench,
+    stream_summary_lines,
     switch_cost,
     switch_turns,
     turn_estimate,
@@ -130,7 +131,7 @@ def test_stream_bench_checks_its_arguments_before_any_work(small_bundle):
 
 
 def test_stream_report_table_and_plot(stream_result, tmp_path):
-    from anymodal.bench.stream import plot_stream, stream_markdown, stream_rows, stream_summary_lines
+    from anymodal.bench.stream import plot_stream, stream_markdown, stream_rows
 
     header, rows = stream_rows(stream_result)
     assert header[-1] == "turn 14 / 10" and [r[0] for r in rows] == ["stream", "rescore"]
@@ -161,3 +162,25 @@ def test_rt_bench_stream_cli_writes_json_and_plot_beside_it(small_bundle, tmp_pa
     assert res.returncode == 2 and "--all-conditions does not apply to --stream" in res.stderr
     res = run("rt-bench", "--condition", "a", "--drop", "v@1-2", "--bundle", str(small_bundle))
     assert res.returncode == 2 and "--drop needs --stream" in res.stderr
+
+
+@pytest.fixture(scope="module")
+def causal_bundle(tmp_path_factory):
+    import torch
+    from anymodal.export.bundle import write_bundle
+    from anymodal.train.models.momke import MoMKE, MoMKEConfig
+    from helpers import DIMS, run_config
+
+    torch.manual_seed(0)
+    model = MoMKE(MoMKEConfig(input_dims=DIMS, hidden=16, depth=1, heads=2, output_dim=4, causal=True)).eval()
+    return write_bundle(model, run_config(), tmp_path_factory.mktemp("b") / "causal")
+
+
+def test_causal_bundle_streams_and_agrees_with_rescoring(causal_bundle):
+    res = run_stream_bench(causal_bundle, turns=12, max_context=5, drops="a@2-3,tv@7", repeats=1, threads=1,
+                           progress=lambda s: None)
+    assert res["mode"] == "stream" and res["causal"] is True
+    assert [r["window"] for r in res["per_turn"]] == [1, 2, 3, 4, 5, 3, 4, 5, 3, 4, 5, 3]
+    # each streamed turn equals the causal full graph over the same window (evictions included)
+    assert res["agreement_max_abs_diff"] <= 1e-4
+    assert not any("fallback" in line for line in stream_summary_lines(res))
