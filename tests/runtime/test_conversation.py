@@ -11,7 +11,7 @@ import pytest
 from anymodal.runtime import Runtime
 from anymodal.runtime.errors import ConversationError, RequestError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
-from helpers import DIMS, run_config
+from helpers import DIMS, make_model, run_config
 
 TOL = 1e-4
 
@@ -66,20 +66,16 @@ def rt(small_bundle):
         yield r
 
 
-def _causal_bundle(tmp_path_factory, preset: str):
-    from anymodal.export.bundle import write_bundle
-    from anymodal.train.models.momke import MoMKE, MoMKEConfig
-
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(5)
-    model = MoMKE(MoMKEConfig.preset_config(preset, input_dims=DIMS, hidden=16, depth=2, heads=2,
-                                            output_dim=4, causal=True)).eval()
-    return write_bundle(model, run_config(), tmp_path_factory.mktemp(f"causal-{preset}") / "bundle")
-
-
 @pytest.fixture(scope="module", params=["paper", "authors"])
-def causal_rt(request, tmp_path_factory):
-    with Runtime(_causal_bundle(tmp_path_factory, request.param), backend="ort-cpu", threads=1) as r:
+def causal_rt(request, causal_bundle, tmp_path_factory):
+    """Streaming runtimes: the session's causal bundle (paper preset) and an authors-preset one."""
+    bundle = causal_bundle
+    if request.param == "authors":
+        from anymodal.export.bundle import write_bundle
+
+        model = make_model(depth=2, causal=True, preset="authors", seed=5)
+        bundle = write_bundle(model, run_config(), tmp_path_factory.mktemp("causal-authors") / "bundle")
+    with Runtime(bundle, backend="ort-cpu", threads=1) as r:
         yield r
 
 
