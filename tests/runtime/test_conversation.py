@@ -206,3 +206,30 @@ def _many_conversations(rt):
         conv = rt.conversation(max_context=16)
         for t, p in enumerate(pats):
             assert np.abs(conv.add(**_turn(feats, t, p)).probs - got[k][t]).max() <= TOL
+
+
+@pytest.mark.slow
+def test_rt_train_causal_exports_a_streaming_bundle(tmp_path):
+    """rt-train momke --causal (both stages causal) -> rt-export -> a Conversation that streams."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def run(cmd, *args):
+        res = subprocess.run([os.path.join(os.path.dirname(sys.executable), cmd), *args],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        return res
+
+    run("rt-data", "synth", "--out", str(tmp_path / "d"), "--conversations", "20")
+    run("rt-train", "momke", "--data", str(tmp_path / "d"), "--dataset", "iemocap4", "--out", str(tmp_path / "run"),
+        "--hidden", "16", "--depth", "1", "--epochs-stage1", "1", "--epochs-stage2", "1", "--no-progress", "--causal")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["config"]["causal"] is True
+    run("rt-export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "b"))
+    with Runtime(tmp_path / "b", backend="ort-cpu") as r:
+        conv = r.conversation(max_context=8)
+        assert conv.mode == "stream"
+        dims = r.bundle.dims
+        p = conv.add(audio=np.ones(dims["a"], np.float32), text=np.ones(dims["t"], np.float32))
+        assert p.graph == "step_at" and p.label in r.bundle.labels
