@@ -79,16 +79,22 @@ class Conversation:
         dims = bundle.dims
         row = family.cache_row_shape(bundle.model["config"])
         steps = {p: step_graph_name(p) for p in ALL_PATTERNS}
-        if row is not None and all(s in bundle.step_graphs for s in steps.values()):
+        backend = runtime.backend
+        serves = getattr(backend, "serves", lambda graph: False)  # e.g. Triton's per-graph models: none
+        if row is not None and all(s in bundle.step_graphs and serves(s) for s in steps.values()):
             self.mode, self.mode_reason = STREAM, "causal bundle: step graphs with cached keys/values"
             self._steps = steps
             first = bundle.step_graphs[steps[ALL_PATTERNS[0]]]["inputs"]
             self._position_fed = any(spec["name"] == STEP_POSITION for spec in first)
         else:
             self.mode, self._steps = RESCORE, {}
-            self.mode_reason = ("bidirectional bundle: each turn re-scores the window with the full graph"
-                                if row is None else f"causal bundle without step graphs in its "
-                                f"{bundle.precision} variant: each turn re-scores the window")
+            if row is None:
+                why = "bidirectional bundle"
+            elif not all(s in bundle.step_graphs for s in steps.values()):
+                why = f"causal bundle without step graphs in its {bundle.precision} variant"
+            else:
+                why = f"causal bundle, but the {backend.name} backend has no step graphs loaded/built"
+            self.mode_reason = f"{why}: each turn re-scores the window with the full graph"
         C = self.max_context
         # the window's raw utterances (re-scoring, cache rebuilds) and availability
         self._features = {m: np.zeros((C, dims[m]), self._dtype) for m in MODALITIES}  # m -> [C, d_m]

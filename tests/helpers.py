@@ -4,14 +4,14 @@ DIMS = (6, 10, 8)  # distinct from each other and from the hidden sizes used bel
 LABELS = ["happy", "sad", "neutral", "angry"]
 
 
-def make_model(hidden=16, depth=1, seed=0, task="emotion"):
+def make_model(hidden=16, depth=1, seed=0, task="emotion", causal=False, preset="paper"):
     import torch
     from anymodal.train.models.momke import MoMKE, MoMKEConfig
 
     torch.manual_seed(seed)
     out = 4 if task == "emotion" else 1
-    return MoMKE(MoMKEConfig(input_dims=DIMS, hidden=hidden, depth=depth, heads=2,
-                             output_dim=out, task=task)).eval()
+    return MoMKE(MoMKEConfig.preset_config(preset, input_dims=DIMS, hidden=hidden, depth=depth, heads=2,
+                                           output_dim=out, task=task, causal=causal)).eval()
 
 
 def run_config(task="emotion"):

@@ -11,7 +11,7 @@ import pytest
 from anymodal.runtime import Runtime
 from anymodal.runtime.errors import ConversationError, RequestError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
-from helpers import DIMS, run_config
+from helpers import DIMS, make_model, run_config
 
 TOL = 1e-4
 
@@ -66,20 +66,16 @@ def rt(small_bundle):
         yield r
 
 
-def _causal_bundle(tmp_path_factory, preset: str):
-    from anymodal.export.bundle import write_bundle
-    from anymodal.train.models.momke import MoMKE, MoMKEConfig
-
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(5)
-    model = MoMKE(MoMKEConfig.preset_config(preset, input_dims=DIMS, hidden=16, depth=2, heads=2,
-                                            output_dim=4, causal=True)).eval()
-    return write_bundle(model, run_config(), tmp_path_factory.mktemp(f"causal-{preset}") / "bundle")
-
-
 @pytest.fixture(scope="module", params=["paper", "authors"])
-def causal_rt(request, tmp_path_factory):
-    with Runtime(_causal_bundle(tmp_path_factory, request.param), backend="ort-cpu", threads=1) as r:
+def causal_rt(request, causal_bundle, tmp_path_factory):
+    """Streaming runtimes: the session's causal bundle (paper preset) and an authors-preset one."""
+    bundle = causal_bundle
+    if request.param == "authors":
+        from anymodal.export.bundle import write_bundle
+
+        model = make_model(depth=2, causal=True, preset="authors", seed=5)
+        bundle = write_bundle(model, run_config(), tmp_path_factory.mktemp("causal-authors") / "bundle")
+    with Runtime(bundle, backend="ort-cpu", threads=1) as r:
         yield r
 
 
@@ -210,3 +206,30 @@ def _many_conversations(rt):
         conv = rt.conversation(max_context=16)
         for t, p in enumerate(pats):
             assert np.abs(conv.add(**_turn(feats, t, p)).probs - got[k][t]).max() <= TOL
+
+
+@pytest.mark.slow
+def test_rt_train_causal_exports_a_streaming_bundle(tmp_path):
+    """rt-train momke --causal (both stages causal) -> rt-export -> a Conversation that streams."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def run(cmd, *args):
+        res = subprocess.run([os.path.join(os.path.dirname(sys.executable), cmd), *args],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        return res
+
+    run("rt-data", "synth", "--out", str(tmp_path / "d"), "--conversations", "20")
+    run("rt-train", "momke", "--data", str(tmp_path / "d"), "--dataset", "iemocap4", "--out", str(tmp_path / "run"),
+        "--hidden", "16", "--depth", "1", "--epochs-stage1", "1", "--epochs-stage2", "1", "--no-progress", "--causal")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["config"]["causal"] is True
+    run("rt-export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "b"))
+    with Runtime(tmp_path / "b", backend="ort-cpu") as r:
+        conv = r.conversation(max_context=8)
+        assert conv.mode == "stream"
+        dims = r.bundle.dims
+        p = conv.add(audio=np.ones(dims["a"], np.float32), text=np.ones(dims["t"], np.float32))
+        assert p.graph == "step_at" and p.label in r.bundle.labels

@@ -244,6 +244,10 @@ class MoMKE(nn.Module):
             reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i:i + 1][None], 1.0, ones)  # [1, 1, d|3]
         return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=2), dict(zip(ms, rows))
 
+    def stage1_parameters(self):
+        return [p for name, p in self.named_parameters()
+                if name.startswith(("proj.", "experts.", "unimodal_heads."))]
+
 
 @functools.lru_cache(maxsize=None)  # asked per modality per forward: import once
 def _triton_available() -> bool:
