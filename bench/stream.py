@@ -326,7 +326,8 @@ def plot_stream(res: dict, path: str | Path) -> Path:
         ax.plot(sw, [res["per_turn"][t - 1]["stream_ms"] for t in sw], "v", color="C0", ms=4,
                 label="pattern switch")
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # 3, 10, 30 — not 3×10⁰
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # 2, 5, 10 — not 2×10⁰
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("turn")
     ax.set_ylabel("latency per turn (ms, median over passes)")
