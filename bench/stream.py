@@ -25,7 +25,7 @@ from .timing import latency_stats
 # the goals of issue 15, shown beside the measured figures (never used to decide anything)
 GOAL_FLATNESS, GOAL_SPEEDUP, GOAL_SWITCH_MS = 1.3, 5.0, 0.05
 EARLY_TURN, SPEEDUP_TURN = 10, 50
-NEIGHBOURHOOD = 5  # a turn's robust latency: median over the repeats × the 5 turns ending at it
+NEIGHBOURHOOD = 5  # a turn's robust latency: median over the passes × the 5 turns nearest to it
 
 
 class DropSpecError(InputError):
@@ -103,10 +103,18 @@ def switch_turns(patterns: list[str]) -> list[int]:
     return [t + 1 for t in range(1, len(patterns)) if patterns[t] != patterns[t - 1]]
 
 
-def turn_estimate(samples: np.ndarray, turn: int, width: int = NEIGHBOURHOOD) -> float:
-    """Robust latency of a 1-based turn: median over the repeats × the `width` turns ending at it.
-    samples: [R, L] ms."""
-    return float(np.median(samples[:, max(0, turn - width):turn]))
+def nearest_turns(turn: int, patterns: list[str], pattern: str | None = None,
+                  width: int = NEIGHBOURHOOD) -> list[int]:
+    """The `width` 1-based turns nearest to `turn` (ties: the earlier) whose pattern is `pattern`
+    (None: any), sorted. Flatness compares turns of one pattern: a turn inside a drop costs less
+    because fewer modalities run, not because the conversation is shorter."""
+    candidates = [u for u in range(1, len(patterns) + 1) if pattern is None or patterns[u - 1] == pattern]
+    return sorted(sorted(candidates, key=lambda u: (abs(u - turn), u))[:width])
+
+
+def turn_estimate(samples: np.ndarray, turns: list[int]) -> float:
+    """Robust latency of a turn: median over the passes × its nearest turns. samples: [R, L] ms."""
+    return float(np.median(samples[:, [u - 1 for u in turns]]))
 
 
 def switch_cost(samples: np.ndarray, patterns: list[str]) -> dict:
@@ -208,11 +216,15 @@ def run_stream_bench(bundle_dir: Path | None = None, turns: int = 200, max_conte
     early = min(EARLY_TURN, turns)
     at = min(SPEEDUP_TURN, turns)
 
+    same = patterns[late - 1]  # early and late turns of the late turn's pattern
+    early_turns, late_turns = nearest_turns(early, patterns, same), nearest_turns(late, patterns, same)
+    at_turns = nearest_turns(at, patterns)
+
     def flat(samples):
-        e, l_ = turn_estimate(samples, early), turn_estimate(samples, late)
+        e, l_ = turn_estimate(samples, early_turns), turn_estimate(samples, late_turns)
         return {"early_ms": e, "late_ms": l_, "ratio": l_ / e}
 
-    s_at, r_at = turn_estimate(stream, at), turn_estimate(rescore, at)
+    s_at, r_at = turn_estimate(stream, at_turns), turn_estimate(rescore, at_turns)
     per_turn = [{"turn": t + 1, "pattern": patterns[t], "switch": t > 0 and patterns[t] != patterns[t - 1],
                  "window": window[t], "rescore_graph": graphs[t],
                  "stream_ms": float(np.median(stream[:, t])), "rescore_ms": float(np.median(rescore[:, t]))}
@@ -224,9 +236,9 @@ def run_stream_bench(bundle_dir: Path | None = None, turns: int = 200, max_conte
         "base": parse_pattern(base), "drops": [str(d) for d in plan], "repeats": repeats,
         "threads": threads, "seed": seed,
         "latency_ms": {"stream": latency_stats(stream.ravel()), "rescore": latency_stats(rescore.ravel())},
-        "flatness": {"early_turn": early, "late_turn": late, "neighbourhood": NEIGHBOURHOOD,
-                     "stream": flat(stream), "rescore": flat(rescore)},
-        "speedup": {"turn": at, "stream_ms": s_at, "rescore_ms": r_at, "ratio": r_at / s_at},
+        "flatness": {"early_turn": early, "late_turn": late, "pattern": same, "early_turns": early_turns,
+                     "late_turns": late_turns, "stream": flat(stream), "rescore": flat(rescore)},
+        "speedup": {"turn": at, "turns": at_turns, "stream_ms": s_at, "rescore_ms": r_at, "ratio": r_at / s_at},
         "switch": switch_cost(stream, patterns),
         "agreement_max_abs_diff": diff,
         "memory_bytes": int(conv.memory_bytes),
@@ -239,6 +251,10 @@ def run_stream_bench(bundle_dir: Path | None = None, turns: int = 200, max_conte
 # --------------------------------------------------------------------------- reporting
 def _met(ok: bool) -> str:
     return "met" if ok else "missed"
+
+
+def _span(turns: list[int]) -> str:
+    return " ".join(map(str, turns)) if turns != list(range(turns[0], turns[-1] + 1)) else f"{turns[0]}-{turns[-1]}"
 
 
 def stream_rows(res: dict):
@@ -261,7 +277,8 @@ def stream_summary_lines(res: dict) -> list[str]:
              f"conversation mode {res['mode']}, backend {res['backend']}",
              f"{res['turns']} turns, max_context {res['max_context']}, sensors {{{','.join(res['base'])}}}, "
              f"drops {', '.join(res['drops']) or 'none'}, {res['repeats']} passes; a turn's figure = median over "
-             f"passes × the {f['neighbourhood']} turns ending at it"]
+             f"passes × its {len(s['turns'])} nearest turns (flatness: of pattern {{{','.join(f['pattern'])}}}, "
+             f"turns {_span(f['early_turns'])} vs {_span(f['late_turns'])})"]
     if res["mode"] != "stream":
         lines.append(f"NOTE: the conversation runs in {res['mode']} mode (not causal, or no step graphs): 'stream' "
                      "re-scores the window every turn (the fallback)")

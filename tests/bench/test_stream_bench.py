@@ -11,6 +11,7 @@ from anymodal.bench.stream import (
     Drop,
     DropSpecError,
     availability,
+    nearest_turns,
     parse_drops,
     run_stream_bench,
     stream_summary_lines,
@@ -62,12 +63,18 @@ def test_availability_patterns_and_switches():
         availability(6, "av", parse_drops("t@2-3", 6))
 
 
-def test_turn_estimate_is_a_median_over_passes_and_the_turns_ending_at_it():
+def test_turn_estimates_use_the_nearest_turns_of_one_pattern():
+    pats = ["atv"] * 4 + ["at"] * 8 + ["atv"] * 8  # 20 turns, visual absent at turns 5-12
+    assert nearest_turns(10, pats) == [8, 9, 10, 11, 12]
+    assert nearest_turns(20, pats) == [16, 17, 18, 19, 20]  # clipped at the last turn
+    # of the full pattern only: turn 10 sits in the drop; its nearest {a,t,v} turns are 13, 14, 15,
+    # then 4 and 16 (both 6 away)
+    assert nearest_turns(10, pats, "atv") == [4, 13, 14, 15, 16]
+    assert nearest_turns(1, pats, "at", width=2) == [5, 6]
     samples = np.tile(np.arange(1.0, 21.0), (3, 1))  # [R=3, L=20]: turn t costs t ms
     samples[1, 9] = 1000.0  # one outlier at turn 10 does not move the estimate
-    assert turn_estimate(samples, 10) == 8.0  # median of turns 6..10
-    assert turn_estimate(samples, 2) == 1.5  # clipped at the first turn
-    assert turn_estimate(samples, 20, width=1) == 20.0
+    assert turn_estimate(samples, [8, 9, 10, 11, 12]) == 10.0
+    assert turn_estimate(samples, [4, 13, 14, 15, 16]) == 14.0
 
 
 def test_switch_cost_compares_against_steady_turns_of_the_same_pattern():
@@ -114,7 +121,9 @@ def test_stream_bench_measures_every_turn_both_ways(stream_result):
             res["flatness"][way]["late_ms"] / res["flatness"][way]["early_ms"])
         assert [r[f"{way}_ms"] for r in res["per_turn"]] == pytest.approx(np.median(s, axis=0).tolist())
     assert res["flatness"]["early_turn"] == 10 and res["flatness"]["late_turn"] == 14
-    assert res["speedup"]["turn"] == 14  # fewer turns than 50: the last turn, named
+    assert res["speedup"]["turn"] == 14 and res["speedup"]["turns"] == [10, 11, 12, 13, 14]  # fewer than 50
+    # flatness compares turns of the last turn's pattern: the early {a,t,v} turns nearest turn 10
+    assert res["flatness"]["pattern"] == "atv" and res["flatness"]["early_turns"] == [7, 8, 10, 11, 12]
     assert res["speedup"]["ratio"] == pytest.approx(res["speedup"]["rescore_ms"] / res["speedup"]["stream_ms"])
     assert res["switch"]["switch_turns"] == [3, 6, 9, 10]
     # both ways score the same window with the same graphs here: identical outputs
