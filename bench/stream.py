@@ -104,11 +104,13 @@ def switch_turns(patterns: list[str]) -> list[int]:
 
 
 def nearest_turns(turn: int, patterns: list[str], pattern: str | None = None,
-                  width: int = NEIGHBOURHOOD) -> list[int]:
+                  width: int = NEIGHBOURHOOD, exclude: tuple[int, ...] = ()) -> list[int]:
     """The `width` 1-based turns nearest to `turn` (ties: the earlier) whose pattern is `pattern`
-    (None: any), sorted. Flatness compares turns of one pattern: a turn inside a drop costs less
-    because fewer modalities run, not because the conversation is shorter."""
-    candidates = [u for u in range(1, len(patterns) + 1) if pattern is None or patterns[u - 1] == pattern]
+    (None: any), other than `exclude`, sorted. Flatness compares steady turns of one pattern: a
+    turn inside a drop costs less because fewer modalities run, not because the conversation is
+    shorter, and a switch turn may cost more."""
+    candidates = [u for u in range(1, len(patterns) + 1)
+                  if (pattern is None or patterns[u - 1] == pattern) and u not in exclude]
     return sorted(sorted(candidates, key=lambda u: (abs(u - turn), u))[:width])
 
 
@@ -217,7 +219,8 @@ def run_stream_bench(bundle_dir: Path | None = None, turns: int = 200, max_conte
     at = min(SPEEDUP_TURN, turns)
 
     same = patterns[late - 1]  # early and late turns of the late turn's pattern
-    early_turns, late_turns = nearest_turns(early, patterns, same), nearest_turns(late, patterns, same)
+    steady = dict(pattern=same, exclude=tuple(switch_turns(patterns)))
+    early_turns, late_turns = nearest_turns(early, patterns, **steady), nearest_turns(late, patterns, **steady)
     at_turns = nearest_turns(at, patterns)
 
     def flat(samples):

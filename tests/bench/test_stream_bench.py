@@ -71,6 +71,7 @@ def test_turn_estimates_use_the_nearest_turns_of_one_pattern():
     # then 4 and 16 (both 6 away)
     assert nearest_turns(10, pats, "atv") == [4, 13, 14, 15, 16]
     assert nearest_turns(1, pats, "at", width=2) == [5, 6]
+    assert nearest_turns(10, pats, "atv", exclude=(13,)) == [3, 4, 14, 15, 16]
     samples = np.tile(np.arange(1.0, 21.0), (3, 1))  # [R=3, L=20]: turn t costs t ms
     samples[1, 9] = 1000.0  # one outlier at turn 10 does not move the estimate
     assert turn_estimate(samples, [8, 9, 10, 11, 12]) == 10.0
@@ -123,7 +124,8 @@ def test_stream_bench_measures_every_turn_both_ways(stream_result):
     assert res["flatness"]["early_turn"] == 10 and res["flatness"]["late_turn"] == 14
     assert res["speedup"]["turn"] == 14 and res["speedup"]["turns"] == [10, 11, 12, 13, 14]  # fewer than 50
     # flatness compares turns of the last turn's pattern: the early {a,t,v} turns nearest turn 10
-    assert res["flatness"]["pattern"] == "atv" and res["flatness"]["early_turns"] == [7, 8, 10, 11, 12]
+    # (switch turns excluded: 6 and 10 start a pattern)
+    assert res["flatness"]["pattern"] == "atv" and res["flatness"]["early_turns"] == [7, 8, 11, 12, 13]
     assert res["speedup"]["ratio"] == pytest.approx(res["speedup"]["rescore_ms"] / res["speedup"]["stream_ms"])
     assert res["switch"]["switch_turns"] == [3, 6, 9, 10]
     # both ways score the same window with the same graphs here: identical outputs
