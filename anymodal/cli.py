@@ -171,7 +171,7 @@ def run_once(
     json_out: bool = typer.Option(False, "--json", help="Print Prediction.to_dict() as JSON."),
     stream: Optional[str] = typer.Option(None, "--stream", metavar="FILE.jsonl|-",
                                          help="Follow a conversation: one turn per JSONL line ('-' = stdin), "
-                                              "one JSON prediction per line as it goes (README: Streaming)."),
+                                              "one JSON prediction per line as it goes (README: Streaming tools)."),
     max_context: int = typer.Option(64, help="--stream: utterances the conversation keeps."),
     keep_going: bool = typer.Option(False, "--keep-going", help="--stream: answer a bad line with an error "
                                                                 "record and go on (exit status 2 at the end)."),

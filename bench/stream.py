@@ -223,7 +223,11 @@ def run_stream_bench(bundle_dir: Path | None = None, turns: int = 200, max_conte
     early_turns, late_turns = nearest_turns(early, patterns, **steady), nearest_turns(late, patterns, **steady)
     at_turns = nearest_turns(at, patterns)
 
-    def flat(samples):
+    measurable = early_turns and late_turns and not set(early_turns) & set(late_turns)
+
+    def flat(samples):  # None where the schedule leaves no separate early and late steady turns
+        if not measurable:
+            return None
         e, l_ = turn_estimate(samples, early_turns), turn_estimate(samples, late_turns)
         return {"early_ms": e, "late_ms": l_, "ratio": l_ / e}
 
@@ -266,9 +270,9 @@ def stream_rows(res: dict):
               f"turn {late} / {f['early_turn']}"]
     rows = []
     for way, mode in (("stream", res["mode"]), ("rescore", "full graph")):
-        lat = res["latency_ms"][way]
+        lat, fl = res["latency_ms"][way], f[way]
         rows.append([way, mode, f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}",
-                     f"{f[way]['early_ms']:.2f}", f"{f[way]['late_ms']:.2f}", f"{f[way]['ratio']:.2f}×"])
+                     *([f"{fl['early_ms']:.2f}", f"{fl['late_ms']:.2f}", f"{fl['ratio']:.2f}×"] if fl else ["—"] * 3)])
     return header, rows
 
 
@@ -280,15 +284,19 @@ def stream_summary_lines(res: dict) -> list[str]:
              f"conversation mode {res['mode']}, backend {res['backend']}",
              f"{res['turns']} turns, max_context {res['max_context']}, sensors {{{','.join(res['base'])}}}, "
              f"drops {', '.join(res['drops']) or 'none'}, {res['repeats']} passes; a turn's figure = median over "
-             f"passes × its {len(s['turns'])} nearest turns (flatness: of pattern {{{','.join(f['pattern'])}}}, "
-             f"turns {_span(f['early_turns'])} vs {_span(f['late_turns'])})"]
+             f"passes × its {len(s['turns'])} nearest turns"]
     if res["mode"] != "stream":
         lines.append(f"NOTE: the conversation runs in {res['mode']} mode (not causal, or no step graphs): 'stream' "
                      "re-scores the window every turn (the fallback)")
     lines.append(f"turn {s['turn']}: stream {s['stream_ms']:.2f} ms, rescore {s['rescore_ms']:.2f} ms: "
                  f"streaming {s['ratio']:.2f}× cheaper (goal ≥ {GOAL_SPEEDUP:g}×: {_met(s['ratio'] >= GOAL_SPEEDUP)})")
-    lines.append(f"flatness: stream turn {f['late_turn']} / turn {f['early_turn']} = {f['stream']['ratio']:.2f}× "
-                 f"(goal ≤ {GOAL_FLATNESS:g}×: {_met(f['stream']['ratio'] <= GOAL_FLATNESS)})")
+    if f["stream"] is None:
+        lines.append(f"flatness: not measurable — the schedule leaves no separate steady {{{','.join(f['pattern'])}}} "
+                     f"turns near turn {f['early_turn']} and turn {f['late_turn']}")
+    else:
+        lines.append(f"flatness: stream turn {f['late_turn']} / turn {f['early_turn']} = {f['stream']['ratio']:.2f}× "
+                     f"(goal ≤ {GOAL_FLATNESS:g}×: {_met(f['stream']['ratio'] <= GOAL_FLATNESS)}); steady "
+                     f"{{{','.join(f['pattern'])}}} turns {_span(f['early_turns'])} vs {_span(f['late_turns'])}")
     if sw["extra_ms_p50"] is None:
         lines.append("pattern switch: no switch turn with steady turns of its pattern to compare (see --drop)")
     else:

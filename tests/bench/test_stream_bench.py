@@ -14,6 +14,7 @@ from anymodal.bench.stream import (
     nearest_turns,
     parse_drops,
     run_stream_bench,
+    stream_rows,
     stream_summary_lines,
     switch_cost,
     switch_turns,
@@ -97,41 +98,50 @@ def test_switch_cost_compares_against_steady_turns_of_the_same_pattern():
 
 @pytest.fixture(scope="module")
 def stream_result(small_bundle):
-    return run_stream_bench(small_bundle, turns=14, max_context=8, drops="v@3-5,a@9", repeats=2, threads=1,
+    return run_stream_bench(small_bundle, turns=24, max_context=8, drops="v@3-5,a@9", repeats=2, threads=1,
                             progress=lambda s: None)
 
 
 def test_stream_bench_measures_every_turn_both_ways(stream_result):
     res = stream_result
-    assert res["benchmark"] == "stream" and res["turns"] == 14 and res["repeats"] == 2
+    assert res["benchmark"] == "stream" and res["turns"] == 24 and res["repeats"] == 2
     # the small bundle is bidirectional: the conversation re-scores its window (the fallback), named
     assert res["mode"] == "rescore" and res["causal"] is False
     assert res["drops"] == ["v@3-5", "a@9-9"] and res["base"] == "atv"
     pats = [r["pattern"] for r in res["per_turn"]]
-    assert pats == ["atv", "atv", "at", "at", "at"] + ["atv"] * 3 + ["tv"] + ["atv"] * 5
+    assert pats == ["atv", "atv", "at", "at", "at"] + ["atv"] * 3 + ["tv"] + ["atv"] * 15
     # the conversation's window: 8 utterances at most, the newest 4 kept when it is full
-    assert [r["window"] for r in res["per_turn"]] == [1, 2, 3, 4, 5, 6, 7, 8, 5, 6, 7, 8, 5, 6]
+    assert [r["window"] for r in res["per_turn"]] == [1, 2, 3, 4, 5, 6, 7, 8] + [5, 6, 7, 8] * 4
     # rescore runs the masked graph while a window holds utterances without the camera
     assert [r["rescore_graph"] for r in res["per_turn"]][:3] == ["atv", "atv", "masked"]
     for way in ("stream", "rescore"):
         s = np.asarray(res["samples_ms"][way])
-        assert s.shape == (2, 14) and (s > 0).all()
+        assert s.shape == (2, 24) and (s > 0).all()
         lat = res["latency_ms"][way]
         assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
         assert res["flatness"][way]["ratio"] == pytest.approx(
             res["flatness"][way]["late_ms"] / res["flatness"][way]["early_ms"])
         assert [r[f"{way}_ms"] for r in res["per_turn"]] == pytest.approx(np.median(s, axis=0).tolist())
-    assert res["flatness"]["early_turn"] == 10 and res["flatness"]["late_turn"] == 14
-    assert res["speedup"]["turn"] == 14 and res["speedup"]["turns"] == [10, 11, 12, 13, 14]  # fewer than 50
+    assert res["flatness"]["early_turn"] == 10 and res["flatness"]["late_turn"] == 24
+    assert res["speedup"]["turn"] == 24 and res["speedup"]["turns"] == [20, 21, 22, 23, 24]  # fewer than 50
     # flatness compares turns of the last turn's pattern: the early {a,t,v} turns nearest turn 10
     # (switch turns excluded: 6 and 10 start a pattern)
     assert res["flatness"]["pattern"] == "atv" and res["flatness"]["early_turns"] == [7, 8, 11, 12, 13]
+    assert res["flatness"]["late_turns"] == [20, 21, 22, 23, 24]
     assert res["speedup"]["ratio"] == pytest.approx(res["speedup"]["rescore_ms"] / res["speedup"]["stream_ms"])
     assert res["switch"]["switch_turns"] == [3, 6, 9, 10]
     # both ways score the same window with the same graphs here: identical outputs
     assert res["agreement_max_abs_diff"] <= 1e-6
     assert res["memory_bytes"] >= 8 * sum((6, 10, 8)) * 4  # the window's features, preallocated
     assert {"cpu", "cores", "timestamp"} <= set(res["machine"]) and "busy" in res["machine_load"]
+
+
+def test_flatness_is_not_measured_without_separate_steady_turns(small_bundle):
+    # {a,t,v} only at turns 1-2 and 12: its turns nearest turn 10 and nearest turn 12 overlap
+    res = run_stream_bench(small_bundle, turns=12, drops="v@3-11", repeats=1, threads=1, progress=lambda s: None)
+    assert res["flatness"]["stream"] is None and res["flatness"]["rescore"] is None
+    assert stream_rows(res)[1][0][5:] == ["—"] * 3
+    assert any(line.startswith("flatness: not measurable") for line in stream_summary_lines(res))
 
 
 def test_stream_bench_checks_its_arguments_before_any_work(small_bundle):
@@ -142,13 +152,13 @@ def test_stream_bench_checks_its_arguments_before_any_work(small_bundle):
 
 
 def test_stream_report_table_and_plot(stream_result, tmp_path):
-    from anymodal.bench.stream import plot_stream, stream_markdown, stream_rows
+    from anymodal.bench.stream import plot_stream, stream_markdown
 
     header, rows = stream_rows(stream_result)
-    assert header[-1] == "turn 14 / 10" and [r[0] for r in rows] == ["stream", "rescore"]
+    assert header[-1] == "turn 24 / 10" and [r[0] for r in rows] == ["stream", "rescore"]
     lines = stream_summary_lines(stream_result)
     assert any("re-scores the window every turn (the fallback)" in line for line in lines)
-    assert any(line.startswith("turn 14: stream") for line in lines)
+    assert any(line.startswith("turn 24: stream") for line in lines)
     assert "| stream | rescore |" in stream_markdown(stream_result)
     png = plot_stream(stream_result, tmp_path / "p.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
