@@ -39,13 +39,12 @@ def describe(pred: Prediction) -> str:
             "predictions: " + " ".join(str(v) for v in np.ravel(values)))
 
 
-
 def stream_turns(bundle: Path, source: str, out, backend: str = "auto", precision: str | None = None,
                  max_context: int = 64, nonfinite: str = "error", keep_going: bool = False) -> int:
     """`rt-run --stream`: follow the conversation in a JSONL file of turns (runtime/turns.py;
     "-" = stdin, references relative to the current folder) and write one JSON line per turn to
     `out` as it goes: {"line", "id", **TurnPrediction.to_dict()}. A bad line raises TurnError
-    naming it; with keep_going it is answered with {"line", "id": null, "error"} instead, the
+    naming it; with keep_going it is answered with {"line", "id", "error"} instead, the
     conversation goes on without it, and a TurnError listing the refused lines ends the run.
     Returns the number of turns predicted."""
     import json
@@ -80,7 +79,7 @@ def stream_turns(bundle: Path, source: str, out, backend: str = "auto", precisio
                     if not keep_going:
                         raise
                     refused.append(n)
-                    record = {"line": n, "id": turn and turn.id, "error": f"{type(exc).__name__}: {exc}"}
+                    record = {"line": n, "id": turn.id if turn else None, "error": f"{type(exc).__name__}: {exc}"}
                 out.write(json.dumps(record, allow_nan=False) + "\n")
                 out.flush()
         finally:
