@@ -68,9 +68,13 @@ def _vector(value: list, sensor: str, dim: int, line: int) -> np.ndarray:
             raise TurnError(line, f"{sensor}[{i}] is {json.dumps(x)[:40]}, expected a number")
     if len(value) != dim:
         raise TurnError(line, f"{sensor}: {len(value)} numbers, the model expects {dim}")
-    with np.errstate(over="ignore"):
-        arr = np.asarray(value, np.float64).astype(np.float32)
-    if not np.isfinite(arr).all():  # finite doubles beyond float32's range
+    try:
+        with np.errstate(over="ignore"):
+            arr = np.asarray(value, np.float64).astype(np.float32)
+    except OverflowError:  # an integer beyond float64's range
+        i = next(i for i, x in enumerate(value) if isinstance(x, int) and abs(x) >= 2**1024)
+        raise TurnError(line, f"{sensor}: a value beyond float32's range at index {i}") from None
+    if not np.isfinite(arr).all():  # numbers beyond float32's range
         raise TurnError(line, f"{sensor}: a value beyond float32's range at index {int(np.argmin(np.isfinite(arr)))}")
     return arr
 
@@ -101,10 +105,12 @@ def _npy(path: Path, ref: str, sensor: str, dim: int, line: int, allow_nonfinite
         raise TurnError(line, f"{sensor}: {ref!r} has dtype {arr.dtype}; expected float16, float32 or float64")
     if arr.shape not in ((dim,), (1, dim)):
         raise TurnError(line, f"{sensor}: {ref!r} has shape {arr.shape}; expected ({dim},) or (1, {dim})")
-    if not allow_nonfinite and not np.isfinite(arr).all():
-        raise TurnError(line, f"{sensor}: {ref!r} holds NaN or Inf (--nonfinite absent: that sensor counts as "
-                              "absent this turn)")
-    return arr.reshape(dim).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = arr.reshape(dim).astype(np.float32)
+    if not allow_nonfinite and not np.isfinite(arr).all():  # float64 beyond float32's range becomes Inf
+        raise TurnError(line, f"{sensor}: {ref!r} holds NaN or Inf (as float32; --nonfinite absent: that sensor "
+                              "counts as absent this turn)")
+    return arr
 
 
 def _present(value, line: int) -> set[str]:

@@ -57,6 +57,7 @@ def test_present_selects_the_sensors_that_reported(tmp_path):
     ({"audio": [1, [2], 3]}, r"audio\[1\] is \[2\], expected a number"),
     ({"audio": [1, "2", 3]}, r"audio\[1\] is \"2\", expected a number"),
     ({"audio": [1, 1e300, 3]}, "beyond float32's range at index 1"),
+    ('{"audio": [1, 2, 1%s]}' % ("0" * 400), "beyond float32's range at index 2"),
     ({"audio": 3}, "audio: expected a list of 3 numbers, a .npy path or null, got int"),
     ({"audio": [1, 2, 3], "id": 1.5}, "id: expected a string or an integer"),
     ({"audio": "a.txt"}, "'a.txt' is not a .npy file reference"),
@@ -74,11 +75,13 @@ def test_npy_refs_are_checked(tmp_path):
     np.save(tmp_path / "ints.npy", np.zeros(3, np.int64))
     np.save(tmp_path / "two.npy", np.zeros((2, 3), np.float32))
     np.save(tmp_path / "nan.npy", np.array([0, np.nan, 0], np.float32))
+    np.save(tmp_path / "big.npy", np.array([0, 1e300, 0], np.float64))
     np.save(tmp_path / "obj.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
     (tmp_path / "dir.npy").mkdir()
     for ref, message in (("wide.npy", r"shape \(5,\); expected \(3,\) or \(1, 3\)"),
                          ("ints.npy", "dtype int64; expected float16, float32 or float64"),
                          ("two.npy", r"shape \(2, 3\)"), ("nan.npy", "holds NaN or Inf"),
+                         ("big.npy", r"holds NaN or Inf \(as float32"),
                          ("obj.npy", "not a readable .npy array"), ("dir.npy", "is not a file")):
         with pytest.raises(TurnError, match=message):
             turn({"audio": ref}, tmp_path)
