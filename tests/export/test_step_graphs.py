@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from anymodal.runtime.errors import BundleError, ExportError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
-from helpers import DIMS, make_model
+from helpers import DIMS, make_model, random_turns
 
 torch = pytest.importorskip("torch")
 
@@ -146,11 +146,7 @@ def test_stream_and_rescore_agree_on_a_causal_bundle(causal_bundle):
     rescoring = Runtime.with_backend(b, FullGraphsOnly(b, threads=1)).conversation(max_context=4)
     assert streaming.mode == "stream" and rescoring.mode == "rescore"
     assert "no step graphs" in rescoring.mode_reason
-    rng = np.random.default_rng(0)
-    for t in range(11):
-        pattern = ALL_PATTERNS[rng.integers(len(ALL_PATTERNS))]
-        turn = {name: rng.standard_normal(d).astype(np.float32)
-                for name, d, m in zip(("audio", "text", "visual"), DIMS, MODALITIES) if m in pattern}
+    for pattern, turn in random_turns(11):
         s, r = streaming.add(**turn), rescoring.add(**turn)
         assert s.graph == f"step_{pattern}" and r.graph in (pattern, "masked")
         assert np.abs(s.probs - r.probs).max() <= 1e-4 and s.label == r.label

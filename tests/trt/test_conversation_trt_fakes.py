@@ -9,8 +9,7 @@ from anymodal.export.trt_build import build_engines
 from anymodal.runtime import Runtime
 from anymodal.runtime.backends.tensorrt import TensorRTBackend
 from anymodal.runtime.bundle import Bundle
-from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
-from helpers import DIMS
+from helpers import random_turns
 
 
 def test_tensorrt_without_step_engines_rescores_like_streaming(fake_gpu, causal_bundle, tmp_path):
@@ -24,11 +23,7 @@ def test_tensorrt_without_step_engines_rescores_like_streaming(fake_gpu, causal_
     with Runtime(path, backend="ort-cpu", threads=1) as ort_rt:
         streaming = ort_rt.conversation(max_context=4)
         assert streaming.mode == "stream"
-        rng = np.random.default_rng(0)
-        for _ in range(9):
-            pattern = ALL_PATTERNS[rng.integers(len(ALL_PATTERNS))]
-            turn = {name: rng.standard_normal(d).astype(np.float32)
-                    for name, d, m in zip(("audio", "text", "visual"), DIMS, MODALITIES) if m in pattern}
+        for _, turn in random_turns(9):
             a, b = on_trt.add(**turn), streaming.add(**turn)
             assert a.backend == "tensorrt" and np.abs(a.probs - b.probs).max() <= 1e-4
     trt.close()
