@@ -1,11 +1,13 @@
 """Step graphs of a causal model (streaming conversations, issue 15): per pattern, one graph that
 scores one new utterance against the cached keys/values of each present modality stream.
 
-    inputs   <modality> [1, 1, dim] per present modality, position int64 [1],
-             past_<modality> [past_<modality>, *row] per present modality (0 rows allowed)
-    outputs  logits [1, 1, C], router_weights [1, 1, P, 3], new_<modality> [1, *row]
-(row = the family's cache_row_shape, MoMKE: [Q blocks, 2 (K, V), 3 experts, d]). The caches live
-in the runtime's Conversation, not in the graph. Written beside the full graphs and deduplicated
+    inputs   <modality> [1, 1, dim] per present modality, position int64 [1] (models with
+             position embeddings), then per present modality past_<modality>_<i> (its n caches,
+             MoMKE: K and V of each block, [3 experts, heads, context, d/heads]) and
+             cached_<modality> int64 [1] (filled slots; 0 on the stream's first utterance)
+    outputs  logits [1, 1, C], router_weights [1, 1, P, 3], new_<modality> [n, *slot]
+(the family's cache_layout). The caches live in the runtime's Conversation, preallocated at
+max_context slots: a turn's feeds are the same buffers every time, never copied. Written beside the full graphs and deduplicated
 with them (the step graphs hold the same weights), listed in the variant's `step_graphs`.
 Exported for fp32 and fp16; an int8 variant has none (its conversations re-score the window).
 """
@@ -19,22 +21,22 @@ from pathlib import Path
 import numpy as np
 from anymodal.runtime.errors import ExportError
 from anymodal.runtime.families import get_family, step_graph_name
-from anymodal.runtime.families.base import PAST
+from anymodal.runtime.families.base import CACHED, CONTEXT
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 
 from .specs import OPSET, TOLERANCE
 
 STEP_PRECISIONS = ("fp32", "fp16")
-# Cache lengths per stream (a, t, v) traced with, and verified at: distinct so that mixing the
-# streams up fails; 0 = the stream's first utterance
-TRACE_PAST = (3, 2, 4)
-VERIFY_PAST = ((0, 0, 0), (1, 0, 2), (5, 7, 1))
+# (context slots, filled slots per stream a, t, v) traced with and verified at: fills distinct so
+# that mixing the streams up fails; 0 = the stream's first utterance
+TRACE_PAST = (5, (3, 2, 4))
+VERIFY_PAST = ((1, (0, 0, 0)), (4, (1, 0, 3)), (9, (5, 8, 1)))
 
 
 def has_step_graphs(model) -> bool:
-    """Causal models of a family that declares a cache row, with a step module to export."""
+    """Causal models of a family that declares a cache layout, with a step module to export."""
     family = get_family(model.kind)
-    return family.cache_row_shape(model.cfg.to_dict()) is not None and hasattr(model, "step_graph")
+    return family.cache_layout(model.cfg.to_dict()) is not None and hasattr(model, "step_graph")
 
 
 def step_graph_specs(model, pattern: str, float_dtype: str = "float32") -> tuple[list, list]:
@@ -45,17 +47,21 @@ def step_graph_specs(model, pattern: str, float_dtype: str = "float32") -> tuple
             family.step_graph_outputs(pattern, config, float_dtype))
 
 
-def example_step_feeds(specs, past_lengths: tuple[int, int, int], seed: int, position: int = 0) -> dict:
-    """Random feeds of a step graph: features, the position, caches of the given lengths."""
+def example_step_feeds(specs, past: tuple[int, tuple], seed: int, position: int = 0) -> dict:
+    """Random feeds of a step graph: features, the position, caches of `past` = (context slots,
+    filled slots per stream a, t, v), unfilled slots random too (they must not matter)."""
     rng = np.random.default_rng(seed)
-    lengths = {f"{PAST}{n}": t for n, t in zip(("audio", "text", "visual"), past_lengths)}
+    context, filled = past
+    filled = {f"{CACHED}{n}": k for n, k in zip(("audio", "text", "visual"), filled)}
     feeds = {}
     for s in specs:
-        if s.dtype == "int64":
+        if s.name in filled:
+            feeds[s.name] = np.array([filled[s.name]], np.int64)
+        elif s.dtype == "int64":
             feeds[s.name] = np.array([position], np.int64)
-            continue
-        shape = tuple(lengths[d] if isinstance(d, str) else d for d in s.shape)
-        feeds[s.name] = rng.standard_normal(shape).astype(s.dtype)
+        else:
+            shape = tuple(context if d == CONTEXT else d for d in s.shape)
+            feeds[s.name] = rng.standard_normal(shape).astype(s.dtype)
     return feeds
 
 
@@ -70,7 +76,7 @@ def export_step_graph(model, pattern: str, path: Path, precision: str) -> Path:
     if precision == "fp16":
         module = copy.deepcopy(module).half()  # never touch the fp32 model (the parity reference)
     inputs, outputs = step_graph_specs(model, pattern, dtype)
-    feeds = example_step_feeds(inputs, TRACE_PAST, seed=0, position=TRACE_PAST[0])
+    feeds = example_step_feeds(inputs, TRACE_PAST, seed=0, position=TRACE_PAST[1][0])
     args = tuple(torch.from_numpy(feeds[s.name]) for s in inputs)
     dynamic = {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)} for s in inputs}
     with warnings.catch_warnings():
@@ -105,8 +111,8 @@ def torch_step_reference(model, pattern: str, feeds: dict[str, np.ndarray]) -> d
 
 
 def verify_step_graphs(model, backend, precision: str) -> dict:
-    """Every step graph on `backend` against PyTorch at VERIFY_PAST cache lengths (the first
-    turn's empty caches included); ExportError on the first failure."""
+    """Every step graph on `backend` against PyTorch at VERIFY_PAST cache sizes and fills (the
+    first turn's empty caches included); ExportError on the first failure."""
     dtype = "float16" if precision == "fp16" else "float32"
     results = {}
     for pattern in ALL_PATTERNS:
@@ -114,7 +120,7 @@ def verify_step_graphs(model, backend, precision: str) -> dict:
         worst = 0.0
         for i, past in enumerate(VERIFY_PAST):
             feeds = example_step_feeds(step_graph_specs(model, pattern, dtype)[0], past, seed=200 + i,
-                                       position=sum(past) + i)
+                                       position=max(past[1]) + i)
             ref = torch_step_reference(model, pattern, feeds)
             got = backend.run(graph, feeds)
             for name, r in ref.items():
@@ -129,6 +135,6 @@ def verify_step_graphs(model, backend, precision: str) -> dict:
                     raise ExportError(f"parity failed: step graph {graph!r}, output {name!r}, caches {past}: "
                                       f"error {err:.3g} > {TOLERANCE[precision]:g}")
                 worst = max(worst, err)
-        results[graph] = {"max_error": worst, "past_lengths": [list(p) for p in VERIFY_PAST]}
+        results[graph] = {"max_error": worst, "caches": [[c, list(f)] for c, f in VERIFY_PAST]}
     return results
 

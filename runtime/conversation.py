@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConversationError, ModelError, RequestError
-from .families.base import NEW, PAST, STEP_POSITION, step_graph_name
+from .families.base import CACHED, CONTEXT, NEW, PAST, STEP_POSITION, step_graph_name
 from .jsonio import clean
 from .patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
 
@@ -77,18 +77,18 @@ class Conversation:
         bundle = runtime.bundle
         self._dtype = np.dtype(bundle.float_dtype)
         dims = bundle.dims
-        row = family.cache_row_shape(bundle.model["config"])
+        layout = family.cache_layout(bundle.model["config"])
         steps = {p: step_graph_name(p) for p in ALL_PATTERNS}
         backend = runtime.backend
         serves = getattr(backend, "serves", lambda graph: False)  # e.g. Triton's per-graph models: none
-        if row is not None and all(s in bundle.step_graphs and serves(s) for s in steps.values()):
+        if layout is not None and all(s in bundle.step_graphs and serves(s) for s in steps.values()):
             self.mode, self.mode_reason = STREAM, "causal bundle: step graphs with cached keys/values"
             self._steps = steps
             first = bundle.step_graphs[steps[ALL_PATTERNS[0]]]["inputs"]
             self._position_fed = any(spec["name"] == STEP_POSITION for spec in first)
         else:
             self.mode, self._steps = RESCORE, {}
-            if row is None:
+            if layout is None:
                 why = "bidirectional bundle"
             elif not all(s in bundle.step_graphs for s in steps.values()):
                 why = f"causal bundle without step graphs in its {bundle.precision} variant"
@@ -99,9 +99,15 @@ class Conversation:
         # the window's raw utterances (re-scoring, cache rebuilds) and availability
         self._features = {m: np.zeros((C, dims[m]), self._dtype) for m in MODALITIES}  # m -> [C, d_m]
         self._avail = np.zeros((C, len(MODALITIES)), bool)  # [C, 3]
-        # stream mode: per modality stream the cached rows of its present utterances, oldest first
-        self._cache = {m: np.zeros((C, *row), self._dtype) for m in MODALITIES} if self.mode == STREAM else {}
-        self._cached = dict.fromkeys(MODALITIES, 0)  # m -> rows of _cache[m] in use
+        # stream mode: per modality stream its n caches, slot k = its k-th present utterance in the
+        # window; fed whole every turn (the step graph reads only the filled slots)
+        self._cache: dict[str, list[np.ndarray]] = {}
+        if self.mode == STREAM:
+            n, shape = layout
+            self._slot_axis = shape.index(CONTEXT)
+            full = tuple(C if d == CONTEXT else d for d in shape)
+            self._cache = {m: [np.zeros(full, self._dtype) for _ in range(n)] for m in MODALITIES}
+        self._cached = dict.fromkeys(MODALITIES, 0)  # m -> filled slots of m's caches
         self.length = 0  # utterances in the window
         self.turns = 0  # turns added since reset
         self._lock = threading.Lock()
@@ -109,7 +115,7 @@ class Conversation:
     @property
     def memory_bytes(self) -> int:
         """Bytes of the arrays this conversation holds (preallocated; fixed by max_context)."""
-        arrays = [*self._features.values(), self._avail, *self._cache.values()]
+        arrays = [*self._features.values(), self._avail, *(a for c in self._cache.values() for a in c)]
         return int(sum(a.nbytes for a in arrays))
 
     def reset(self) -> None:
@@ -148,22 +154,26 @@ class Conversation:
         return self._decode(req, graph, out, turn, i)
 
     # -- stream mode -------------------------------------------------------------------------
-    def _step(self, i: int, rebuilding: bool = False) -> tuple[str, dict[str, np.ndarray]]:
-        """Run utterance i of the window through its pattern's step graph; append its cache rows."""
+    def _step(self, i: int) -> tuple[str, dict[str, np.ndarray]]:
+        """Run utterance i of the window through its pattern's step graph; write its cache slots."""
         pattern = "".join(m for k, m in enumerate(MODALITIES) if self._avail[i, k])
         graph = self._steps[pattern]
         feeds = {STEP_POSITION: np.array([i], np.int64)} if self._position_fed else {}
         for m in pattern:
             name = MODALITY_NAMES[m]
             feeds[name] = self._features[m][i:i + 1][None]  # [1, 1, d_m]
-            feeds[PAST + name] = self._cache[m][:self._cached[m]]  # [T_m, *row], a view
+            for k, cache in enumerate(self._cache[m]):
+                feeds[f"{PAST}{name}_{k}"] = cache  # the whole preallocated buffer: no copy
+            feeds[CACHED + name] = np.array([self._cached[m]], np.int64)
         out = self.runtime.backend.run(graph, feeds)
         for name, value in out.items():
             if not np.isfinite(value).all():
                 raise ModelError(f"step graph {graph!r} ({self.runtime.bundle.precision}, "
                                  f"{self.runtime.backend.name}) returned NaN/Inf in {name!r}; not served")
         for m in pattern:
-            self._cache[m][self._cached[m]] = out[NEW + MODALITY_NAMES[m]][0]
+            slot = (slice(None),) * self._slot_axis + (self._cached[m],)
+            for cache, new in zip(self._cache[m], out[NEW + MODALITY_NAMES[m]]):
+                cache[slot] = new
             self._cached[m] += 1
         return graph, out
 

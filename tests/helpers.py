@@ -14,6 +14,18 @@ def make_model(hidden=16, depth=1, seed=0, task="emotion", causal=False, preset=
                                            output_dim=out, task=task, causal=causal)).eval()
 
 
+def random_turns(turns: int, seed: int = 0):
+    """(pattern, add() kwargs) for `turns` utterances of a conversation, each with a random pattern."""
+    import numpy as np
+    from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
+
+    rng = np.random.default_rng(seed)
+    for _ in range(turns):
+        pattern = ALL_PATTERNS[rng.integers(len(ALL_PATTERNS))]
+        yield pattern, {MODALITY_NAMES[m]: rng.standard_normal(d).astype(np.float32)
+                        for m, d in zip(MODALITIES, DIMS) if m in pattern}
+
+
 def run_config(task="emotion"):
     return {"data": {"labels": LABELS if task == "emotion" else [], "dataset": "synthetic",
                      "features": ["synth-audio", "synth-text", "synth-visual"]}}

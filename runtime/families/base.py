@@ -77,9 +77,11 @@ class RuntimeFamily:
         raise NotImplementedError  # abstract
 
     # -- step graphs (streaming conversations) ---------------------------------------------
-    def cache_row_shape(self, config: dict) -> tuple[int, ...] | None:
-        """Shape of one utterance's cached keys/values in one modality stream, when the model is
-        causal and has step graphs; None otherwise (conversations then re-score the window)."""
+    def cache_layout(self, config: dict) -> tuple[int, tuple] | None:
+        """(n, shape): a causal model's step graphs read n cache tensors per modality stream, each
+        of `shape` with the axis named CONTEXT holding one slot per utterance of the window (the
+        Conversation preallocates them at max_context slots); None when the model has no step
+        graphs (bidirectional: conversations then re-score the window)."""
         return None
 
     def step_uses_position(self, config: dict) -> bool:
@@ -89,30 +91,36 @@ class RuntimeFamily:
 
     def step_graph_inputs(self, pattern: str, dims: dict[str, int], config: dict,
                           float_dtype: str = "float32") -> list[TensorSpec]:
-        """A step graph scores one new utterance: per present modality its features [1, 1, dim]
-        and its stream's past cache [past_<name>, *row] (the stream's earlier utterances where the
-        modality was present, oldest first; 0 rows allowed), and the utterance's position in the
-        window (int64 [1]) when the model uses positions."""
-        row = self.cache_row_shape(config)
+        """A step graph scores one new utterance: per present modality its features [1, 1, dim],
+        the utterance's position in the window (int64 [1]) when the model uses positions, then per
+        present modality its stream's caches past_<name>_<i> (shape with a CONTEXT axis: slots
+        0..cached-1 hold the stream's earlier present utterances, oldest first, the rest is
+        ignored) and cached_<name> (int64 [1]: how many slots are filled, 0 on its first turn)."""
+        n, shape = self.cache_layout(config)
         names = [MODALITY_NAMES[m] for m in pattern]
-        specs = [TensorSpec(n, (1, 1, dims[m]), float_dtype) for n, m in zip(names, pattern)]
+        specs = [TensorSpec(name, (1, 1, dims[m]), float_dtype) for name, m in zip(names, pattern)]
         if self.step_uses_position(config):
             specs.append(TensorSpec(STEP_POSITION, (1,), "int64"))
-        specs += [TensorSpec(f"{PAST}{n}", (f"{PAST}{n}", *row), float_dtype) for n in names]
+        for name in names:
+            specs += [TensorSpec(f"{PAST}{name}_{i}", shape, float_dtype) for i in range(n)]
+            specs.append(TensorSpec(f"{CACHED}{name}", (1,), "int64"))
         return specs
 
     def step_graph_outputs(self, pattern: str, config: dict, float_dtype: str = "float32") -> list[TensorSpec]:
         """The pattern graph's outputs at batch 1, seq 1 (decoded like them), then per present
-        modality the new utterance's cache row [1, *row] (appended to its stream by the caller)."""
+        modality new_<name> [n, *slot]: the new utterance's slot of each of its n caches (the
+        cache shape without the CONTEXT axis), written at slot `cached` by the caller."""
         one = {"batch": 1, "seq": 1}
         outs = [TensorSpec(s.name, tuple(one.get(d, d) for d in s.shape), s.dtype)
                 for s in self.graph_outputs(pattern, config, float_dtype)]
-        row = self.cache_row_shape(config)
-        return outs + [TensorSpec(f"{NEW}{MODALITY_NAMES[m]}", (1, *row), float_dtype) for m in pattern]
+        n, shape = self.cache_layout(config)
+        slot = tuple(d for d in shape if d != CONTEXT)
+        return outs + [TensorSpec(f"{NEW}{MODALITY_NAMES[m]}", (n, *slot), float_dtype) for m in pattern]
 
 
 STEP_POSITION = "position"  # step-graph input: the utterance's index in the window
-PAST, NEW = "past_", "new_"  # step-graph cache input / output name prefixes (+ modality name)
+CONTEXT = "context"  # the slot axis of a cache tensor (its length: the Conversation's max_context)
+PAST, CACHED, NEW = "past_", "cached_", "new_"  # step-graph cache names (+ modality name)
 
 
 def step_graph_name(pattern: str) -> str:

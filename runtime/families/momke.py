@@ -10,7 +10,7 @@ import numpy as np
 
 from ..patterns import MODALITIES
 from ..requests import MASKED
-from .base import Decoded, RuntimeFamily, head_outputs
+from .base import CONTEXT, Decoded, RuntimeFamily, head_outputs
 from .inputs import TensorSpec, UtteranceInputs
 
 EXPERTS = ("audio_expert", "text_expert", "visual_expert")
@@ -31,12 +31,14 @@ class MoMKERuntime(RuntimeFamily):
     training_only_label = "stage-1 heads"
     supports_conversation = True
 
-    def cache_row_shape(self, config):
-        """Causal MoMKE: per utterance and modality stream, the keys and values of every block
-        of every expert: [Q blocks, 2 (K, V), 3 experts, d]."""
+    def cache_layout(self, config):
+        """Causal MoMKE: per modality stream, the keys and the values of every block (K0, V0,
+        K1, V1, …), each [3 experts, heads, context, d / heads]: the layout attention reads
+        directly (q·Kᵀ and p·V are plain batched MatMuls over every slot, no copies)."""
         if not config.get("causal", False):
             return None
-        return (config["depth"], 2, len(EXPERTS), config["hidden"])
+        H = config["heads"]
+        return 2 * config["depth"], (len(EXPERTS), H, CONTEXT, config["hidden"] // H)
 
     def step_uses_position(self, config):
         return bool(config.get("positions", True))  # sinusoidal positions (paper preset)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from anymodal.runtime.errors import BundleError, ExportError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
-from helpers import DIMS, make_model
+from helpers import DIMS, make_model, random_turns
 
 torch = pytest.importorskip("torch")
 
@@ -25,17 +25,22 @@ def _conversation(L=9, seed=1):
 def test_step_by_step_equals_the_causal_full_model(preset):
     model = make_model(depth=2, causal=True, preset=preset)
     xs, avail = _conversation()
-    L = avail.shape[1]
-    row = (model.cfg.depth, 2, 3, model.cfg.hidden)
+    L, C = avail.shape[1], 12
+    n = 2 * model.cfg.depth
     with torch.no_grad():
         logits, weights = model(*xs, torch.ones(1, L, dtype=torch.bool), avail)
-        caches = {m: torch.zeros(0, *row) for m in MODALITIES}
+        # caches preallocated at C slots; unfilled slots hold garbage that must not matter
+        caches = {m: [torch.randn(3, 2, C, 8) for _ in range(n)] for m in MODALITIES}
+        filled = dict.fromkeys(MODALITIES, 0)
         for i in range(L):
             pat = "".join(m for k, m in enumerate(MODALITIES) if avail[0, i, k])
             step_x = {m: xs[MODALITIES.index(m)][:, i:i + 1] for m in pat}
-            lg, w, rows = model.step(step_x, torch.tensor([i]), {m: caches[m] for m in pat})
+            lg, w, slots = model.step(step_x, torch.tensor([i]), {m: caches[m] for m in pat},
+                                      {m: torch.tensor([filled[m]]) for m in pat})
             for m in pat:
-                caches[m] = torch.cat([caches[m], rows[m]])
+                for k in range(n):
+                    caches[m][k][:, :, filled[m]] = slots[m][k]
+                filled[m] += 1
             torch.testing.assert_close(lg[0, 0], logits[0, i], atol=1e-5, rtol=0)
             for k, m in enumerate(pat):
                 torch.testing.assert_close(w[0, 0, k], weights[0, i, MODALITIES.index(m)], atol=1e-5, rtol=0)
@@ -61,7 +66,7 @@ def test_causal_mask_hides_later_utterances(causal):
 
 def test_bidirectional_model_has_no_step():
     with pytest.raises(ValueError, match="bidirectional"):
-        make_model().step({"a": torch.zeros(1, 1, DIMS[0])}, torch.tensor([0]), {"a": torch.zeros(0, 1, 2, 3, 16)})
+        make_model().step({"a": torch.zeros(1, 1, DIMS[0])}, torch.tensor([0]), {"a": []}, {"a": torch.tensor([0])})
 
 
 def _external_offsets(path):
@@ -81,12 +86,15 @@ def test_causal_bundle_lists_verified_deduplicated_step_graphs(causal_bundle, sm
     assert manifest["model"]["config"]["causal"] is True
     assert manifest["model"]["config"]["sources"]["causal"].startswith("anymodal: streaming, paper silent")
     info = steps["step_at"]
-    assert [t["name"] for t in info["inputs"]] == ["audio", "text", "position", "past_audio", "past_text"]
+    caches = [f"past_{n}_{k}" for n in ("audio", "text") for k in range(4)]  # K, V of 2 blocks
+    assert [t["name"] for t in info["inputs"]] == ["audio", "text", "position", *caches[:4], "cached_audio",
+                                                   *caches[4:], "cached_text"]
     assert [t["name"] for t in info["outputs"]] == ["logits", "router_weights", "new_audio", "new_text"]
-    assert info["inputs"][3]["shape"] == ["past_audio", 2, 2, 3, 16]
+    assert info["inputs"][3]["shape"] == [3, 2, "context", 8]  # experts, heads, slots, d / heads
+    assert info["outputs"][2]["shape"] == [4, 3, 2, 8]
     for name in steps:  # verified like the full graphs, empty caches included
         assert manifest["parity"]["fp32"][name]["max_error"] <= 1e-4
-        assert [0, 0, 0] in manifest["parity"]["fp32"][name]["past_lengths"]
+        assert [1, [0, 0, 0]] in manifest["parity"]["fp32"][name]["caches"]
     # every weight of a step graph is one the full graphs already store in weights.bin
     full = set().union(*(_external_offsets(bundle / variant["graphs"][g]["file"]) for g in variant["graphs"]))
     for name, info in steps.items():
@@ -138,11 +146,7 @@ def test_stream_and_rescore_agree_on_a_causal_bundle(causal_bundle):
     rescoring = Runtime.with_backend(b, FullGraphsOnly(b, threads=1)).conversation(max_context=4)
     assert streaming.mode == "stream" and rescoring.mode == "rescore"
     assert "no step graphs" in rescoring.mode_reason
-    rng = np.random.default_rng(0)
-    for t in range(11):
-        pattern = ALL_PATTERNS[rng.integers(len(ALL_PATTERNS))]
-        turn = {name: rng.standard_normal(d).astype(np.float32)
-                for name, d, m in zip(("audio", "text", "visual"), DIMS, MODALITIES) if m in pattern}
+    for pattern, turn in random_turns(11):
         s, r = streaming.add(**turn), rescoring.add(**turn)
         assert s.graph == f"step_{pattern}" and r.graph in (pattern, "masked")
         assert np.abs(s.probs - r.probs).max() <= 1e-4 and s.label == r.label

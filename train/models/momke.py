@@ -223,11 +223,13 @@ class MoMKE(nn.Module):
     def step_graph(self, pattern: str) -> "MoMKEStep":
         return MoMKEStep(self, pattern)
 
-    def step(self, xs: dict[str, torch.Tensor], position: torch.Tensor | None, pasts: dict[str, torch.Tensor]):
+    def step(self, xs: dict[str, torch.Tensor], position: torch.Tensor | None,
+             caches: dict[str, list[torch.Tensor]], cached: dict[str, torch.Tensor]):
         """The present modalities of one new utterance. xs[m] [1, 1, d_m] (batch 1, seq 1, as the
         full graphs: the same MatMul weight layout, shared in the bundle); position [1] int64 (its
-        index in the window; None without position embeddings); pasts[m] [T_m, Q, 2, 3, d] (m's earlier present utterances)
-        -> logits [1, 1, out], router weights [1, 1, P, 3], new cache rows {m: [1, Q, 2, 3, d]}"""
+        index in the window; None without position embeddings); caches[m] = [K_0, V_0, …] each
+        [3, heads, C, d/heads] whose first cached[m] [1] slots hold m's earlier present utterances
+        -> logits [1, 1, out], router weights [1, 1, P, 3], new slots {m: [2Q, 3, heads, d/heads]}"""
         if not self.cfg.causal:
             raise ValueError("step(): a bidirectional MoMKE has no step graphs (train with causal=True)")
         ms = list(xs)
@@ -237,12 +239,13 @@ class MoMKE(nn.Module):
             if self.cfg.positions:
                 z = z + sinusoidal_position_at(position, z.shape[-1], z.dtype)  # + [1, d]
             hs[m] = z
-        out, rows = self.experts.step(torch.cat([hs[m][0] for m in ms], dim=0), [pasts[m] for m in ms])  # [P, 3, d]
+        out, slots = self.experts.step(torch.cat([hs[m][0] for m in ms], dim=0), [caches[m] for m in ms],
+                                       [cached[m] for m in ms])  # [P, 3, d]
         reps, weights = {}, {}
         for i, m in enumerate(ms):
             ones = torch.ones(1, 1, dtype=out.dtype, device=out.device)
             reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i:i + 1][None], 1.0, ones)  # [1, 1, d|3]
-        return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=2), dict(zip(ms, rows))
+        return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=2), dict(zip(ms, slots))
 
     def stage1_parameters(self):
         return [p for name, p in self.named_parameters()
@@ -272,21 +275,24 @@ def _triton_router_mix(router, h, experts, mask, temperature: float = 1.0):
 
 class MoMKEStep(nn.Module):
     """The step graph of one pattern (causal models): inputs as RuntimeFamily.step_graph_inputs
-    (features [1, 1, d_m] per present modality, position [1] if the model uses positions, past
-    caches), outputs the pattern graph's at batch 1, seq 1, then each present modality's new
-    cache row."""
+    (features [1, 1, d_m] per present modality, position [1] if the model uses positions, then
+    per present modality its 2Q caches and filled-slot count), outputs the pattern graph's at
+    batch 1, seq 1, then each present modality's new slots."""
 
     def __init__(self, model: MoMKE, pattern: str):
         super().__init__()
         self.model, self.pattern = model, pattern
 
     def forward(self, *inputs: torch.Tensor):
-        P = len(self.pattern)
+        P, n = len(self.pattern), 2 * self.model.cfg.depth
         xs = dict(zip(self.pattern, inputs[:P]))  # [1, 1, d_m]
-        position = inputs[P] if self.model.cfg.positions else None
-        pasts = dict(zip(self.pattern, inputs[-P:]))
-        logits, weights, rows = self.model.step(xs, position, pasts)
-        return (logits, weights, *[rows[m] for m in self.pattern])  # [1, 1, C], [1, 1, P, 3], [1, *row]
+        rest = list(inputs[P:])
+        position = rest.pop(0) if self.model.cfg.positions else None
+        caches, cached = {}, {}
+        for m in self.pattern:  # per modality: its n caches, then its filled-slot count
+            caches[m], cached[m], rest = rest[:n], rest[n], rest[n + 1:]
+        logits, weights, slots = self.model.step(xs, position, caches, cached)
+        return (logits, weights, *[slots[m] for m in self.pattern])  # [1, 1, C], [1, 1, P, 3], [2Q, …]
 
 
 class MoMKESpecialised(nn.Module):

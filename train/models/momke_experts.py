@@ -108,31 +108,31 @@ class MoMKEExperts(nn.Module):
             x = F.layer_norm(x, (self.d,)) * self.lnf_g[sel][:, None, :] + self.lnf_b[sel][:, None, :]
         return x.reshape(e, N, L, d).permute(1, 2, 0, 3)  # [N, L, e, d]
 
-    def step(self, h: torch.Tensor, pasts: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Causal experts on one new utterance per modality stream: row i of h attends to its own
-        stream's cached keys/values and to itself. The same weights and op order as forward().
-        h [P, d]; pasts[i] [T_i, Q, 2 (K, V), E, d] (T_i may be 0)
-        -> out [P, E, d], new cache rows [1, Q, 2, E, d] per stream"""
-        P, d, E = h.shape[0], self.d, self.E
+    def step(self, h: torch.Tensor, caches: list[list[torch.Tensor]], cached: list[torch.Tensor]):
+        """Causal experts on one new utterance per modality stream: row i of h attends to the
+        first cached[i] slots of its own stream's caches and to itself. The same weights and op
+        order as forward(). h [P, d]; caches[i] = [K_0, V_0, K_1, V_1, …] each [E, H, C, d/H]
+        (C slots, the first cached[i] [1] int64 filled) -> out [P, E, d], the new utterance's
+        slots [2Q, E, H, d/H] per stream"""
+        P, d, E, H = h.shape[0], self.d, self.E, self.heads
+        hd = d // H
         sel = slice(None)
         w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(0, sel), 0, sel)  # [E, d, 3d], [E, 3d]
         w_cat = w.permute(1, 0, 2).reshape(d, E * 3 * d)  # [d, E·3d]
         qkv = (self._norm(h) @ w_cat + b.reshape(E * 3 * d)).reshape(-1, E, 3 * d).transpose(0, 1)  # [E, P, 3d]
         x = h.unsqueeze(0).expand(E, -1, d)  # [E, P, d]
-        rows: list[list[torch.Tensor]] = [[] for _ in range(P)]  # per stream, per block: [2, E, d]
+        slots: list[list[torch.Tensor]] = [[] for _ in range(P)]  # per stream: K_0, V_0, … [E, H, hd]
         for j in range(self.Q):
             if j > 0:
                 w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(j, sel), j, sel)
                 qkv = torch.baddbmm(b[:, None, :], self._norm(x), w)  # [E, P, 3d]
+            heads = qkv.reshape(E, P, 3, H, hd).permute(2, 1, 0, 3, 4)  # [3, P, E, H, hd]
             ys = []
             for i in range(P):
-                q, k, v = qkv[:, i:i + 1, :d], qkv[:, i:i + 1, d:2 * d], qkv[:, i:i + 1, 2 * d:]  # [E, 1, d]
-                past = pasts[i][:, j]  # [T, 2, E, d]
-                keys = torch.cat([past[:, 0].transpose(0, 1), k], dim=1)  # [E, T+1, d]
-                values = torch.cat([past[:, 1].transpose(0, 1), v], dim=1)  # [E, T+1, d]
-                ys.append(self._attend_one(q, keys, values))  # [E, 1, d]
-                rows[i].append(torch.stack([k[:, 0], v[:, 0]]))  # [2, E, d]
-            y = torch.cat(ys, dim=1)  # [E, P, d]
+                q, k, v = heads[0, i], heads[1, i], heads[2, i]  # [E, H, hd]
+                ys.append(self._attend_cached(q, k, v, caches[i][2 * j], caches[i][2 * j + 1], cached[i]))
+                slots[i] += [k, v]
+            y = torch.stack(ys, dim=1)  # [E, P, d]
             if self.out_proj:
                 y = torch.baddbmm(self.o_b[sel, j][:, None, :], y, self.o_w[sel, j])
             if self.layer_norm:
@@ -142,18 +142,20 @@ class MoMKEExperts(nn.Module):
                 x = x + y + self._ffn(y, j, sel)
         if self.layer_norm:
             x = F.layer_norm(x, (self.d,)) * self.lnf_g[:, None, :] + self.lnf_b[:, None, :]
-        return x.transpose(0, 1), [torch.stack(r)[None] for r in rows]  # [P, E, d], [1, Q, 2, E, d]
+        return x.transpose(0, 1), [torch.stack(r) for r in slots]  # [P, E, d], [2Q, E, H, hd]
 
-    def _attend_one(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """q [E, 1, d]; keys/values [E, T, d] -> [E, 1, d]: one query over every key given."""
-        E, d, H = q.shape[0], self.d, self.heads
-        hd = d // H
-        q = q.reshape(E, 1, H, hd).transpose(1, 2)  # [E, H, 1, hd]
-        k = keys.reshape(E, -1, H, hd).transpose(1, 2)  # [E, H, T, hd]
-        v = values.reshape(E, -1, H, hd).transpose(1, 2)
-        scores = (q * (1.0 / math.sqrt(hd))) @ k.transpose(-1, -2)  # [E, H, 1, T]
-        out = torch.softmax(scores, dim=-1) @ v  # [E, H, 1, hd]
-        return out.transpose(1, 2).reshape(E, 1, d)
+    def _attend_cached(self, q, k, v, keys, values, cached) -> torch.Tensor:
+        """One query over the first `cached` slots of keys/values and its own key/value.
+        q, k, v [E, H, hd]; keys/values [E, H, C, hd]; cached [1] int64 -> [E, d]"""
+        E, H, hd = q.shape
+        q = (q * (1.0 / math.sqrt(hd))).unsqueeze(2)  # [E, H, 1, hd]
+        past = q @ keys.transpose(-1, -2)  # [E, H, 1, C] (a MatMul reading the cache in place)
+        empty = torch.arange(keys.shape[2], device=keys.device) >= cached  # [C]: unfilled slots
+        past = past.masked_fill(empty, torch.finfo(past.dtype).min)
+        own = (q * k.unsqueeze(2)).sum(-1, keepdim=True)  # [E, H, 1, 1]
+        p = torch.softmax(torch.cat([past, own], dim=-1), dim=-1)  # [E, H, 1, C + 1]
+        out = p[..., :-1] @ values + p[..., -1:] * v.unsqueeze(2)  # [E, H, 1, hd]
+        return out.reshape(E, H * hd)
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         """LayerNorm without its affine part (folded into the next matmul), or nothing."""
