@@ -76,6 +76,7 @@ def test_turn_estimates_use_the_nearest_turns_of_one_pattern():
     samples = np.tile(np.arange(1.0, 21.0), (3, 1))  # [R=3, L=20]: turn t costs t ms
     samples[1, 9] = 1000.0  # one outlier at turn 10 does not move the estimate
     assert turn_estimate(samples, [8, 9, 10, 11, 12]) == 10.0
+    assert turn_estimate(samples, [8, 9, 10, 11, 12], np.min) == 8.0
     assert turn_estimate(samples, [4, 13, 14, 15, 16]) == 14.0
 
 
@@ -122,6 +123,8 @@ def test_stream_bench_measures_every_turn_both_ways(stream_result):
         assert res["flatness"][way]["ratio"] == pytest.approx(
             res["flatness"][way]["late_ms"] / res["flatness"][way]["early_ms"])
         assert [r[f"{way}_ms"] for r in res["per_turn"]] == pytest.approx(np.median(s, axis=0).tolist())
+        floor = res["flatness"][way]["floor"]  # the min over the same passes × turns
+        assert floor["late_ms"] == s[:, 19:24].min() and floor["early_ms"] <= res["flatness"][way]["early_ms"]
     assert res["flatness"]["early_turn"] == 10 and res["flatness"]["late_turn"] == 24
     assert res["speedup"]["turn"] == 24 and res["speedup"]["turns"] == [20, 21, 22, 23, 24]  # fewer than 50
     # flatness compares turns of the last turn's pattern: the early {a,t,v} turns nearest turn 10
@@ -129,6 +132,8 @@ def test_stream_bench_measures_every_turn_both_ways(stream_result):
     assert res["flatness"]["pattern"] == "atv" and res["flatness"]["early_turns"] == [7, 8, 11, 12, 13]
     assert res["flatness"]["late_turns"] == [20, 21, 22, 23, 24]
     assert res["speedup"]["ratio"] == pytest.approx(res["speedup"]["rescore_ms"] / res["speedup"]["stream_ms"])
+    fl = res["speedup"]["floor"]
+    assert fl["ratio"] == pytest.approx(fl["rescore_ms"] / fl["stream_ms"])
     assert res["switch"]["switch_turns"] == [3, 6, 9, 10]
     # both ways score the same window with the same graphs here: identical outputs
     assert res["agreement_max_abs_diff"] <= 1e-6
