@@ -20,6 +20,7 @@ import numpy as np
 from anymodal.runtime.errors import InputError, PatternError
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES, parse_pattern
 
+from .tables import markdown_section, print_section
 from .timing import latency_stats
 
 # the goals of issue 15, shown beside the measured figures (never used to decide anything)
@@ -326,20 +327,14 @@ def stream_summary_lines(res: dict) -> list[str]:
 
 
 def print_stream_result(res: dict, console) -> None:
-    from .tables import rich_table
-
     header, rows = stream_rows(res)
-    console.print(rich_table(f"rt-bench --stream — {res['model']}, {res['turns']} turns", header, rows))
-    for line in stream_summary_lines(res):
-        console.print(line, markup=False, highlight=False)
+    print_section(console, f"rt-bench --stream — {res['model']}, {res['turns']} turns", header, rows,
+                  stream_summary_lines(res))
 
 
 def stream_markdown(res: dict) -> str:
-    from .tables import markdown_table
-
     header, rows = stream_rows(res)
-    return "\n".join(["## rt-bench --stream", "", markdown_table(header, rows), "",
-                      *[f"- {line}" for line in stream_summary_lines(res)], ""])
+    return markdown_section("rt-bench --stream", header, rows, stream_summary_lines(res))
 
 
 def plot_stream(res: dict, path: str | Path) -> Path:
