@@ -71,7 +71,8 @@ def _causal(model, kind: str):
     import torch
 
     cfg = getattr(model, "cfg", None)
-    if cfg is None or not dataclasses.is_dataclass(cfg) or "causal" not in {f.name for f in dataclasses.fields(cfg)}:
+    fields = {f.name for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else set()
+    if "causal" not in fields:
         from anymodal.runtime.errors import InputError
 
         raise InputError(f"the {kind} family has no causal variant (its config has no 'causal' field)")
