@@ -169,10 +169,25 @@ def run_once(
     nonfinite: NonFinite = typer.Option(NonFinite.error, help="NaN/Inf in an item: refused, or that item of "
                                                              "that modality treated as absent."),
     json_out: bool = typer.Option(False, "--json", help="Print Prediction.to_dict() as JSON."),
+    stream: Optional[str] = typer.Option(None, "--stream", metavar="FILE.jsonl|-",
+                                         help="Follow a conversation: one turn per JSONL line ('-' = stdin), "
+                                              "one JSON prediction per line as it goes (README: Streaming tools)."),
+    max_context: int = typer.Option(64, help="--stream: utterances the conversation keeps."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="--stream: answer a bad line with an error "
+                                                                "record and go on (exit status 2 at the end)."),
 ):
     """Absent sensors are simply not given; the graph is chosen from those that are."""
+    from anymodal.runtime.errors import InputError
     from anymodal.runtime.jsonio import dumps
-    from anymodal.runtime.runner import describe, predict_files
+    from anymodal.runtime.runner import describe, predict_files, stream_turns
+
+    if stream is not None:
+        if any(x is not None for x in (audio, text, visual)) or json_out:
+            raise InputError("--stream takes its features from the turns file: no --audio/--text/--visual/--json")
+        stream_turns(bundle, stream, sys.stdout, backend.value, precision, max_context, nonfinite.value, keep_going)
+        return
+    if max_context != 64 or keep_going:
+        raise InputError("--max-context and --keep-going need --stream")
 
     pred = predict_files(bundle, {"a": audio, "t": text, "v": visual}, backend.value, precision,
                          nonfinite.value)
@@ -225,11 +240,34 @@ def bench(
     duration_s: float = typer.Option(3.0, help="Measured seconds per condition."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
     markdown: Optional[Path] = typer.Option(None, help="Write a markdown report."),
-    plot: Optional[Path] = typer.Option(None, help="Write a PNG latency plot."),
+    plot: Optional[Path] = typer.Option(None, help="Write a PNG latency plot (--stream: per-turn latency; "
+                                                   "default beside --json)."),
+    stream: bool = typer.Option(False, "--stream", help="A live conversation turn by turn: streaming "
+                                                        "(Conversation.add) vs re-scoring the window."),
+    turns: int = typer.Option(200, help="--stream: turns in the conversation."),
+    max_context: Optional[int] = typer.Option(None, help="--stream: Conversation max_context (default: --turns)."),
+    drop: Optional[str] = typer.Option(None, help="--stream: sensors absent per turn range, e.g. v@5-12,a@20-22 "
+                                                  "(1-based, inclusive)."),
+    repeats: int = typer.Option(3, help="--stream: timed passes over the conversation."),
 ):
-    """Compare PyTorch eager, ORT masked, ORT specialised (and GPU backends) interleaved."""
+    """Compare PyTorch eager, ORT masked, ORT specialised (and GPU backends) interleaved.
+    With --stream: per-turn latency of a live conversation (--condition = its sensors, default a,t,v)."""
     from anymodal.runtime.errors import InputError
 
+    stream_only = {"--turns": turns != 200, "--max-context": max_context is not None, "--drop": drop is not None,
+                   "--repeats": repeats != 3}
+    if stream:
+        given = {"--all-conditions": all_conditions, "--model": model is not None, "--run": run is not None,
+                 "--backend": backend != "all", "--batch": batch is not None, "--seq-len": seq_len is not None,
+                 "--warmup-s": warmup_s != 1.0, "--duration-s": duration_s != 3.0}
+        if any(given.values()):
+            raise InputError(f"{next(k for k, v in given.items() if v)} does not apply to --stream")
+        from anymodal.bench.stream import bench_stream_command
+
+        return bench_stream_command(condition, bundle, threads, turns, max_context, drop, repeats, json_out,
+                                    markdown, plot, _console())
+    if any(stream_only.values()):
+        raise InputError(f"{next(k for k, v in stream_only.items() if v)} needs --stream")
     if all_conditions == (condition is not None):
         raise InputError("give exactly one of --condition PATTERN or --all-conditions")
     from anymodal.bench.report import markdown_report, plot_latency, print_result

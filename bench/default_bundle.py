@@ -26,15 +26,16 @@ def _code_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def cache_dir(kind: str) -> Path:
+def cache_dir(kind: str, causal: bool = False) -> Path:
     root = os.environ.get("ANYMODAL_CACHE") or Path.home() / ".cache" / "anymodal"
-    return Path(root) / f"default-{kind}-{__version__}-{_code_digest()}"
+    return Path(root) / f"default-{kind}{'-causal' if causal else ''}-{__version__}-{_code_digest()}"
 
 
-def default_bundle(progress=print, kind: str = DEFAULT_FAMILY) -> tuple[Path, Path]:
+def default_bundle(progress=print, kind: str = DEFAULT_FAMILY, causal: bool = False) -> tuple[Path, Path]:
     """(bundle folder, run folder) of a registered family's paper-sized model, building them on
-    first use (needs the train extra)."""
-    root = cache_dir(kind)
+    first use (needs the train extra). causal: the same model with causal attention (its config's
+    `causal` field), whose bundle streams conversations (rt-bench --stream)."""
+    root = cache_dir(kind, causal)
     bundle, run = root / "bundle", root / "run"
     if (bundle / "manifest.json").is_file() and (run / "model.safetensors").is_file():
         return bundle, run
@@ -50,9 +51,30 @@ def default_bundle(progress=print, kind: str = DEFAULT_FAMILY) -> tuple[Path, Pa
             f"building the default bundle needs PyTorch ({exc}); pip install 'anymodal[train]' "
             "or pass --bundle") from exc
     family = get_train_family(kind)  # DataError naming the known families
-    progress(f"building the default bundle (paper-sized {kind}, random weights) in {root} …")
+    progress(f"building the default bundle (paper-sized {'causal ' if causal else ''}{kind}, random weights) "
+             f"in {root} …")
     model, meta = family.paper_model()
+    if causal:
+        model = _causal(model, kind)
     save_run(run, model, meta)
-    # int8: random weights have no validation data, so its accuracy is recorded as not measured
-    write_bundle(model, {**meta, "source_run": str(run)}, bundle, precisions=family.paper_precisions)
+    # int8: random weights have no validation data, so its accuracy is recorded as not measured;
+    # the causal bundle serves rt-bench --stream, which times fp32 only
+    precisions = ("fp32",) if causal else family.paper_precisions
+    write_bundle(model, {**meta, "source_run": str(run)}, bundle, precisions=precisions)
     return bundle, run
+
+
+def _causal(model, kind: str):
+    """The paper-sized model rebuilt with causal attention (same seed as paper_model)."""
+    import dataclasses
+
+    import torch
+
+    cfg = getattr(model, "cfg", None)
+    fields = {f.name for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else set()
+    if "causal" not in fields:
+        from anymodal.runtime.errors import InputError
+
+        raise InputError(f"the {kind} family has no causal variant (its config has no 'causal' field)")
+    torch.manual_seed(0)
+    return type(model)(dataclasses.replace(cfg, causal=True)).eval()

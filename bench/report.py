@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .tables import markdown_table, rich_table
+from .tables import markdown_section, print_section
 
 
 def _conditions(result: dict) -> list[dict]:
@@ -91,16 +91,13 @@ def _busy_lines(c: dict) -> list[str]:
 def print_result(result: dict, console) -> None:
     header, rows = latency_rows(result, compact=True)
     c = _conditions(result)[0]
-    console.print(rich_table(f"rt-bench — {c['model']}, batch {c['batch']}, seq {seq_label(c)}",
-                             header, rows))
-    for line in summary_lines(result):
-        console.print(line, markup=False, highlight=False)
+    print_section(console, f"rt-bench — {c['model']}, batch {c['batch']}, seq {seq_label(c)}", header, rows,
+                  summary_lines(result))
 
 
 def markdown_report(result: dict) -> str:
     header, rows = latency_rows(result)
-    return "\n".join(["## rt-bench", "", markdown_table(header, rows), "",
-                      *[f"- {line}" for line in summary_lines(result)], ""])
+    return markdown_section("rt-bench", header, rows, summary_lines(result))
 
 
 def plot_latency(result: dict, path: str | Path) -> Path:

@@ -62,3 +62,15 @@ def markdown_table(header, rows) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def print_section(console, title: str, header, rows, lines) -> None:
+    """A rich table, then its summary lines verbatim (rt-bench's terminal output)."""
+    console.print(rich_table(title, header, rows))
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+
+
+def markdown_section(heading: str, header, rows, lines) -> str:
+    """`## heading`, the table, then the summary lines as a list (rt-bench --markdown)."""
+    return "\n".join([f"## {heading}", "", markdown_table(header, rows), "", *[f"- {line}" for line in lines], ""])

@@ -24,6 +24,7 @@ from .dedup import deduplicate
 from .int8 import DEFAULT_MAX_DROP, int8_report, quantize_graph
 from .ort_graphs import ORT_COPY_PRECISIONS, has_ort_ops, ort_file, ort_graphs_entry
 from .specs import GRAPH_NAMES, OPSET, PRECISIONS, model_graph_specs
+from .step_graphs import export_step_graphs, step_graph_specs, verify_step_graphs
 from .torch_export import export_graph, versions
 from .verify import verify_graphs
 
@@ -50,7 +51,9 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
         paths = [export_graph(model, g, folder / f"{g}.onnx", precision, kernels) for g in GRAPH_NAMES]
         if with_ort:
             paths += [export_graph(model, g, folder / ort_file(g), precision, ort_ops=True) for g in GRAPH_NAMES]
-    dedup = deduplicate(paths)  # portable graphs and ORT copies share one weights file
+    steps = export_step_graphs(model, folder, precision)  # causal models: streaming conversations
+    # portable graphs, ORT copies and step graphs share one weights file
+    dedup = deduplicate(paths + list(steps.values()))
     graphs = {}
     for g in GRAPH_NAMES:
         inputs, outputs = model_graph_specs(model, g, dtype)
@@ -59,6 +62,12 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
     variant = {"dir": rel_dir, "float_dtype": dtype, "graphs": graphs, "dedup": dedup}
     if with_ort:
         variant["ort_graphs"] = ort_graphs_entry(rel_dir, GRAPH_NAMES, paths[len(GRAPH_NAMES):])
+    if steps:
+        variant["step_graphs"] = {}
+        for name, path in steps.items():
+            inputs, outputs = step_graph_specs(model, name.removeprefix("step_"), dtype)
+            variant["step_graphs"][name] = {"file": f"{rel_dir}/{path.name}", "data_files": [f"{rel_dir}/weights.bin"],
+                                            "inputs": _spec_json(inputs), "outputs": _spec_json(outputs)}
     return variant
 
 
@@ -117,6 +126,8 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
             flavours = {p: "portable", **({f"{p}-ort": "ort"} if "ort_graphs" in variants[p] else {})}
             backends = {label: OrtCpuBackend(Bundle(tmp, p), threads=None, graphs=g) for label, g in flavours.items()}
             parity.update(verify_graphs(model, backends, GRAPH_NAMES, p))
+            if backends[p].bundle.step_graphs:
+                parity[p].update(verify_step_graphs(model, backends[p], p))
             for backend in backends.values():
                 backend.close()
         manifest["parity"] = parity

@@ -1,9 +1,11 @@
 """anymodal.runtime — torch-free inference: patterns, bundle reader, backends, Runtime."""
 
+from .conversation import Conversation, TurnPrediction
 from .errors import (
                      AnymodalError,
                      BackendUnavailableError,
                      BundleError,
+                     ConversationError,
                      InputError,
                      ModelError,
                      PatternError,
@@ -16,5 +18,6 @@ from .requests import Request
 from .runtime import Runtime
 
 __all__ = ["ALL_PATTERNS", "MODALITIES", "AnymodalError", "BackendUnavailableError", "BundleError",
-           "InputError", "ModelError", "PatternError", "Prediction", "Request", "RequestError", "Runtime",
-           "RuntimeFamily", "get_family", "parse_pattern", "register_family"]
+           "Conversation", "ConversationError", "InputError", "ModelError", "PatternError", "Prediction", "Request",
+           "RequestError", "Runtime", "RuntimeFamily", "TurnPrediction", "get_family", "parse_pattern",
+           "register_family"]

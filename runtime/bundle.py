@@ -84,6 +84,15 @@ class Bundle:
         return self.variant["graphs"]
 
     @property
+    def step_graphs(self) -> dict[str, dict]:
+        """Causal bundles: one step graph per pattern (streaming conversations), keyed by name."""
+        return self.variant.get("step_graphs", {})
+
+    def graph_info(self, graph: str) -> dict | None:
+        """The manifest entry of a graph or step graph (None when the bundle has no such graph)."""
+        return self.graphs.get(graph) or self.step_graphs.get(graph)
+
+    @property
     def float_dtype(self) -> str:
         return self.variant.get("float_dtype", "float32")
 
@@ -123,7 +132,7 @@ class Bundle:
     def recheck(self, graph: str) -> None:
         """Before a graph runs again: its files that were verified are re-verified if their stat
         changed (a stat each; no hashing unless something changed)."""
-        info = self.graphs.get(graph)
+        info = self.graph_info(graph)
         if info is None:
             return
         copy = self.variant.get("ort_graphs", {}).get("graphs", {}).get(graph)  # its ORT-optimised copy
@@ -134,7 +143,7 @@ class Bundle:
     def check_graph_io(self, graph: str, inputs: list[str], outputs: list[str], path: Path) -> None:
         """The loaded graph's own input/output names are the ones the manifest declares for it
         (a manifest edited to point a pattern at another graph file is caught here)."""
-        info = self.graphs[graph]
+        info = self.graph_info(graph)
         want_in, want_out = [t["name"] for t in info["inputs"]], [t["name"] for t in info["outputs"]]
         if sorted(inputs) != sorted(want_in) or sorted(outputs) != sorted(want_out):
             raise BundleError(f"{path}: graph {graph!r} has inputs {inputs} and outputs {outputs}, the "
@@ -142,9 +151,9 @@ class Bundle:
 
     def graph_path(self, graph: str) -> Path:
         """The ONNX file of a graph, with it and its external-data files verified."""
-        if graph not in self.graphs:
-            raise BundleError(f"{self.path}: no graph {graph!r} (has {', '.join(self.graphs)})")
-        info = self.graphs[graph]
+        info = self.graph_info(graph)
+        if info is None:
+            raise BundleError(f"{self.path}: no graph {graph!r} (has {', '.join([*self.graphs, *self.step_graphs])})")
         for rel in info.get("data_files", []):
             self.check_file(rel)
         return self.check_file(info["file"])

@@ -26,6 +26,11 @@ class BundleError(AnymodalError):
     """A bundle folder is missing files, has a corrupted file or an unsupported manifest."""
 
 
+class ConversationError(BundleError):
+    """The bundle's model cannot follow a conversation turn by turn (e.g. DERL scores one sample
+    at a time); the message names the family."""
+
+
 class DataError(AnymodalError):
     """A dataset on disk does not follow the layout it claims (missing file, bad dims, unsafe pickle)."""
 

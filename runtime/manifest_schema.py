@@ -100,8 +100,10 @@ def _check_references(manifest: dict, path: Path) -> None:
             for rel in [info["file"], *info.get("data_files", [])]:
                 if rel not in files:
                     raise BundleError(f"{path}: {where}: {rel!r} is not in the hashed file table")
-        for graph, info in variant["graphs"].items():
-            where = f"variants/{precision}/graphs/{graph}"
+        graphs = [("graphs", g, info) for g, info in variant["graphs"].items()]
+        graphs += [("step_graphs", g, info) for g, info in variant.get("step_graphs", {}).items()]
+        for kind, graph, info in graphs:
+            where = f"variants/{precision}/{kind}/{graph}"
             for rel in [info["file"], *info.get("data_files", [])]:
                 if rel not in files:
                     raise BundleError(f"{path}: {where}: {rel!r} is not in the hashed file table")

@@ -100,6 +100,15 @@ class Runtime:
                           dec.router_weights, dec.router_experts, dict(req.nonfinite))
         return pred if req.batched else _unbatch(pred)
 
+    def conversation(self, max_context: int = 64):
+        """A live conversation on this Runtime, one utterance per `add()` (runtime/conversation.py):
+        streamed through step graphs on a causal bundle, else by re-scoring the window. Keeps at
+        most `max_context` utterances. ConversationError for a family without conversations
+        (DERL), RequestError for max_context < 1."""
+        from .conversation import Conversation
+
+        return Conversation(self, max_context)
+
     def close(self) -> None:
         self.backend.close()
 

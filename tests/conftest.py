@@ -55,6 +55,21 @@ def small_bundle(small_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def causal_model():
+    """Causal MoMKE (streaming conversations), 2 blocks so that cached keys/values of a later
+    block depend on the earlier ones."""
+    return make_model(depth=2, causal=True)
+
+
+@pytest.fixture(scope="session")
+def causal_bundle(causal_model, tmp_path_factory):
+    """Its bundle: the full graphs and one step graph per pattern (fp32)."""
+    from anymodal.export.bundle import write_bundle
+
+    return write_bundle(causal_model, run_config(), tmp_path_factory.mktemp("causal") / "bundle")
+
+
+@pytest.fixture(scope="session")
 def derl_data(tmp_path_factory):
     """Synthetic MMSA data, small shapes (the layout's real sizes are exercised by the CLI test)."""
     from anymodal.train.data.synth_mmsa import MmsaSynthConfig, generate_mmsa, parse_shapes

@@ -4,14 +4,26 @@ DIMS = (6, 10, 8)  # distinct from each other and from the hidden sizes used bel
 LABELS = ["happy", "sad", "neutral", "angry"]
 
 
-def make_model(hidden=16, depth=1, seed=0, task="emotion"):
+def make_model(hidden=16, depth=1, seed=0, task="emotion", causal=False, preset="paper"):
     import torch
     from anymodal.train.models.momke import MoMKE, MoMKEConfig
 
     torch.manual_seed(seed)
     out = 4 if task == "emotion" else 1
-    return MoMKE(MoMKEConfig(input_dims=DIMS, hidden=hidden, depth=depth, heads=2,
-                             output_dim=out, task=task)).eval()
+    return MoMKE(MoMKEConfig.preset_config(preset, input_dims=DIMS, hidden=hidden, depth=depth, heads=2,
+                                           output_dim=out, task=task, causal=causal)).eval()
+
+
+def random_turns(turns: int, seed: int = 0):
+    """(pattern, add() kwargs) for `turns` utterances of a conversation, each with a random pattern."""
+    import numpy as np
+    from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
+
+    rng = np.random.default_rng(seed)
+    for _ in range(turns):
+        pattern = ALL_PATTERNS[rng.integers(len(ALL_PATTERNS))]
+        yield pattern, {MODALITY_NAMES[m]: rng.standard_normal(d).astype(np.float32)
+                        for m, d in zip(MODALITIES, DIMS) if m in pattern}
 
 
 def run_config(task="emotion"):

@@ -45,6 +45,11 @@ class Backend:
     def _check_io(self, graph: str, session, path: Path) -> None:
         """Backends that can list a loaded graph's inputs/outputs hold them to the manifest."""
 
+    def serves(self, graph: str) -> bool:
+        """Whether this backend has something to load for the graph (a step graph may have no
+        TensorRT engine: a Conversation then re-scores the window instead)."""
+        return self.bundle.graph_info(graph) is not None
+
     def graph_file(self, graph: str) -> Path:
         """The file this backend loads for a graph (ONNX here; engines for TensorRT)."""
         return self.bundle.graph_path(graph)

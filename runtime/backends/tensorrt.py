@@ -101,6 +101,9 @@ class TensorRTBackend(Backend):
                               f"build them on this device with rt-build --bundle {bundle.path}")
         self._ctx = dev.retain_primary_context()
 
+    def serves(self, graph: str) -> bool:
+        return graph in self.index.get("engines", {})  # rt-build builds the full graphs only
+
     def graph_file(self, graph: str) -> Path:
         return self.engine_dir / self.index["engines"][graph]["file"]
 

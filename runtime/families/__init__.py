@@ -2,7 +2,7 @@
 A new family subclasses RuntimeFamily and calls register_family() once (docs/ARCHITECTURE.md,
 "Add a family")."""
 
-from .base import Decoded, RuntimeFamily, head_outputs, softmax
+from .base import Decoded, RuntimeFamily, head_outputs, softmax, step_graph_name
 from .derl import DERLRuntime
 from .inputs import INPUT_KINDS, SequenceInputs, TensorSpec, UtteranceInputs
 from .momke import MoMKERuntime
@@ -13,4 +13,5 @@ register_family(DERLRuntime())
 DEFAULT_FAMILY = MoMKERuntime.name  # what rt-bench builds when no bundle and no --model is given
 
 __all__ = ["DEFAULT_FAMILY", "INPUT_KINDS", "Decoded", "RuntimeFamily", "SequenceInputs", "TensorSpec",
-           "UtteranceInputs", "family_names", "get_family", "head_outputs", "register_family", "softmax"]
+           "UtteranceInputs", "family_names", "get_family", "head_outputs", "register_family", "softmax",
+           "step_graph_name"]

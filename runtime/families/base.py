@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..patterns import MODALITY_NAMES
 from ..requests import Request
 from .inputs import TensorSpec, UtteranceInputs
 
@@ -53,6 +54,9 @@ class RuntimeFamily:
     training_only_label: str = "training-only parts"
     # the dataset layout its runs are trained and scored on (rt-report accuracy reads it)
     dataset_layout: str = "gcnet"
+    # Conversations (runtime/conversation.py): a family whose graphs score the utterances of one
+    # conversation can follow a live one, turn by turn (at least by re-scoring the window)
+    supports_conversation: bool = False
 
     def graph_inputs(self, graph: str, dims: dict[str, int], float_dtype: str = "float32") -> list[TensorSpec]:
         return self.inputs.graph_inputs(graph, dims, float_dtype)
@@ -71,3 +75,54 @@ class RuntimeFamily:
 
     def macs(self, config: dict, modalities: str, batch: int, seq: int | None) -> int:
         raise NotImplementedError  # abstract
+
+    # -- step graphs (streaming conversations) ---------------------------------------------
+    def cache_layout(self, config: dict) -> tuple[int, tuple] | None:
+        """(n, shape): a causal model's step graphs read n cache tensors per modality stream, each
+        of `shape` with the axis named CONTEXT holding one slot per utterance of the window (the
+        Conversation preallocates them at max_context slots); None when the model has no step
+        graphs (bidirectional: conversations then re-score the window)."""
+        return None
+
+    def step_uses_position(self, config: dict) -> bool:
+        """Whether the step graphs take the utterance's position in the window (models with
+        position embeddings)."""
+        return True
+
+    def step_graph_inputs(self, pattern: str, dims: dict[str, int], config: dict,
+                          float_dtype: str = "float32") -> list[TensorSpec]:
+        """A step graph scores one new utterance: per present modality its features [1, 1, dim],
+        the utterance's position in the window (int64 [1]) when the model uses positions, then per
+        present modality its stream's caches past_<name>_<i> (shape with a CONTEXT axis: slots
+        0..cached-1 hold the stream's earlier present utterances, oldest first, the rest is
+        ignored) and cached_<name> (int64 [1]: how many slots are filled, 0 on its first turn)."""
+        n, shape = self.cache_layout(config)
+        names = [MODALITY_NAMES[m] for m in pattern]
+        specs = [TensorSpec(name, (1, 1, dims[m]), float_dtype) for name, m in zip(names, pattern)]
+        if self.step_uses_position(config):
+            specs.append(TensorSpec(STEP_POSITION, (1,), "int64"))
+        for name in names:
+            specs += [TensorSpec(f"{PAST}{name}_{i}", shape, float_dtype) for i in range(n)]
+            specs.append(TensorSpec(f"{CACHED}{name}", (1,), "int64"))
+        return specs
+
+    def step_graph_outputs(self, pattern: str, config: dict, float_dtype: str = "float32") -> list[TensorSpec]:
+        """The pattern graph's outputs at batch 1, seq 1 (decoded like them), then per present
+        modality new_<name> [n, *slot]: the new utterance's slot of each of its n caches (the
+        cache shape without the CONTEXT axis), written at slot `cached` by the caller."""
+        one = {"batch": 1, "seq": 1}
+        outs = [TensorSpec(s.name, tuple(one.get(d, d) for d in s.shape), s.dtype)
+                for s in self.graph_outputs(pattern, config, float_dtype)]
+        n, shape = self.cache_layout(config)
+        slot = tuple(d for d in shape if d != CONTEXT)
+        return outs + [TensorSpec(f"{NEW}{MODALITY_NAMES[m]}", (n, *slot), float_dtype) for m in pattern]
+
+
+STEP_POSITION = "position"  # step-graph input: the utterance's index in the window
+CONTEXT = "context"  # the slot axis of a cache tensor (its length: the Conversation's max_context)
+PAST, CACHED, NEW = "past_", "cached_", "new_"  # step-graph cache names (+ modality name)
+
+
+def step_graph_name(pattern: str) -> str:
+    """The step graph of a pattern (key in a variant's `step_graphs`, file stem)."""
+    return f"step_{pattern}"

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..patterns import MODALITIES
 from ..requests import MASKED
-from .base import Decoded, RuntimeFamily, head_outputs
+from .base import CONTEXT, Decoded, RuntimeFamily, head_outputs
 from .inputs import TensorSpec, UtteranceInputs
 
 EXPERTS = ("audio_expert", "text_expert", "visual_expert")
@@ -29,6 +29,19 @@ class MoMKERuntime(RuntimeFamily):
     inputs = UtteranceInputs
     training_only = ("unimodal_heads",)
     training_only_label = "stage-1 heads"
+    supports_conversation = True
+
+    def cache_layout(self, config):
+        """Causal MoMKE: per modality stream, the keys and the values of every block (K0, V0,
+        K1, V1, …), each [3 experts, heads, context, d / heads]: the layout attention reads
+        directly (q·Kᵀ and p·V are plain batched MatMuls over every slot, no copies)."""
+        if not config.get("causal", False):
+            return None
+        H = config["heads"]
+        return 2 * config["depth"], (len(EXPERTS), H, CONTEXT, config["hidden"] // H)
+
+    def step_uses_position(self, config):
+        return bool(config.get("positions", True))  # sinusoidal positions (paper preset)
 
     def graph_outputs(self, graph, config, float_dtype="float32"):
         n_mod = len(MODALITIES) if graph == MASKED else len(graph)

@@ -68,6 +68,13 @@ def test_exports_serves_and_matches_pytorch(lf_run, lf_bundle):
         assert json.dumps(p.to_dict())  # the same JSON form as every family
 
 
+def test_no_conversation_refused_with_a_typed_error(lf_bundle):
+    from anymodal.runtime.errors import ConversationError
+
+    with Runtime(lf_bundle, backend="ort-cpu") as rt, pytest.raises(ConversationError, match="latefusion"):
+        rt.conversation()
+
+
 def test_params_report_and_rt_bench(lf_run, lf_bundle):
     from anymodal.bench.params import params_report, params_rows
     from anymodal.bench.run import run_bench

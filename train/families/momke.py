@@ -63,6 +63,10 @@ def train_command(
     heads: int = typer.Option(2, help="Attention heads."),
     dropout: float = typer.Option(0.5, help="Dropout rate."),
     preset: str = typer.Option("paper", help="paper (LN, positions, out-projection) | authors (their code exactly)."),
+    causal: bool = typer.Option(False, "--causal/--bidirectional",
+                                help="Causal expert attention (utterance i sees utterances <= i), in both "
+                                     "stages: the bundle can stream conversations with step graphs and "
+                                     "KV caches. anymodal option; the paper is bidirectional."),
     epochs_stage1: int = typer.Option(100, help="Unimodal expert training epochs."),
     epochs_stage2: int = typer.Option(100, help="Experts mixing training epochs."),
     batch_size: int = typer.Option(16, help="Conversations per step."),
@@ -78,7 +82,8 @@ def train_command(
                       epochs_stage2=epochs_stage2, batch_size=batch_size,
                       patterns_per_step=patterns_per_step, lr=lr, seed=seed)
     run = train_momke_run(data, dataset, out, features, fold,
-                          dict(hidden=hidden, depth=depth, heads=heads, dropout=dropout, preset=preset), cfg, progress)
+                          dict(hidden=hidden, depth=depth, heads=heads, dropout=dropout, preset=preset,
+                               causal=causal), cfg, progress)
     typer.echo(f"run written to {run}")
 
 

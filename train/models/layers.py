@@ -25,6 +25,16 @@ def sinusoidal_positions(length: int, dim: int, device, dtype) -> torch.Tensor:
     return (pe if dim % 2 == 0 else pe[:, :dim]).to(dtype)
 
 
+def sinusoidal_position_at(pos: torch.Tensor, dim: int, dtype) -> torch.Tensor:
+    """The sinusoidal embeddings [N, dim] of the positions pos [N] (int64): rows `pos` of
+    sinusoidal_positions (streaming: one utterance at its index in the window)."""
+    idx = torch.arange(0, dim, 2, device=pos.device, dtype=torch.float32)  # [ceil(dim/2)]
+    freq = torch.exp(idx * (-math.log(10000.0) / dim))
+    ang = pos.to(torch.float32)[:, None] * freq  # [N, ceil(dim/2)]
+    pe = torch.stack([torch.sin(ang), torch.cos(ang)], dim=-1).flatten(-2)[:, :dim]  # [N, dim]
+    return pe.to(dtype)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with one fused QKV projection and a key-padding mask.
 

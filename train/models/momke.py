@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .fused import fused_router_mix
-from .layers import RouterMLP, router_mix, sinusoidal_positions
+from .layers import RouterMLP, router_mix, sinusoidal_position_at, sinusoidal_positions
 from .momke_experts import MoMKEExperts
 
 # Where each architectural choice comes from (paper = seeds/momke-paper.txt, code = wxxv/MoMKE).
@@ -50,6 +50,9 @@ SOURCES = {
     "separate_qkv": {True: "code: separate q, k, v Linear layers (served as one packed matmul)",
                      False: "one packed QKV weight (same maths, paper silent)"},
     "embed_dropout": {True: "code: dropout on the projected features", False: "paper silent: none"},
+    "causal": {True: "anymodal: streaming, paper silent (utterance i attends to utterances <= i only, "
+                     "in both stages; the paper's experts are bidirectional)",
+               False: "paper / code: bidirectional attention over the conversation"},
     "router_input": "code: routers read the projected features (+ positions when enabled); "
                     "paper Eq. 19 reads X_a",
 }
@@ -77,6 +80,7 @@ class MoMKEConfig:
     attn_out_proj: bool = True
     separate_qkv: bool = False
     embed_dropout: bool = False
+    causal: bool = False  # anymodal option (streaming conversations): causal expert attention
     preset: str = "paper"  # the preset these fields came from (informational)
 
     @classmethod
@@ -113,7 +117,7 @@ class MoMKE(nn.Module):
         d = cfg.hidden
         self.proj = nn.ModuleDict({m: nn.Linear(dim, d) for m, dim in zip(MODALITIES, cfg.input_dims)})
         self.experts = MoMKEExperts(len(MODALITIES), d, cfg.depth, cfg.heads, cfg.ffn_mult * d, cfg.dropout,
-                                    cfg.layer_norm, cfg.attn_out_proj, cfg.separate_qkv)
+                                    cfg.layer_norm, cfg.attn_out_proj, cfg.separate_qkv, cfg.causal)
         self.routers = nn.ModuleDict({m: RouterMLP(d, len(MODALITIES), cfg.router_mult * d) for m in MODALITIES})
         self.unimodal_heads = nn.ModuleDict({m: nn.Linear(d, cfg.output_dim) for m in MODALITIES})
         self.fusion = nn.Linear(3 * d, 3 * d)  # the authors' proj1
@@ -216,6 +220,34 @@ class MoMKE(nn.Module):
     def specialise(self, pattern: str) -> "MoMKESpecialised":
         return MoMKESpecialised(self, pattern)
 
+    # -- streaming (causal models): one utterance against cached keys/values -----------------
+    def step_graph(self, pattern: str) -> "MoMKEStep":
+        return MoMKEStep(self, pattern)
+
+    def step(self, xs: dict[str, torch.Tensor], position: torch.Tensor | None,
+             caches: dict[str, list[torch.Tensor]], cached: dict[str, torch.Tensor]):
+        """The present modalities of one new utterance. xs[m] [1, 1, d_m] (batch 1, seq 1, as the
+        full graphs: the same MatMul weight layout, shared in the bundle); position [1] int64 (its
+        index in the window; None without position embeddings); caches[m] = [K_0, V_0, …] each
+        [3, heads, C, d/heads] whose first cached[m] [1] slots hold m's earlier present utterances
+        -> logits [1, 1, out], router weights [1, 1, P, 3], new slots {m: [2Q, 3, heads, d/heads]}"""
+        if not self.cfg.causal:
+            raise ValueError("step(): a bidirectional MoMKE has no step graphs (train with causal=True)")
+        ms = list(xs)
+        hs = {}
+        for m in ms:
+            z = self.proj[m](xs[m])  # [1, 1, d]
+            if self.cfg.positions:
+                z = z + sinusoidal_position_at(position, z.shape[-1], z.dtype)  # + [1, d]
+            hs[m] = z
+        out, slots = self.experts.step(torch.cat([hs[m][0] for m in ms], dim=0), [caches[m] for m in ms],
+                                       [cached[m] for m in ms])  # [P, 3, d]
+        reps, weights = {}, {}
+        for i, m in enumerate(ms):
+            ones = torch.ones(1, 1, dtype=out.dtype, device=out.device)
+            reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i:i + 1][None], 1.0, ones)  # [1, 1, d|3]
+        return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=2), dict(zip(ms, slots))
+
     def stage1_parameters(self):
         return [p for name, p in self.named_parameters()
                 if name.startswith(("proj.", "experts.", "unimodal_heads."))]
@@ -240,6 +272,28 @@ def _triton_router_mix(router, h, experts, mask, temperature: float = 1.0):
                                  router.fc2.weight.t(), router.fc2.bias,
                                  experts.reshape(B * L, experts.shape[2], -1), temperature, mask.reshape(-1))
     return mixed.view(B, L, -1), w.view(B, L, -1)
+
+
+class MoMKEStep(nn.Module):
+    """The step graph of one pattern (causal models): inputs as RuntimeFamily.step_graph_inputs
+    (features [1, 1, d_m] per present modality, position [1] if the model uses positions, then
+    per present modality its 2Q caches and filled-slot count), outputs the pattern graph's at
+    batch 1, seq 1, then each present modality's new slots."""
+
+    def __init__(self, model: MoMKE, pattern: str):
+        super().__init__()
+        self.model, self.pattern = model, pattern
+
+    def forward(self, *inputs: torch.Tensor):
+        P, n = len(self.pattern), 2 * self.model.cfg.depth
+        xs = dict(zip(self.pattern, inputs[:P]))  # [1, 1, d_m]
+        rest = list(inputs[P:])
+        position = rest.pop(0) if self.model.cfg.positions else None
+        caches, cached = {}, {}
+        for m in self.pattern:  # per modality: its n caches, then its filled-slot count
+            caches[m], cached[m], rest = rest[:n], rest[n], rest[n + 1:]
+        logits, weights, slots = self.model.step(xs, position, caches, cached)
+        return (logits, weights, *[slots[m] for m in self.pattern])  # [1, 1, C], [1, 1, P, 3], [2Q, …]
 
 
 class MoMKESpecialised(nn.Module):

@@ -8,6 +8,9 @@ Weights are stored [E, Q, in, out] (input-major: `x @ W`, no transposes in the g
 The first block's Q/K/V of all experts read the same input, so they are one matmul with the
 experts' weights concatenated (LayerNorm affine folded in); later blocks use a batched matmul
 over the expert axis. Heads come from a reshape, not per-head slices.
+causal=True (anymodal's streaming option): utterance i attends to utterances j <= i only, and
+`step` runs one new utterance per modality stream against the cached keys/values of the stream's
+earlier utterances (the same maths, row by row: DESIGN in docs/ARCHITECTURE.md "Streaming").
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ def _uniform(shape, fan_in: int) -> nn.Parameter:
 
 class MoMKEExperts(nn.Module):
     def __init__(self, experts: int, dim: int, depth: int, heads: int, ffn_hidden: int, dropout: float,
-                 layer_norm: bool, out_proj: bool, separate_qkv: bool):
+                 layer_norm: bool, out_proj: bool, separate_qkv: bool, causal: bool = False):
         super().__init__()
         if dim % heads:
             raise ValueError(f"hidden size {dim} is not divisible by {heads} heads")
         E, Q, d = experts, depth, dim
         self.E, self.Q, self.d, self.heads = E, Q, d, heads
         self.layer_norm, self.out_proj, self.separate_qkv = layer_norm, out_proj, separate_qkv
+        self.causal = causal
         if separate_qkv:  # the authors' q, k, v Linear layers (same maths as one packed matmul)
             self.q_w, self.k_w, self.v_w = (_uniform((E, Q, d, d), d) for _ in range(3))
             self.q_b, self.k_b, self.v_b = (_uniform((E, Q, d), d) for _ in range(3))
@@ -62,11 +66,11 @@ class MoMKEExperts(nn.Module):
         return self.qkv_w[sel, j], self.qkv_b[sel, j]
 
     def _attend(self, qkv: torch.Tensor, blocked: torch.Tensor, N: int, L: int) -> torch.Tensor:
-        """qkv [e, N·L, 3d]; blocked [1, N, 1, 1, L] -> attention output [e, N·L, d]"""
+        """qkv [e, N·L, 3d]; blocked [1, N, 1, 1 or L, L] -> attention output [e, N·L, d]"""
         # e as a Python int (the experts chosen per call are fixed): no Shape ops in the graph
         e, d, H = int(qkv.shape[0]), self.d, self.heads
         hd = d // H
-        if self.ort_ops:  # experts folded into the batch axis: [e·N, L, 3d]
+        if self.ort_ops and not self.causal:  # experts folded into the batch axis: [e·N, L, 3d]
             key_mask = (~blocked).reshape(N, L).repeat(e, 1)  # [e·N, L]
             return multi_head_attention(qkv.reshape(-1, L, 3 * d), key_mask, H).reshape(e, -1, d)
         qkv = qkv.reshape(e, N, -1, 3, H, hd).permute(3, 0, 1, 4, 2, 5)  # [3, e, N, H, L, hd]
@@ -85,6 +89,9 @@ class MoMKEExperts(nn.Module):
         sel = experts
         e = len(range(self.E)[sel])
         blocked = ~key_mask[None, :, None, None, :]  # [1, N, 1, 1, L]
+        if self.causal:  # query i may not attend to a later key j > i
+            pos = torch.arange(L, device=h.device)
+            blocked = blocked | (pos[None, :] > pos[:, None])  # [1, N, 1, L, L]
         rows = h.reshape(-1, d)  # [N·L, d]
         # block 0: every expert reads the same rows -> one matmul, experts' weights side by side
         w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(0, sel), 0, sel)  # [e, d, 3d], [e, 3d]
@@ -107,6 +114,55 @@ class MoMKEExperts(nn.Module):
         if self.layer_norm:
             x = F.layer_norm(x, (self.d,)) * self.lnf_g[sel][:, None, :] + self.lnf_b[sel][:, None, :]
         return x.reshape(e, N, L, d).permute(1, 2, 0, 3)  # [N, L, e, d]
+
+    def step(self, h: torch.Tensor, caches: list[list[torch.Tensor]], cached: list[torch.Tensor]):
+        """Causal experts on one new utterance per modality stream: row i of h attends to the
+        first cached[i] slots of its own stream's caches and to itself. The same weights and op
+        order as forward(). h [P, d]; caches[i] = [K_0, V_0, K_1, V_1, …] each [E, H, C, d/H]
+        (C slots, the first cached[i] [1] int64 filled) -> out [P, E, d], the new utterance's
+        slots [2Q, E, H, d/H] per stream"""
+        P, d, E, H = h.shape[0], self.d, self.E, self.heads
+        hd = d // H
+        sel = slice(None)
+        w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(0, sel), 0, sel)  # [E, d, 3d], [E, 3d]
+        w_cat = w.permute(1, 0, 2).reshape(d, E * 3 * d)  # [d, E·3d]
+        qkv = (self._norm(h) @ w_cat + b.reshape(E * 3 * d)).reshape(-1, E, 3 * d).transpose(0, 1)  # [E, P, 3d]
+        x = h.unsqueeze(0).expand(E, -1, d)  # [E, P, d]
+        slots: list[list[torch.Tensor]] = [[] for _ in range(P)]  # per stream: K_0, V_0, … [E, H, hd]
+        for j in range(self.Q):
+            if j > 0:
+                w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(j, sel), j, sel)
+                qkv = torch.baddbmm(b[:, None, :], self._norm(x), w)  # [E, P, 3d]
+            heads = qkv.reshape(E, P, 3, H, hd).permute(2, 1, 0, 3, 4)  # [3, P, E, H, hd]
+            ys = []
+            for i in range(P):
+                q, k, v = heads[0, i], heads[1, i], heads[2, i]  # [E, H, hd]
+                ys.append(self._attend_cached(q, k, v, caches[i][2 * j], caches[i][2 * j + 1], cached[i]))
+                slots[i] += [k, v]
+            y = torch.stack(ys, dim=1)  # [E, P, d]
+            if self.out_proj:
+                y = torch.baddbmm(self.o_b[sel, j][:, None, :], y, self.o_w[sel, j])
+            if self.layer_norm:
+                x = x + y
+                x = x + self._ffn(self._norm(x), j, sel, self.ln2_g, self.ln2_b)
+            else:
+                x = x + y + self._ffn(y, j, sel)
+        if self.layer_norm:
+            x = F.layer_norm(x, (self.d,)) * self.lnf_g[:, None, :] + self.lnf_b[:, None, :]
+        return x.transpose(0, 1), [torch.stack(r) for r in slots]  # [P, E, d], [2Q, E, H, hd]
+
+    def _attend_cached(self, q, k, v, keys, values, cached) -> torch.Tensor:
+        """One query over the first `cached` slots of keys/values and its own key/value.
+        q, k, v [E, H, hd]; keys/values [E, H, C, hd]; cached [1] int64 -> [E, d]"""
+        E, H, hd = q.shape
+        q = (q * (1.0 / math.sqrt(hd))).unsqueeze(2)  # [E, H, 1, hd]
+        past = q @ keys.transpose(-1, -2)  # [E, H, 1, C] (a MatMul reading the cache in place)
+        empty = torch.arange(keys.shape[2], device=keys.device) >= cached  # [C]: unfilled slots
+        past = past.masked_fill(empty, torch.finfo(past.dtype).min)
+        own = (q * k.unsqueeze(2)).sum(-1, keepdim=True)  # [E, H, 1, 1]
+        p = torch.softmax(torch.cat([past, own], dim=-1), dim=-1)  # [E, H, 1, C + 1]
+        out = p[..., :-1] @ values + p[..., -1:] * v.unsqueeze(2)  # [E, H, 1, hd]
+        return out.reshape(E, H * hd)
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         """LayerNorm without its affine part (folded into the next matmul), or nothing."""
