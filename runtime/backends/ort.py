@@ -45,6 +45,8 @@ class OrtBackend(Backend):
     def graph_flavour(self, graph: str) -> str:
         """Which file this backend serves for `graph`: "ort" (the ORT-optimised copy) or "portable"."""
         info = self.bundle.variant.get("ort_graphs")
+        if graph not in self.bundle.graphs:  # step graphs (streaming) have no ORT-optimised copy
+            return "portable"
         if self.graphs == "portable" or not self.serves_ort_graphs:
             if self.graphs == "ort":
                 raise BackendUnavailableError(f"{self.name}: runs the portable graphs only (ORT-optimised "
