@@ -14,7 +14,6 @@ the argument and what was expected; nothing is guessed or silently dropped.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -66,10 +65,10 @@ class Request:
 
 
 def all_finite(x: np.ndarray) -> bool:
-    """No NaN or Inf in x. The common case costs one reduction and no temporary array: a sum is
-    finite only if every element is (NaN and Inf propagate through it); a sum that overflowed
-    on finite values takes the exact element-wise check."""
-    return math.isfinite(x.sum(dtype=np.float32)) or bool(np.isfinite(x).all())
+    """No NaN or Inf anywhere in x: the common-case check, over the whole array at once (callers
+    locate the bad items only when it fails). Measured against one-pass alternatives (sum, min
+    and max): numpy's SIMD isfinite + all was the fastest, and it raises no FP warnings."""
+    return bool(np.isfinite(x).all())
 
 
 def _name(m: str) -> str:
