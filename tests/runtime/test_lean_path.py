@@ -115,3 +115,25 @@ def test_spinning_reaches_the_session_options(small_bundle):
     np.testing.assert_array_equal(off.predict(**x).probs, on.predict(**x).probs)
     for rt, want in ((off, "0"), (on, "1")):  # the loaded session was built with it
         assert rt.backend.session("atv").get_session_options().get_session_config_entry(SPIN_KEY) == want
+
+
+@pytest.mark.parametrize("flag,want", [("on", True), ("off", False)])
+def test_rt_run_spinning_flag_reaches_the_runtime(small_bundle, tmp_path, monkeypatch, flag, want):
+    import anymodal.runtime.runner as runner
+    from typer.testing import CliRunner
+
+    from anymodal import cli
+
+    seen = []
+
+    class Recording(Runtime):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self.backend.session_options().get_session_config_entry(SPIN_KEY))
+
+    monkeypatch.setattr(runner, "Runtime", Recording)
+    np.save(tmp_path / "a.npy", feats()["audio"])
+    res = CliRunner().invoke(cli.run_app, ["--bundle", str(small_bundle), "--audio", str(tmp_path / "a.npy"),
+                                           "--backend", "ort-cpu", "--spinning", flag])
+    assert res.exit_code == 0, res.output
+    assert "pattern a via graph a on ort-cpu" in res.output and seen == ["1" if want else "0"]
