@@ -38,13 +38,16 @@ class Request:
     present: dict[str, np.ndarray]  # m -> [B, T_m] bool: items the model uses (subset of mask)
     batched: bool  # False: the caller gave unbatched arrays and gets unbatched outputs
     nonfinite: dict[str, np.ndarray] = field(default_factory=dict)  # m -> [B, T_m] made absent (NaN/Inf)
+    # every item of every given modality is real and used (no lengths, present or nonfinite
+    # exclusions): the common request, whose masks need no further look
+    complete: bool = False
 
     # pattern and graph are read several times per request (graph choice, decoding, the
     # Prediction): computed once. A Request is not modified after build_request returns it.
     @cached_property
     def pattern(self) -> str:
         """Modalities with at least one item present, in canonical order."""
-        return "".join(m for m in MODALITIES if m in self.present and self.present[m].any())
+        return "".join(m for m in MODALITIES if m in self.present and (self.complete or self.present[m].any()))
 
     @cached_property
     def graph(self) -> str:
@@ -195,6 +198,7 @@ def build_request(input_kind: str, dims: dict[str, int], float_dtype: str, array
         if m not in feats:
             raise RequestError(f"present[{_name(m)}] given but no {_name(m)} array")
     used = {m: mask[m] & _present(m, pres[m], mask[m].shape) if m in pres else mask[m] for m in feats}
+    all_real = lengths is None  # the masks are all True: no padding anywhere
 
     bad_items = {}
     for m, f in feats.items():  # cast first: float64 beyond float16's range becomes Inf
@@ -210,10 +214,12 @@ def build_request(input_kind: str, dims: dict[str, int], float_dtype: str, array
                                        f"{b}, {item} {t}; pass nonfinite='absent' to treat such items as absent")
                 bad_items[m] = bad
                 used[m] = used[m] & ~bad
-        if not used[m].all():  # padding/absent items are never read by the graph: zero them so NaN can't travel
+        if not (all_real and used[m] is mask[m]) and not used[m].all():
+            # padding/absent items are never read by the graph: zero them so NaN can't travel
             feats[m] = np.where(used[m][..., None], feats[m], 0).astype(float_dtype)
 
-    req = Request(input_kind, feats, mask, used, batched, bad_items)
+    complete = all_real and all(used[m] is mask[m] for m in feats)
+    req = Request(input_kind, feats, mask, used, batched, bad_items, complete)
     if not req.pattern:
         raise RequestError("nothing present: every modality is absent for every item after present/nonfinite")
     if all(used[m] is mask[m] for m in feats):  # no present/nonfinite exclusions: every real item

@@ -95,7 +95,7 @@ class Runtime:
         # of them; float32 outputs are not copied, fp16 ones are decoded in float32
         out = {k: np.asarray(v, dtype=np.float32) for k, v in self.backend.run(graph, feeds).items()}
         rows = next(iter(req.mask.values())) if self._input_kind == UTTERANCES else None  # [B, L]
-        padded = rows is not None and not rows.all()
+        padded = rows is not None and not req.complete and not rows.all()
         for name, value in out.items():  # outputs at padding rows (utterances) are never served
             real = value[rows] if padded and value.shape[:2] == rows.shape else value
             if not all_finite(real):
