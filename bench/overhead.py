@@ -10,7 +10,6 @@ its `outside` figure is free of session.run's noise (min / p10 / p50 over --call
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -19,6 +18,7 @@ from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import parse_pattern
 from anymodal.runtime.runtime import Runtime
 
+from .default_bundle import bundle_parser, default_bundle
 from .variants import make_request
 
 
@@ -51,18 +51,13 @@ def outside_session_run(bundle_dir, pattern: str, batch: int, seq: int, calls: i
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", help="bundle folder (default: the built-in paper-sized MoMKE)")
+    ap = bundle_parser(__doc__)
     ap.add_argument("--conditions", default="a,at,atv", help="patterns, comma-separated")
     ap.add_argument("--shapes", default="1x24", help="BxL pairs, comma-separated")
     ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    bundle = args.bundle
-    if bundle is None:
-        from .default_bundle import default_bundle
-
-        bundle = default_bundle(print)[0]
+    bundle = args.bundle or default_bundle(print)[0]
     print(f"1-min load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, {args.threads} threads")
     for shape in args.shapes.split(","):
         batch, seq = (int(v) for v in shape.split("x"))

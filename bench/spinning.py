@@ -11,7 +11,6 @@ spinning after each call included) per request.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -20,6 +19,7 @@ from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import parse_pattern
 from anymodal.runtime.runtime import Runtime
 
+from .default_bundle import bundle_parser, default_bundle
 from .variants import make_request
 
 BLOCK = 40
@@ -55,18 +55,13 @@ def spinning_report(bundle_dir, pattern: str = "a", threads: int = 2, blocks: in
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", help="bundle folder (default: the built-in paper-sized MoMKE)")
+    ap = bundle_parser(__doc__)
     ap.add_argument("--condition", default="a")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--blocks", type=int, default=6)
     ap.add_argument("--gap-ms", type=float, default=2.0)
     args = ap.parse_args(argv)
-    bundle = args.bundle
-    if bundle is None:
-        from .default_bundle import default_bundle
-
-        bundle = default_bundle(print)[0]
+    bundle = args.bundle or default_bundle(print)[0]
     r = spinning_report(bundle, parse_pattern(args.condition), args.threads, args.blocks, args.gap_ms / 1e3)
     print(f"{{{','.join(r['condition'])}}} B1, {r['threads']} threads, {r['requests']} requests per mode, "
           f"gap {r['gap_ms']:g} ms, 1-min load {r['loadavg_1min']:.1f} on {os.cpu_count()} cores")
