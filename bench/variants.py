@@ -125,8 +125,9 @@ def session_run_variant(rt, bundle: Bundle, req: dict):
 
 
 def iobinding_variant(bundle: Bundle, req: dict, threads: int):
-    """The `ort` session run through ORT IO binding: outputs preallocated and bound once for
-    this shape, inputs bound per call (what a Runtime would do to avoid output allocation)."""
+    """The specialised graph (a session of its own, like `ort`) run through ORT IO binding:
+    outputs preallocated and bound once for this shape, inputs bound per call (what a Runtime
+    would do to avoid allocating outputs)."""
     ok, why = BACKENDS["ort-cpu"].available()
     if not ok:
         return None, why
