@@ -56,13 +56,3 @@ def default_bundle(progress=print, kind: str = DEFAULT_FAMILY) -> tuple[Path, Pa
     # int8: random weights have no validation data, so its accuracy is recorded as not measured
     write_bundle(model, {**meta, "source_run": str(run)}, bundle, precisions=family.paper_precisions)
     return bundle, run
-
-
-def bundle_parser(doc: str):
-    """An argparse parser with --bundle (default: the default MoMKE bundle), for the small
-    `python -m anymodal.bench.*` measurement tools."""
-    import argparse
-
-    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    ap.add_argument("--bundle", help="bundle folder (default: the built-in paper-sized MoMKE)")
-    return ap

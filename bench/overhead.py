@@ -18,7 +18,7 @@ from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import parse_pattern
 from anymodal.runtime.runtime import Runtime
 
-from .default_bundle import bundle_parser, default_bundle
+from .tool_args import bundle_or_default, bundle_parser
 from .variants import make_request
 
 
@@ -57,7 +57,7 @@ def main(argv=None) -> None:
     ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    bundle = args.bundle or default_bundle(print)[0]
+    bundle = bundle_or_default(args.bundle)
     print(f"1-min load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, {args.threads} threads")
     for shape in args.shapes.split(","):
         batch, seq = (int(v) for v in shape.split("x"))

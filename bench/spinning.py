@@ -19,7 +19,7 @@ from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import parse_pattern
 from anymodal.runtime.runtime import Runtime
 
-from .default_bundle import bundle_parser, default_bundle
+from .tool_args import bundle_or_default, bundle_parser
 from .variants import make_request
 
 BLOCK = 40
@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     ap.add_argument("--blocks", type=int, default=6)
     ap.add_argument("--gap-ms", type=float, default=2.0)
     args = ap.parse_args(argv)
-    bundle = args.bundle or default_bundle(print)[0]
+    bundle = bundle_or_default(args.bundle)
     r = spinning_report(bundle, parse_pattern(args.condition), args.threads, args.blocks, args.gap_ms / 1e3)
     print(f"{{{','.join(r['condition'])}}} B1, {r['threads']} threads, {r['requests']} requests per mode, "
           f"gap {r['gap_ms']:g} ms, 1-min load {r['loadavg_1min']:.1f} on {os.cpu_count()} cores")
