@@ -35,5 +35,10 @@ class NonFinite(str, Enum):
     absent = "absent"
 
 
+class OnOff(str, Enum):
+    on = "on"
+    off = "off"
+
+
 Backend = Enum("Backend", {name.replace("-", "_"): name for name in ("auto", *BACKENDS)}, type=str)
 CONDITIONS = " ".join(ALL_PATTERNS)  # also accepted as a,v / audio,visual

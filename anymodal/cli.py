@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from anymodal.choices import CONDITIONS, Backend, BuildPrecision, Kernels, Layout, NonFinite, Split
+from anymodal.choices import CONDITIONS, Backend, BuildPrecision, Kernels, Layout, NonFinite, OnOff, Split
 from anymodal.runtime.errors import AnymodalError
 
 
@@ -156,6 +156,8 @@ def _print_bundle_summary(bundle: Path) -> None:
 
 # --------------------------------------------------------------------------- rt-run
 run_app = _app("One prediction from a bundle (torch-free).")
+SPINNING_HELP = ("ONNX Runtime intra-op spinning (CPU): on saves thread wake-ups when the caller owns its "
+                 "cores; off (default) when they are shared (README, Performance).")
 
 
 @run_app.command()
@@ -168,6 +170,7 @@ def run_once(
     precision: Optional[str] = typer.Option(None, help="Bundle precision variant (default: its first)."),
     nonfinite: NonFinite = typer.Option(NonFinite.error, help="NaN/Inf in an item: refused, or that item of "
                                                              "that modality treated as absent."),
+    spinning: OnOff = typer.Option(OnOff.off, help=SPINNING_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print Prediction.to_dict() as JSON."),
     stream: Optional[str] = typer.Option(None, "--stream", metavar="FILE.jsonl|-",
                                          help="Follow a conversation: one turn per JSONL line ('-' = stdin), "
@@ -190,7 +193,7 @@ def run_once(
         raise InputError("--max-context and --keep-going need --stream")
 
     pred = predict_files(bundle, {"a": audio, "t": text, "v": visual}, backend.value, precision,
-                         nonfinite.value)
+                         nonfinite.value, spinning=spinning == OnOff.on)
     typer.echo(dumps(pred.to_dict()) if json_out else describe(pred))
 
 
@@ -238,6 +241,8 @@ def bench(
     threads: Optional[int] = typer.Option(None, help="Intra-op threads for every variant (default: all cores)."),
     warmup_s: float = typer.Option(1.0, help="Warm-up seconds per condition."),
     duration_s: float = typer.Option(3.0, help="Measured seconds per condition."),
+    spinning: OnOff = typer.Option(OnOff.off, help="Intra-op spinning of the runtime and session-run rows "
+                                                    "(the ort / ort-spin rows always show off / on)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
     markdown: Optional[Path] = typer.Option(None, help="Write a markdown report."),
     plot: Optional[Path] = typer.Option(None, help="Write a PNG latency plot (--stream: per-turn latency; "
@@ -278,7 +283,8 @@ def bench(
     result = run_bench("all" if all_conditions else [condition], bundle, run, backend,
                        _ints(batch, "--batch") if batch else (1,), _ints(seq_len, "--seq-len") if seq_len else None,
                        threads, warmup_s, duration_s, progress=lambda s: console.print(f"[dim]{s}[/dim]"), model=model,
-                       shapes=DEFAULT_SHAPES if batch is None and seq_len is None else None)
+                       shapes=DEFAULT_SHAPES if batch is None and seq_len is None else None,
+                       spinning=spinning == OnOff.on)
     print_result(result, console)
     if json_out:
         write_json(result, json_out)

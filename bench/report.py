@@ -75,6 +75,20 @@ def summary_lines(result: dict) -> list[str]:
         lines.append(f"{{{','.join(c['condition'])}}}: params total {c['params']['total'] / 1e6:.2f} M, "
                      f"active {c['params']['active'] / 1e6:.2f} M, {c['macs'] / 1e6:.0f} M MACs "
                      f"(batch {c['batch']}, seq {seq_label(c)})")
+    lines += overhead_lines(result)
+    return lines
+
+
+def overhead_lines(result: dict) -> list[str]:
+    """Runtime.predict over a raw session.run on the same session (the runtime vs session-run rows)."""
+    lines = []
+    for c in _conditions(result):
+        o = c.get("predict_overhead_ms")
+        if o:
+            lines.append(f"{{{','.join(c['condition'])}}} B{c['batch']}×{seq_label(c)}: Runtime.predict − "
+                         f"session.run (same session, spinning {'on' if c.get('runtime_spinning') else 'off'}) "
+                         f"p50 {o['p50']:+.3f} ms, per-round p50 {o['paired_p50']:+.3f} ms, "
+                         f"min {o['min']:+.3f} ms ({o['rounds']} rounds)")
     return lines
 
 

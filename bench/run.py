@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import InputError
 from anymodal.runtime.families import DEFAULT_FAMILY
@@ -49,9 +50,22 @@ def _variant_modalities(name: str, pattern: str) -> str:
     return "atv" if name in ("torch", "ort-masked") or name.startswith("reference-") else pattern
 
 
+def predict_overhead(samples: dict) -> dict | None:
+    """Runtime.predict's time over a raw session.run on the same session, ms: the difference of
+    the p50s, the p50 of the per-round differences (both rows run in every round) and the
+    difference of the minima (the least noisy estimate on a shared machine)."""
+    if "runtime" not in samples or "session-run" not in samples:
+        return None
+    rt, raw = samples["runtime"], samples["session-run"]
+    n = min(rt.size, raw.size)
+    return {"p50": float(np.percentile(rt, 50) - np.percentile(raw, 50)),
+            "paired_p50": float(np.percentile(rt[:n] - raw[:n], 50)),
+            "min": float(rt.min() - raw.min()), "rounds": int(n)}
+
+
 def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, batch: int, seq: int | None,
-                    threads: int, warmup_s: float, duration_s: float, peak: float) -> dict:
-    ready, absent = build_variants(variants, bundle, run, pattern, batch, seq, threads)
+                    threads: int, warmup_s: float, duration_s: float, peak: float, spinning: bool = False) -> dict:
+    ready, absent = build_variants(variants, bundle, run, pattern, batch, seq, threads, spinning)
     samples = measure_interleaved(ready, warmup_s, duration_s) if ready else {}
     cfg, kind = bundle.model["config"], bundle.model["kind"]
     res = {}
@@ -77,8 +91,7 @@ def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, ba
                     "masked_vs_torch": ratio("torch", "ort-masked"),
                     "ort_vs_reference_eager": ratio("reference-eager", "ort"),
                     "ort_vs_reference_compiled": ratio("reference-compiled", "ort")},
-        "predict_overhead_ms": (res["runtime"]["latency_ms"]["p50"] - res["ort"]["latency_ms"]["p50"]
-                                if "runtime" in res and "ort" in res else None),
+        "predict_overhead_ms": predict_overhead(samples), "runtime_spinning": spinning,
         "params": {"total": params["served"], "active": params["active"][pattern]},
         "macs": model_macs(kind, cfg, pattern, batch, seq),
         "matmul_peak_gflops": peak,
@@ -97,11 +110,13 @@ DEFAULT_SHAPES = ((1, 24), (16, 50))
 
 def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = None, variants="all",
               batches=(1,), seq_lens=None, threads: int | None = None, warmup_s: float = 1.0,
-              duration_s: float = 3.0, progress=print, model: str | None = None, shapes=None) -> dict:
+              duration_s: float = 3.0, progress=print, model: str | None = None, shapes=None,
+              spinning: bool = False) -> dict:
     """seq_lens: conversation lengths of utterance-level models (default 24); sequence models'
     requests use the dataset's sequence lengths recorded in the model (absent_lengths), so
     seq_lens must stay None. shapes: (batch, seq) pairs instead of the batches × seq_lens product
-    (rt-bench's default sweep is DEFAULT_SHAPES: B1×L24 and B16×L50)."""
+    (rt-bench's default sweep is DEFAULT_SHAPES: B1×L24 and B16×L50). spinning: ORT intra-op
+    spinning of the `runtime` and `session-run` rows (`ort` / `ort-spin` always show off / on)."""
     patterns = ALL_PATTERNS if conditions == "all" else tuple(parse_pattern(c) for c in conditions)
     if bundle_dir is None:  # (conditions parsed first: a typo must not wait for a bundle build)
         from .default_bundle import default_bundle
@@ -132,7 +147,7 @@ def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = Non
         for p in patterns:
             progress(f"condition {{{','.join(p)}}} batch {batch}" + (f" seq {seq}" if seq else "") + " …")
             per[p] = bench_condition(bundle, run, p, names, batch, seq, threads, warmup_s,
-                                     duration_s, load["gflops"])
+                                     duration_s, load["gflops"], spinning)
             per[p]["machine_load"] = load
         runs.append(per)
     machine = machine_info()

@@ -15,7 +15,7 @@ from anymodal.runtime.requests import MASKED, build_request
 # ort = the graph ort-cpu serves (the ORT-optimised copy where the bundle has one);
 # ort-portable = the portable standard-op graph on the same backend, for comparison
 ALL_VARIANTS = ("reference-eager", "reference-compiled", "torch", "ort-masked", "ort", "ort-portable", "ort-spin",
-                "ort-int8", "runtime", "ort-cuda", "tensorrt")
+                "ort-iobinding", "ort-int8", "runtime", "session-run", "ort-cuda", "tensorrt")
 
 
 def make_request(bundle: Bundle, pattern: str, batch: int, seq: int | None, seed: int = 0):
@@ -100,13 +100,60 @@ def reference_variant(name: str, run: Path | None, bundle: Bundle, req: dict, th
         return None, f"torch.compile failed here ({type(exc).__name__}: {str(exc)[:200]})"
 
 
-def runtime_variant(bundle: Bundle, req: dict, threads: int):
-    """The whole request path: Runtime.predict (input checks, graph choice, softmax, labels)."""
-    from anymodal.runtime.runtime import Runtime
+def _runtime(bundle: Bundle, req: dict, threads: int, spinning: bool, shared: dict):
+    """The Runtime of the `runtime` row, shared with the `session-run` row (one per condition)."""
+    if "runtime" not in shared:
+        from anymodal.runtime.runtime import Runtime
 
-    rt = Runtime(bundle.path, backend="ort-cpu", precision=bundle.precision, threads=threads)
-    rt.predict(**req)  # load the graph outside the timed region
+        rt = Runtime(bundle.path, backend="ort-cpu", precision=bundle.precision, threads=threads,
+                     spinning=spinning)
+        rt.predict(**req)  # load the graph outside the timed region
+        shared["runtime"] = rt
+    return shared["runtime"]
+
+
+def runtime_variant(rt, req: dict):
+    """The whole request path: Runtime.predict (input checks, graph choice, softmax, labels)."""
     return (lambda: rt.predict(**req)), None
+
+
+def session_run_variant(rt, bundle: Bundle, req: dict):
+    """Raw session.run on the very session the `runtime` row uses, feeds built beforehand: the
+    baseline of Runtime.predict's overhead (same session, thread pool and memory)."""
+    graph, feeds = specialised_feeds(bundle, req, bundle.float_dtype)
+    session = rt.backend.session(graph)
+    names = [o.name for o in session.get_outputs()]
+    return (lambda: session.run(names, feeds)), None
+
+
+def iobinding_variant(bundle: Bundle, req: dict, threads: int):
+    """The specialised graph (a session of its own, like `ort`) run through ORT IO binding:
+    outputs preallocated and bound once for this shape, inputs bound per call (what a Runtime
+    would do to avoid allocating outputs)."""
+    ok, why = BACKENDS["ort-cpu"].available()
+    if not ok:
+        return None, why
+    backend = BACKENDS["ort-cpu"](bundle, threads=threads)
+    graph, feeds = specialised_feeds(bundle, req, bundle.float_dtype)
+    return iobinding_call(backend.session(graph), feeds), None
+
+
+def iobinding_call(session, feeds: dict):
+    """A zero-argument call running `session` on `feeds` through an IO binding whose outputs
+    are preallocated once ([name -> array], overwritten by every call)."""
+    names = [o.name for o in session.get_outputs()]
+    outputs = {n: np.empty_like(x) for n, x in zip(names, session.run(names, feeds))}  # this shape
+    binding = session.io_binding()
+    for name, buf in outputs.items():
+        binding.bind_output(name, "cpu", 0, buf.dtype, buf.shape, buf.ctypes.data)
+
+    def call():
+        for name, x in feeds.items():
+            binding.bind_cpu_input(name, x)
+        session.run_with_iobinding(binding)
+        return outputs
+
+    return call
 
 
 def ort_variant(name: str, bundle: Bundle, pattern: str, req: dict, threads: int):
@@ -145,17 +192,21 @@ def trt_variant(bundle: Bundle, pattern: str, req: dict):
 
 
 def build_variants(names, bundle: Bundle, run: Path | None, pattern: str, batch: int, seq: int | None,
-                   threads: int):
-    """({name: callable}, {name: reason absent})."""
+                   threads: int, spinning: bool = False):
+    """({name: callable}, {name: reason absent}). spinning: the `runtime` row's session option."""
     req = make_request(bundle, pattern, batch, seq)
-    ready, absent = {}, {}
+    ready, absent, shared = {}, {}, {}
     for name in names:
         if name == "torch":
             fn, why = torch_variant(run, bundle, req, threads)
         elif name.startswith("reference-"):
             fn, why = reference_variant(name, run, bundle, req, threads)
         elif name == "runtime":
-            fn, why = runtime_variant(bundle, req, threads)
+            fn, why = runtime_variant(_runtime(bundle, req, threads, spinning, shared), req)
+        elif name == "session-run":
+            fn, why = session_run_variant(_runtime(bundle, req, threads, spinning, shared), bundle, req)
+        elif name == "ort-iobinding":
+            fn, why = iobinding_variant(bundle, req, threads)
         elif name in ("ort", "ort-portable", "ort-spin", "ort-int8", "ort-masked", "ort-cuda"):
             fn, why = ort_variant(name, bundle, pattern, req, threads)
         elif name == "tensorrt":

@@ -26,10 +26,10 @@ def load_features(path: Path | None, what: str) -> np.ndarray | None:
 
 
 def predict_files(bundle: Path, files: dict[str, Path | None], backend: str = "auto",
-                  precision: str | None = None, nonfinite: str = "error") -> Prediction:
+                  precision: str | None = None, nonfinite: str = "error", spinning: bool = False) -> Prediction:
     """files: {modality letter: .npy path or None}."""
     arrays = {MODALITY_NAMES[m]: load_features(files.get(m), MODALITY_NAMES[m]) for m in MODALITIES}
-    with Runtime(bundle, backend=backend, precision=precision) as rt:
+    with Runtime(bundle, backend=backend, precision=precision, spinning=spinning) as rt:
         return rt.predict(**arrays, nonfinite=nonfinite)
 
 

@@ -19,14 +19,16 @@ from .bundle import Bundle
 from .errors import BundleError, ModelError
 from .patterns import MODALITIES
 from .prediction import Prediction
-from .requests import UTTERANCES, Request, build_request
+from .requests import UTTERANCES, Request, all_finite, build_request
 
 
 class Runtime:
     def __init__(self, bundle: str | Path, backend: str = "auto", precision: str | None = None,
-                 threads: int | None = None, preload: bool = False, low_memory: bool = False):
+                 threads: int | None = None, preload: bool = False, low_memory: bool = False,
+                 spinning: bool = False):
         self.bundle = Bundle(bundle, precision)
         self.family = self.bundle.family
+        self._cache_bundle_facts()
         registry = dict(BACKENDS)
         self.backend_notes: list[str] = []
         while True:
@@ -41,6 +43,7 @@ class Runtime:
                 del registry[cls.name]
         self.backend_notes = notes + self.backend_notes
         self.backend.low_memory = low_memory  # before any graph loads (see Backend.low_memory)
+        self.backend.spinning = spinning  # likewise (see Backend.spinning: measured, off by default)
         if preload:
             for graph in self.bundle.graphs:
                 self.backend.session(graph)
@@ -51,7 +54,15 @@ class Runtime:
         models): same request checks, graph choice and decoding."""
         rt = cls.__new__(cls)
         rt.bundle, rt.family, rt.backend, rt.backend_notes = bundle, bundle.family, backend, []
+        rt._cache_bundle_facts()
         return rt
+
+    def _cache_bundle_facts(self) -> None:
+        """What every request reads from the manifest, looked up once (the request path)."""
+        b = self.bundle
+        self._dims, self._float_dtype, self._config = b.dims, b.float_dtype, b.model["config"]
+        self._task, self._input_kind = b.task, self.family.inputs.name
+        self._class_names = np.asarray(b.labels, dtype=object)  # indexed by argmax when decoding
 
     @property
     def backend_name(self) -> str:
@@ -60,7 +71,7 @@ class Runtime:
     def request(self, audio=None, text=None, visual=None, *, present=None, lengths=None,
                 nonfinite: str = "error") -> Request:
         """Validate a request for this bundle's model (RequestError names what is wrong)."""
-        return build_request(self.family.inputs.name, self.bundle.dims, self.bundle.float_dtype,
+        return build_request(self._input_kind, self._dims, self._float_dtype,
                              dict(zip(MODALITIES, (audio, text, visual))), present, lengths, nonfinite)
 
     def predict(self, audio=None, text=None, visual=None, *, present=None, lengths=None,
@@ -79,26 +90,32 @@ class Runtime:
 
     def run(self, req: Request) -> Prediction:
         graph = req.graph
-        cfg = self.bundle.model["config"]
-        feeds = self.family.feeds(req, graph, self.bundle.dims, self.bundle.float_dtype, cfg)
-        out = {k: v.astype(np.float32) for k, v in self.backend.run(graph, feeds).items()}
-        rows = next(iter(req.mask.values())) if self.family.inputs.name == UTTERANCES else None
+        feeds = self.family.feeds(req, graph, self._dims, self._float_dtype, self._config)
+        # backends return arrays the caller owns (Backend.run), so the Prediction may keep views
+        # of them; float32 outputs are not copied, fp16 ones are decoded in float32
+        out = {k: np.asarray(v, dtype=np.float32) for k, v in self.backend.run(graph, feeds).items()}
+        rows = next(iter(req.mask.values())) if self._input_kind == UTTERANCES else None  # [B, L]
+        padded = rows is not None and not req.complete and not rows.all()
         for name, value in out.items():  # outputs at padding rows (utterances) are never served
-            real = value[rows] if rows is not None and value.shape[:2] == rows.shape else value
-            if not np.isfinite(real).all():
+            real = value[rows] if padded and value.shape[:2] == rows.shape else value
+            if not all_finite(real):
                 raise ModelError(f"graph {graph!r} ({self.bundle.precision}, {self.backend.name}) returned "
                                  f"NaN/Inf in output {name!r}; not served")
-        dec = self.family.decode(self.bundle.task, self.bundle.labels, req, graph, out)
-        if rows is not None and not rows.all():  # padding rows: 0 / "" instead of whatever ran there
+        dec = self.family.decode(self._task, self._class_names, req, graph, out)
+        if padded:  # padding rows: 0 / "" instead of whatever ran there
             for arr in (dec.probs, dec.scores, *dec.router_weights.values()):
                 if arr is not None and arr.shape[:2] == rows.shape:
                     arr[~rows] = 0
             if dec.labels is not None:
                 dec.labels[~rows] = ""
-        pred = Prediction(self.family.name, self.bundle.task, req.pattern, graph, self.backend.name,
-                          dec.labels, dec.probs, dec.scores, dict(req.present), req.lengths,
-                          dec.router_weights, dec.router_experts, dict(req.nonfinite))
-        return pred if req.batched else _unbatch(pred)
+        labels, probs, scores = dec.labels, dec.probs, dec.scores
+        present, lengths, router, nonfinite = dict(req.present), req.lengths, dec.router_weights, dict(req.nonfinite)
+        if not req.batched:  # one sample given: its outputs without the batch axis
+            labels, probs, scores = (None if x is None else x[0] for x in (labels, probs, scores))
+            present, lengths, router, nonfinite = ({k: v[0] for k, v in d.items()}
+                                                   for d in (present, lengths, router, nonfinite))
+        return Prediction(self.family.name, self._task, req.pattern, graph, self.backend.name, labels, probs,
+                          scores, present, lengths, router, dec.router_experts, nonfinite)
 
     def conversation(self, max_context: int = 64):
         """A live conversation on this Runtime, one utterance per `add()` (runtime/conversation.py):
@@ -118,14 +135,3 @@ class Runtime:
     def __exit__(self, *exc):
         self.close()
 
-
-def _unbatch(p: Prediction) -> Prediction:
-    def first(x):
-        return None if x is None else x[0]
-
-    def each(d):
-        return {k: v[0] for k, v in d.items()}
-
-    return Prediction(p.family, p.task, p.pattern, p.graph, p.backend, first(p.labels), first(p.probs),
-                      first(p.scores), each(p.present), each(p.lengths), each(p.router_weights),
-                      p.router_experts, each(p.nonfinite))

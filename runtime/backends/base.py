@@ -22,6 +22,11 @@ class Backend:
     # prepacked copy of the weights per graph (paper-sized MoMKE, all 8 graphs used: 146 -> 108
     # MiB PSS, 3-4 % slower; rt-report footprint measures it, docs/jetson.md has the table).
     low_memory = False
+    # CPU intra-op busy-waiting (ONNX Runtime's session.intra_op.allow_spinning; set before the
+    # first session loads; GPU engines ignore it). Off by default: measured on the shared 2-core
+    # machine it doubled the CPU per request and the p90 (bench/spinning.py); on cores the caller
+    # owns it saves each op's thread wake-up (rt-bench: ort vs ort-spin). README, Performance.
+    spinning = False
 
     def __init__(self, bundle: Bundle, threads: int | None = None):
         self.bundle, self.threads = bundle, threads
@@ -55,6 +60,9 @@ class Backend:
         return self.bundle.graph_path(graph)
 
     def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{output name: array}. The arrays belong to the caller: no later call overwrites them
+        (a backend that stages outputs in reused buffers returns copies), so a Prediction may
+        keep views of them."""
         session = self.session(graph)
         self.bundle.recheck(graph)  # a bundle file changed since it was verified is never served
         return self._run_impl(session, feeds)

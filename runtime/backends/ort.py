@@ -31,10 +31,7 @@ class OrtBackend(Backend):
 
     def __init__(self, bundle, threads: int | None = None, spinning: bool = False, graphs: str = "auto"):
         super().__init__(bundle, threads)
-        # Intra-op busy-waiting: off by default. Measured side by side by rt-bench (ort vs
-        # ort-spin); on a 2-core machine shared with other work spinning workers starve the
-        # caller, on a quiet one they save the wake-up latency of every op.
-        self.spinning = spinning
+        self.spinning = spinning  # intra-op busy-waiting (Backend.spinning: why off by default)
         if graphs not in GRAPH_CHOICES:
             raise InputError(f"graphs={graphs!r}; choose {', '.join(GRAPH_CHOICES)}")
         # auto: the bundle's ORT-optimised copy where it has one and this onnxruntime runs it,
@@ -85,8 +82,6 @@ class OrtBackend(Backend):
         if self.threads:
             opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1  # sequential executor: the graphs are one chain of ops
-        # Intra-op busy-waiting off by default: on a 2-core machine shared with other work spinning
-        # workers starve the caller; rt-bench measures ort vs ort-spin side by side.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
         if self.low_memory:  # weights stay in the shared file mapping, no per-session packed copy
             opts.add_session_config_entry("session.disable_prepacking", "1")
@@ -105,7 +100,8 @@ class OrtBackend(Backend):
 
     def _run_impl(self, session, feeds):
         # the request path: output names looked up once per session; ORT returns fresh
-        # contiguous numpy arrays, so nothing is copied or converted here
+        # contiguous numpy arrays, so nothing is copied or converted here. Plain session.run, not
+        # IO binding: binding preallocated outputs was no faster on CPU (rt-bench ort-iobinding row)
         names = self._output_names.get(id(session))
         if names is None:
             names = self._output_names[id(session)] = [o.name for o in session.get_outputs()]

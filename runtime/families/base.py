@@ -33,13 +33,16 @@ class Decoded:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    e = x - x.max(axis=-1, keepdims=True)  # one new array, then in place
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
 
 
-def head_outputs(task: str, class_names: list[str], logits: np.ndarray):
+def head_outputs(task: str, class_names, logits: np.ndarray):
     """(labels, probs, scores) from logits [..., C]: softmax + names for emotion, the single
-    logit as a score otherwise."""
+    logit as a score otherwise. class_names: a list, or an object array (the Runtime passes
+    one, made once). scores is a view of logits."""
     if task == "emotion":
         probs = softmax(logits)
         return np.asarray(class_names, dtype=object)[probs.argmax(-1)], probs, None

@@ -51,9 +51,11 @@ class MoMKERuntime(RuntimeFamily):
     def decode(self, task, class_names, req, graph, outputs):
         labels, probs, scores = head_outputs(task, class_names, outputs["logits"])  # [B, L, C]
         weights = outputs["router_weights"]  # [B, L, P, 3]
-        graph_mods = MODALITIES if graph == MASKED else tuple(graph)
-        router = {m: np.where(req.present[m][..., None], weights[:, :, i], 0).astype(np.float32)
-                  for i, m in enumerate(graph_mods) if m in req.pattern}  # 0 where m was not used
+        if graph == MASKED:  # availability varies per utterance: 0 where m was not used
+            router = {m: np.where(req.present[m][..., None], weights[:, :, i], np.float32(0))
+                      for i, m in enumerate(MODALITIES) if m in req.pattern}
+        else:  # m is used at every real utterance (padding rows are zeroed by the Runtime):
+            router = {m: weights[:, :, i] for i, m in enumerate(graph)}  # views [B, L, 3]
         return Decoded(labels, probs, scores, router, {m: EXPERTS for m in router})
 
     def macs(self, config, modalities, batch, seq):

@@ -1,0 +1,73 @@
+"""Where Runtime.predict's time goes: inside the backend's session.run, and outside it (request
+checks, graph choice, feeds, file re-checks, output checks, decoding, the Prediction), measured
+in situ, i.e. right after graph runs as in serving, not in a loop of its own.
+
+    python -m anymodal.bench.overhead [--bundle B] [--conditions a,at,atv] [--shapes 1x24,16x50]
+
+rt-bench's `runtime − session-run` compares two rows' wall times; this splits one call, so
+its `outside` figure is free of session.run's noise (min / p10 / p50 over --calls calls).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+from anymodal.runtime.bundle import Bundle
+from anymodal.runtime.patterns import parse_pattern
+from anymodal.runtime.runtime import Runtime
+
+from .tool_args import bundle_or_default, bundle_parser
+from .variants import make_request
+
+
+def outside_session_run(bundle_dir, pattern: str, batch: int, seq: int, calls: int = 1000,
+                        threads: int = 2) -> dict:
+    rt = Runtime(bundle_dir, backend="ort-cpu", threads=threads)
+    inside: list[int] = []
+    run_impl = rt.backend._run_impl
+
+    def timed(session, feeds):  # the backend's session.run call, timed
+        t0 = time.perf_counter_ns()
+        out = run_impl(session, feeds)
+        inside.append(time.perf_counter_ns() - t0)
+        return out
+
+    rt.backend._run_impl = timed
+    req = make_request(Bundle(bundle_dir), pattern, batch, seq)
+    rt.predict(**req)  # load outside the measurement
+    inside.clear()
+    total = []
+    for _ in range(calls):
+        t0 = time.perf_counter_ns()
+        rt.predict(**req)
+        total.append(time.perf_counter_ns() - t0)
+    out_us = (np.asarray(total) - np.asarray(inside)) / 1e3
+    return {"condition": pattern, "batch": batch, "seq": seq, "calls": calls,
+            "outside_us": {"min": float(out_us.min()), "p10": float(np.percentile(out_us, 10)),
+                           "p50": float(np.percentile(out_us, 50))},
+            "session_run_p50_us": float(np.percentile(inside, 50)) / 1e3}
+
+
+def main(argv=None) -> None:
+    ap = bundle_parser(__doc__)
+    ap.add_argument("--conditions", default="a,at,atv", help="patterns, comma-separated")
+    ap.add_argument("--shapes", default="1x24", help="BxL pairs, comma-separated")
+    ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    bundle = bundle_or_default(args.bundle)
+    print(f"1-min load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, {args.threads} threads")
+    for shape in args.shapes.split(","):
+        batch, seq = (int(v) for v in shape.split("x"))
+        for cond in args.conditions.split(","):
+            r = outside_session_run(bundle, parse_pattern(cond), batch, seq, args.calls, args.threads)
+            o = r["outside_us"]
+            print(f"{{{','.join(r['condition'])}}} B{batch}×L{seq}: outside session.run min {o['min']:.0f} "
+                  f"p10 {o['p10']:.0f} p50 {o['p50']:.0f} µs; session.run p50 {r['session_run_p50_us']:.0f} µs "
+                  f"({r['calls']} calls)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
