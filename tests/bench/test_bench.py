@@ -53,6 +53,7 @@ def check_schema(obj, condition, gpu_requested=True, model="momke"):
     assert {"cpu", "cores", "versions", "timestamp"} <= set(obj["machine"])
 
 
+@pytest.mark.slow  # every variant incl. torch.compile of the reference (6-24 s); make test runs it
 def test_single_condition_schema_and_ratios(bundle_and_run):
     bundle, run = bundle_and_run
     res = run_bench(["a,v"], bundle, None, "all", duration_s=0.3, warmup_s=0.1, progress=lambda s: None)

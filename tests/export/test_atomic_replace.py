@@ -137,6 +137,7 @@ def _kill_exporters(small_bundle, root: Path, n: int, max_delay: float, parallel
     return outcomes
 
 
+@pytest.mark.slow  # three exporter processes killed mid-write (8 s); make test runs it
 def test_exporter_killed_at_3_random_points_leaves_a_complete_bundle(small_bundle, tmp_path):
     outcomes = _kill_exporters(small_bundle, tmp_path, n=3, max_delay=10.0, parallel=3)
     assert sum(outcomes.values()) == 3
