@@ -275,9 +275,8 @@ def bench(
         raise InputError(f"{next(k for k, v in stream_only.items() if v)} needs --stream")
     if all_conditions == (condition is not None):
         raise InputError("give exactly one of --condition PATTERN or --all-conditions")
-    from anymodal.bench.report import markdown_report, plot_latency, print_result
+    from anymodal.bench.report import markdown_report, plot_latency, print_result, write_outputs
     from anymodal.bench.run import DEFAULT_SHAPES, run_bench
-    from anymodal.runtime.jsonio import write_json
 
     console = _console()
     result = run_bench("all" if all_conditions else [condition], bundle, run, backend,
@@ -286,13 +285,7 @@ def bench(
                        shapes=DEFAULT_SHAPES if batch is None and seq_len is None else None,
                        spinning=spinning == OnOff.on)
     print_result(result, console)
-    if json_out:
-        write_json(result, json_out)
-    if markdown:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(markdown_report(result))
-    if plot:
-        plot_latency(result, plot)
+    write_outputs(result, json_out, markdown, markdown_report, plot, plot_latency)
 
 
 def bench_main():

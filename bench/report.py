@@ -148,3 +148,17 @@ def plot_latency(result: dict, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def write_outputs(result: dict, json_out: Path | None, markdown: Path | None, to_markdown,
+                  plot: Path | None, to_plot) -> Path | None:
+    """What every rt-bench mode writes: the JSON, the markdown report (to_markdown(result)) and
+    the PNG (to_plot(result, path)); returns the plot's path, if one was written."""
+    from anymodal.runtime.jsonio import write_json
+
+    if json_out:
+        write_json(result, json_out)
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(to_markdown(result))
+    return to_plot(result, plot) if plot else None

@@ -384,18 +384,14 @@ def bench_stream_command(condition: str | None, bundle: Path | None, threads: in
                          markdown: Path | None, plot: Path | None, console) -> dict:
     """`rt-bench --stream`: run, print the table, write JSON / markdown / the PNG (beside the JSON
     unless --plot names it)."""
-    from anymodal.runtime.jsonio import write_json
+    from .report import write_outputs
 
     res = run_stream_bench(bundle, turns, max_context, drop, condition or "atv", repeats, threads,
                            progress=lambda s: console.print(f"[dim]{s}[/dim]"))
     print_stream_result(res, console)
-    if json_out:
-        write_json(res, json_out)
-    if markdown:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(stream_markdown(res))
     if plot is None and json_out is not None:
         plot = json_out.with_suffix(".png")
-    if plot:
-        console.print(f"plot: {plot_stream(res, plot)}", markup=False, highlight=False)
+    written = write_outputs(res, json_out, markdown, stream_markdown, plot, plot_stream)
+    if written:
+        console.print(f"plot: {written}", markup=False, highlight=False)
     return res

@@ -39,6 +39,9 @@ class Backend:
         raise NotImplementedError  # abstract
 
     def session(self, graph: str):
+        session = self._sessions.get(graph)  # the request path: a loaded graph needs no lock
+        if session is not None:
+            return session
         with self._lock:
             if graph not in self._sessions:
                 path = self.graph_file(graph)
