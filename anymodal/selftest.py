@@ -145,6 +145,7 @@ def check_aot_ptx(dtype: str) -> str:
     arch, D, E, N = major * 10 + minor, 256, 6, 77
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        env["PYTHONSAFEPATH"] = "1"  # the working directory never shadows installed packages
         code = ("import sys, json; from anymodal.kernels.aot import compile_aot; "
                 f"compile_aot([{arch}], sys.argv[1], ('{dtype}',), {D})")
         res = subprocess.run([sys.executable, "-c", code, tmp], capture_output=True, text=True, env=env)

@@ -8,6 +8,7 @@ the parent has numpy, onnxruntime and maybe torch loaded already.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,8 +114,9 @@ def footprint(bundle_dir: Path, threads: int | None = None) -> dict:
     for precision in (p for p in disk if p != "bundle"):
         for low_memory in (False, True):
             args = json.dumps([str(bundle_dir), precision, threads, low_memory])
+            # PYTHONSAFEPATH: the working directory (a checkout, say) never shadows installed packages
             done = subprocess.run([sys.executable, "-c", _CHILD, args], capture_output=True, text=True,
-                                  timeout=600)
+                                  timeout=600, env={**os.environ, "PYTHONSAFEPATH": "1"})
             if done.returncode != 0:
                 raise RuntimeError(f"footprint child ({precision}) failed:\n{done.stderr[-2000:]}")
             memory.append(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -3,7 +3,7 @@ optimisation profiles from the bundle's input specs, a timing cache, cached unde
 `engines/<sm>-<device>-trt<version>-<precision>/`. The folder is built under a temporary name
 and renamed when complete, with an engines.json (sha256 per plan, device, profile bounds) the
 runtime checks, so an interrupted build is never selected. TensorRT and pycuda are imported
-lazily and tested on CPU with fakes (tests/fakes)."""
+lazily and tested on CPU with fakes (tests/support/anymodal_testing/fakes)."""
 
 from __future__ import annotations
 

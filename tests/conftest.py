@@ -1,12 +1,15 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/format_samples.py and helpers
-
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+# Child Pythons the tests start (`python -c`, `python -m`) run from the repository root: without
+# this, Python puts that root first on their sys.path and ./kernels, ./anymodal … shadow the
+# installed packages (docs/ARCHITECTURE.md §1). Python >= 3.11 honours it; the py310 checks run
+# their children elsewhere.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 
 def _has_cuda() -> bool:
@@ -39,7 +42,7 @@ if not _has_cuda():  # the Triton kernels run in Triton's interpreter (set befor
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
-from helpers import make_model, run_config  # noqa: E402
+from anymodal_testing.helpers import make_model, run_config  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 from anymodal.runtime import Runtime
-from helpers import DIMS
+from anymodal_testing.helpers import DIMS
 
 BIN = os.path.dirname(sys.executable)
 RT_RUN = os.path.join(BIN, "rt-run")

@@ -8,7 +8,7 @@ left construction raises BundleError so `auto` falls through. Per graph: one exe
 context, device buffers and pinned host buffers kept between calls (grown when a request is
 larger), feeds cast to the engine's tensor dtypes, shapes checked against the recorded profile.
 Every CUDA call — buffer frees included — runs with the device's primary context pushed on the
-calling thread. tensorrt and pycuda are imported lazily; tested on CPU with tests/fakes."""
+calling thread. tensorrt and pycuda are imported lazily; tested on CPU with tests/support/anymodal_testing/fakes."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from anymodal.export.bundle import write_bundle
 from anymodal.runtime.errors import InputError
 from anymodal.runtime.families import get_family
 from anymodal.train.checkpoint import save_run
-from helpers import DERL_SHAPES, make_derl, make_model, run_config
+from anymodal_testing.helpers import DERL_SHAPES, make_derl, make_model, run_config
 
 LATENCY_KEYS = {"min", "mean", "p50", "p90", "p99", "max"}
 

@@ -5,7 +5,7 @@ import pytest
 from anymodal.bench.footprint import disk_bytes, footprint, footprint_table
 from anymodal.runtime import BundleError, Runtime
 from anymodal.runtime.patterns import ALL_PATTERNS
-from helpers import DIMS
+from anymodal_testing.helpers import DIMS
 
 
 def test_disk_bytes_per_precision_add_up_to_the_manifest(small_bundle):

@@ -196,7 +196,7 @@ def causal_bundle(tmp_path_factory):
     import torch
     from anymodal.export.bundle import write_bundle
     from anymodal.train.models.momke import MoMKE, MoMKEConfig
-    from helpers import DIMS, run_config
+    from anymodal_testing.helpers import DIMS, run_config
 
     torch.manual_seed(0)
     model = MoMKE(MoMKEConfig(input_dims=DIMS, hidden=16, depth=1, heads=2, output_dim=4, causal=True)).eval()

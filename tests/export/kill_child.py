@@ -14,12 +14,12 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))  # anymodal_testing
 
 
 def export(out, seed):
     from anymodal.export.bundle import write_bundle
-    from helpers import make_model, run_config
+    from anymodal_testing.helpers import make_model, run_config
 
     model = make_model(seed=seed)
     print("started", flush=True)

@@ -7,7 +7,7 @@ import pytest
 from anymodal.export import specs
 from anymodal.export.bundle import write_bundle
 from anymodal.runtime.errors import ExportError
-from helpers import DIMS, make_model, run_config
+from anymodal_testing.helpers import DIMS, make_model, run_config
 
 
 def test_manifest_records_parity_for_every_graph_at_non_traced_shapes(small_bundle):

@@ -9,7 +9,7 @@ from anymodal.export.bundle import write_bundle
 from anymodal.export.specs import GRAPH_NAMES
 from anymodal.export.torch_export import example_feeds
 from anymodal.runtime.families import UtteranceInputs
-from helpers import DIMS, run_config
+from anymodal_testing.helpers import DIMS, run_config
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from anymodal.runtime.errors import ExportError
 from anymodal.train.data.synth import SynthConfig, generate
 from anymodal.train.families.momke import train_momke_run
 from anymodal.train.momke_trainer import TrainConfig
-from helpers import make_derl, run_config
+from anymodal_testing.helpers import make_derl, run_config
 
 TINY = dict(hidden=32, depth=1, heads=2)
 

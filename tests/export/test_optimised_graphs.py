@@ -11,7 +11,7 @@ import pytest
 from anymodal.export.ort_optimize import fold_constants
 from anymodal.export.specs import GRAPH_NAMES, model_graph_specs
 from anymodal.export.torch_export import example_feeds, export_graph
-from helpers import make_derl, make_model
+from anymodal_testing.helpers import make_derl, make_model
 
 
 def _session(path, level):

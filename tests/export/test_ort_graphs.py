@@ -10,7 +10,7 @@ import pytest
 from anymodal.export.specs import GRAPH_NAMES, model_graph_specs
 from anymodal.export.torch_export import example_feeds, export_graph
 from anymodal.train.models.momke import MoMKE, MoMKEConfig
-from helpers import DIMS, make_derl
+from anymodal_testing.helpers import DIMS, make_derl
 
 
 def _session(path, level):

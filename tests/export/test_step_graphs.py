@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from anymodal.runtime.errors import BundleError, ExportError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
-from helpers import DIMS, make_model, random_turns
+from anymodal_testing.helpers import DIMS, make_model, random_turns
 
 torch = pytest.importorskip("torch")
 

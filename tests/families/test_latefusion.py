@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from anymodal.runtime import Runtime  # noqa: E402
 from anymodal.runtime.families import family_names  # noqa: E402
 from anymodal.train.checkpoint import load_run  # noqa: E402
-from families import latefusion_family as lf  # noqa: E402  (importing it registers the family)
+from anymodal_testing import latefusion_family as lf  # noqa: E402  (importing it registers the family)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,23 @@ Exit 0 when every case agrees, 1 otherwise (each difference printed).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import platform
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cases import compare_outputs, flatten_prediction, load_cases  # noqa: E402
+
+def _sibling(name: str):
+    """A module of this folder, loaded by path: the folder never joins sys.path, so its files are
+    not importable under bare names in the process that imports this one (the test suite)."""
+    spec = importlib.util.spec_from_file_location(f"anymodal_portable_{name}", Path(__file__).with_name(f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_cases = _sibling("cases")
+compare_outputs, flatten_prediction, load_cases = _cases.compare_outputs, _cases.flatten_prediction, _cases.load_cases
 
 
 def check(folder: Path, atol: float) -> list[str]:

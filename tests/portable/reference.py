@@ -6,14 +6,28 @@ every pattern and the masked graph, written to a folder that `check.py` replays 
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
-from cases import flatten_prediction, save_cases  # noqa: E402
+SUPPORT = str(Path(__file__).resolve().parents[1] / "support")  # anymodal_testing, when run as a script
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
+
+
+def _sibling(name: str):
+    """A module of this folder, loaded by path: the folder never joins sys.path, so its files are
+    not importable under bare names in the process that imports this one (the test suite)."""
+    spec = importlib.util.spec_from_file_location(f"anymodal_portable_{name}", Path(__file__).with_name(f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_cases = _sibling("cases")
+flatten_prediction, save_cases = _cases.flatten_prediction, _cases.save_cases
 
 NAMES = {"a": "audio", "t": "text", "v": "visual"}
 PATTERNS = ("a", "t", "v", "at", "av", "tv", "atv")
@@ -21,7 +35,7 @@ PATTERNS = ("a", "t", "v", "at", "av", "tv", "atv")
 
 def build_bundles(out: Path) -> dict[str, Path]:
     from anymodal.export.bundle import write_bundle
-    from helpers import make_derl, make_model, run_config
+    from anymodal_testing.helpers import make_derl, make_model, run_config
 
     return {"momke": write_bundle(make_model(), run_config(), out / "momke"),
             "derl": write_bundle(make_derl(), run_config("sentiment"), out / "derl")}

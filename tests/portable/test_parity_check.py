@@ -1,13 +1,14 @@
 """The cross-interpreter / cross-architecture parity check must itself catch differences."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from anymodal_testing.helpers import import_file
 
-sys.path.insert(0, str(Path(__file__).parent))
-from cases import ARRAYS, compare_outputs  # noqa: E402
+HERE = Path(__file__).parent
+_cases = import_file(HERE / "cases.py")
+ARRAYS, compare_outputs = _cases.ARRAYS, _cases.compare_outputs
 
 
 def test_compare_outputs_names_every_kind_of_difference():
@@ -26,7 +27,7 @@ def test_compare_outputs_names_every_kind_of_difference():
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     pytest.importorskip("torch")
-    import reference as ref_module
+    ref_module = import_file(HERE / "reference.py")
 
     out = tmp_path_factory.mktemp("portable") / "ref"
     ref_module.main(out)
@@ -37,7 +38,7 @@ def reference(tmp_path_factory):
 def test_replay_equals_reference_and_fails_when_perturbed(reference, tmp_path):
     import shutil
 
-    from check import check
+    check = import_file(HERE / "check.py").check
 
     assert check(reference, atol=1e-5) == []
     perturbed = tmp_path / "ref"

@@ -15,7 +15,7 @@ from anymodal.runtime.bundle import MANIFEST, Bundle
 from anymodal.runtime.errors import BundleError
 from anymodal.runtime.manifest_schema import READABLE_VERSIONS
 from anymodal.runtime.runtime import Runtime
-from helpers import DIMS
+from anymodal_testing.helpers import DIMS
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from anymodal.runtime import Runtime
 from anymodal.runtime.errors import ConversationError, RequestError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
-from helpers import DIMS, make_model, run_config
+from anymodal_testing.helpers import DIMS, make_model, run_config
 
 TOL = 1e-4
 

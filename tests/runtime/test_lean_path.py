@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from anymodal.runtime.families import softmax
 from anymodal.runtime.requests import all_finite
-from helpers import DIMS
+from anymodal_testing.helpers import DIMS
 
 from anymodal import ModelError, RequestError, Runtime
 

@@ -12,7 +12,7 @@ from anymodal.runtime.backends.ort import OrtCpuBackend, OrtCudaBackend
 from anymodal.runtime.bundle import MANIFEST, Bundle
 from anymodal.runtime.errors import BundleError, InputError
 from anymodal.runtime.runtime import Runtime
-from helpers import DIMS
+from anymodal_testing.helpers import DIMS
 
 
 def _audio():

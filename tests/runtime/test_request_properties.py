@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from anymodal.runtime import AnymodalError, Prediction, Runtime
-from helpers import DIMS
+from anymodal_testing.helpers import DIMS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -142,7 +142,7 @@ def fuzz(rt: Runtime, n: int, sequences: bool, seed: int) -> Counter:
 @pytest.fixture(scope="session")
 def latefusion_bundle(tmp_path_factory):
     from anymodal.export.bundle import write_bundle
-    from families import latefusion_family as lf  # registers the family
+    from anymodal_testing import latefusion_family as lf  # registers the family
 
     model = lf.build(lf.LateFusionConfig(input_dims=DIMS, hidden=8, output_dim=1, task="sentiment")).eval()
     return write_bundle(model, {"data": {}}, tmp_path_factory.mktemp("lf") / "bundle", precisions=("fp16",))

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from anymodal.runtime.prediction import TO_DICT_KEYS
-from helpers import DIMS
+from anymodal_testing.helpers import DIMS
 
 from anymodal import ModelError, RequestError, Runtime
 

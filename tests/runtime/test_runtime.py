@@ -8,7 +8,7 @@ import pytest
 import torch
 from anymodal.runtime import BundleError, InputError, Runtime
 from anymodal.runtime.patterns import ALL_PATTERNS
-from helpers import DIMS, LABELS
+from anymodal_testing.helpers import DIMS, LABELS
 
 
 def request(L=5, B=None, seed=0):

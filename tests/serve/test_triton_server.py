@@ -18,7 +18,7 @@ from anymodal.runtime import InputError, Runtime  # noqa: E402
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES  # noqa: E402
 from anymodal.serve.family_io import predict_kwargs, sequence_inputs  # noqa: E402
 from anymodal.serve.server import TritonServer  # noqa: E402
-from triton_fixtures import group_pids, infer, success_count  # noqa: E402
+from anymodal_testing.triton_fixtures import group_pids, infer, success_count  # noqa: E402
 
 PROTOCOLS = ("http", "grpc")
 MODELS = ("momke", "derl")
@@ -28,7 +28,7 @@ MODELS = ("momke", "derl")
 def tiny_derl_bundle(tmp_path_factory):
     """Untrained tiny DERL (answers need not be good, only equal); no training run needed."""
     from anymodal.export.bundle import write_bundle
-    from helpers import make_derl
+    from anymodal_testing.helpers import make_derl
 
     return write_bundle(make_derl(), {"data": {}}, tmp_path_factory.mktemp("b") / "derl-tiny")
 

@@ -8,7 +8,7 @@ import torch
 from anymodal.runtime import atomic_fs
 from anymodal.runtime.errors import DataError
 from anymodal.train.checkpoint import WEIGHTS, load_run, save_run
-from helpers import make_model
+from anymodal_testing.helpers import make_model
 
 
 def test_save_then_load_round_trips_and_records_the_weights_hash(tmp_path):

@@ -10,7 +10,7 @@ from anymodal.runtime.errors import DataError
 from anymodal.train.data.gcnet import read_gcnet
 from anymodal.train.data.mmsa import read_mmsa
 from anymodal.train.data.safe_pickle import safe_load_pickle
-from format_samples import (
+from anymodal_testing.format_samples import (
     SAMPLE_FEATURES,
     numpy1_pickle,
     write_iemocap_sample,

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from anymodal.train.models.derl import DERL, abs_cosine  # noqa: E402
 
-from tests.helpers import derl_args, derl_inputs, make_derl  # noqa: E402
+from anymodal_testing.helpers import derl_args, derl_inputs, make_derl  # noqa: E402
 
 
 def test_orthogonality_loss_hand_computed():

@@ -5,7 +5,7 @@ import pytest
 from anymodal.runtime.errors import DataError
 from anymodal.train.data.gcnet import read_gcnet
 from anymodal.train.data.safe_pickle import safe_load_pickle
-from format_samples import SAMPLE_FEATURES, write_iemocap_sample, write_mosi_sample
+from anymodal_testing.format_samples import SAMPLE_FEATURES, write_iemocap_sample, write_mosi_sample
 
 
 def test_mosi_sample_with_distribution_quirks(tmp_path):

@@ -9,7 +9,7 @@ from anymodal.train.data.missing import drop_tokens, rate_avail, training_avail
 from anymodal.train.data.mmsa import read_mmsa
 from anymodal.train.data.synth_mmsa import MmsaSynthConfig, generate_mmsa, parse_shapes
 
-from tests.format_samples import write_mmsa_sample
+from anymodal_testing.format_samples import write_mmsa_sample
 
 
 def test_reads_a_distributed_style_pickle(tmp_path):

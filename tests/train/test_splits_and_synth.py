@@ -6,7 +6,7 @@ from anymodal.train.data.gcnet import read_gcnet
 from anymodal.train.data.specs import SYNTH_FEATURES
 from anymodal.train.data.splits import make_splits, session_of
 from anymodal.train.data.synth import SynthConfig, generate
-from format_samples import SAMPLE_FEATURES, write_iemocap_sample, write_mosi_sample
+from anymodal_testing.format_samples import SAMPLE_FEATURES, write_iemocap_sample, write_mosi_sample
 
 
 def test_leave_one_session_out_folds(tmp_path):

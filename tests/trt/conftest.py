@@ -3,7 +3,7 @@ test's own folder (engines are never written into the shared session bundle)."""
 
 import shutil
 
-import fakes
+from anymodal_testing import fakes
 import pytest
 
 
@@ -30,6 +30,6 @@ def bundle_copy(small_bundle, tmp_path):
 def fp16_bundle_src(small_model, tmp_path_factory):
     """A bundle with fp16 graphs only (fp16 I/O: what TensorRT 11 builds fp16 engines from)."""
     from anymodal.export.bundle import write_bundle
-    from helpers import run_config
+    from anymodal_testing.helpers import run_config
 
     return write_bundle(small_model, run_config(), tmp_path_factory.mktemp("b16") / "bundle", ("fp16",))

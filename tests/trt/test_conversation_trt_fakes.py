@@ -1,4 +1,4 @@
-"""Conversations on the TensorRT backend (fakes, tests/fakes): rt-build builds engines for the
+"""Conversations on the TensorRT backend (fakes, tests/support/anymodal_testing/fakes): rt-build builds engines for the
 full graphs only, so a causal bundle re-scores the window there — and says so — with the same
 predictions as streaming on ONNX Runtime."""
 
@@ -9,7 +9,7 @@ from anymodal.export.trt_build import build_engines
 from anymodal.runtime import Runtime
 from anymodal.runtime.backends.tensorrt import TensorRTBackend
 from anymodal.runtime.bundle import Bundle
-from helpers import random_turns
+from anymodal_testing.helpers import random_turns
 
 
 def test_tensorrt_without_step_engines_rescores_like_streaming(fake_gpu, causal_bundle, tmp_path):

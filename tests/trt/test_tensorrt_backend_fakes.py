@@ -1,4 +1,4 @@
-"""The TensorRT backend against the fake tensorrt/pycuda (tests/fakes); engines execute through
+"""The TensorRT backend against the fake tensorrt/pycuda (tests/support/anymodal_testing/fakes); engines execute through
 ONNX Runtime on the bytes in fake device memory, so wrong dtypes or stale buffers show up as
 wrong numbers. Issue-#13 defects pinned here, each failing on 73efad7's backend: feeds copied
 in their own dtype; set_input_shape / execute_async_v3 results ignored; cuda.mem_alloc per

@@ -8,12 +8,26 @@ it, is allowed) — except the files listed in `allowed`.
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-# folder on disk -> its package in the anymodal namespace (pyproject's package-dir)
-PACKAGES = {"runtime": "anymodal.runtime", "export": "anymodal.export", "kernels": "anymodal.kernels",
-            "train": "anymodal.train", "bench": "anymodal.bench", "anymodal": "anymodal"}
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the py310 checks do not run the layering test
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def top_level_packages(root: Path = ROOT) -> dict[str, str]:
+    """{folder on disk: its package in the anymodal namespace} for every top-level folder that
+    pyproject's package-dir maps (the one table the packaging and layering tests both read)."""
+    dirs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return {folder: pkg for pkg, folder in dirs.items() if "/" not in folder}
+
+
+PACKAGES = top_level_packages()
 
 
 @dataclass(frozen=True)
@@ -22,12 +36,18 @@ class Rule:
     forbidden: tuple[str, ...]
     scope: str  # "any" | "module"
     why: str
-    allowed: tuple[str, ...] = ()
+    allowed: tuple[str, ...] = ()  # files exempt from the rule
+    allowed_modules: tuple[str, ...] = ()  # forbidden-prefix modules that may still be imported
 
 
 RULES = (
     Rule("runtime", ("torch", "triton", "anymodal.train", "anymodal.export", "anymodal.bench",
-                     "anymodal.kernels"), "any", "the runtime is torch-free and knows no layer above it"),
+                     "anymodal.kernels", "anymodal.serve"), "any",
+         "the runtime is torch-free and knows no layer above it"),
+    Rule("serve", ("torch", "triton", "anymodal.train", "anymodal.export", "anymodal.bench", "anymodal.kernels"),
+         "any", "serving runs the torch-free runtime and nothing above it", allowed=("serve/cli.py",)),
+    Rule("serve", ("torch", "triton", "anymodal.train", "anymodal.export", "anymodal.bench", "anymodal.kernels"),
+         "module", "the serve CLI imports lazily, inside each command"),
     Rule("kernels", ("torch", "anymodal.train", "anymodal.export", "anymodal.bench", "anymodal.runtime.bundle",
                      "anymodal.runtime.runtime", "anymodal.runtime.families"), "any",
          "kernels know no models or bundles", allowed=("kernels/router_mix.py",)),  # launcher takes torch tensors
@@ -35,6 +55,9 @@ RULES = (
     Rule("train", ("anymodal.export", "anymodal.bench"), "any", "train knows nothing of export or bench"),
     Rule("export", ("torch", "anymodal.train"), "module",
          "torch (and the PyTorch models) only in export/torch_export.py", allowed=("export/torch_export.py",)),
+    # the serving repository is written from serve's tensor declarations, so the two cannot disagree
+    Rule("export", ("anymodal.serve",), "any", "export reads serve's tensor declarations only",
+         allowed_modules=("anymodal.serve.family_io",)),
     Rule("bench", ("torch", "anymodal.train", "anymodal.export"), "module",
          "bench uses train/export only behind the flags that need them"),
     Rule("anymodal", ("torch", "triton", "anymodal.train", "anymodal.export", "anymodal.bench"), "module",
@@ -80,6 +103,8 @@ def violations(root: Path, rules=RULES) -> list[str]:
             tree = ast.parse(path.read_text(), filename=str(rel))
             for line, name, module_level in _imports(tree, _package_of(rel)):
                 if rule.scope == "module" and not module_level:
+                    continue
+                if any(name == a or name.startswith(a + ".") for a in rule.allowed_modules):
                     continue
                 if any(name == f or name.startswith(f + ".") for f in rule.forbidden):
                     out.add(f"{rel}:{line}: imports {name} — {rule.why}")

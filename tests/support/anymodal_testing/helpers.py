@@ -4,6 +4,19 @@ DIMS = (6, 10, 8)  # distinct from each other and from the hidden sizes used bel
 LABELS = ["happy", "sad", "neutral", "angry"]
 
 
+def import_file(path):
+    """A script of the test tree (tests/portable/*.py) as a module, loaded by path under a name of
+    its own: its folder never joins sys.path (no file of the repository under a bare name)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"anymodal_testing_{path.parent.name}_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def make_model(hidden=16, depth=1, seed=0, task="emotion", causal=False, preset="paper"):
     import torch
     from anymodal.train.models.momke import MoMKE, MoMKEConfig
