@@ -114,9 +114,11 @@ class TritonServer:
         libs = str(server_dist().parent.parent / "nvidia_pytriton.libs")  # the stub's own libraries
         env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (env.get("LD_LIBRARY_PATH"), libs) if p)
         with open(self.log_path, "wb") as log:
-            # own process group: the Python-backend stubs are the server's children and go with it
+            # own process group: the Python-backend stubs are the server's children and go with it.
+            # cwd: the stubs' embedded Python puts its working directory on sys.path, so started
+            # from a checkout of anymodal it would import ./anymodal, not the installed package
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+                                         start_new_session=True, cwd=self._work)
         try:
             self.wait_ready(timeout_s)
         except BaseException:
