@@ -91,13 +91,19 @@ def router_mix_dims(x, w1, b1, w2, b2, experts, mask) -> "tuple[int, int, int]":
 
 
 def kernel_fits(arch: int, hidden: int, out_dim: "int | None" = None) -> "tuple[bool, str]":
-    """Whether the AOT kernel for this width can be launched by TensorRT (shared memory)."""
+    """Whether the AOT kernel for this width and arch can be compiled here and launched by
+    TensorRT (shared memory). No Triton, an unknown arch or a kernel too big all mean "no
+    fused kernel": the parser then inlines the local function."""
+    from anymodal.runtime.errors import UnsupportedArchError
+
     from .aot import compile_one
 
     try:
         for dtype in ("fp32", "fp16"):
             compile_one(arch, dtype, hidden, out_dim)
-    except RuntimeError as exc:
+    except ImportError as exc:  # ModuleNotFoundError included: Triton is an optional extra
+        return False, f"Triton is not installed, no fused kernel ({exc})"
+    except (RuntimeError, UnsupportedArchError) as exc:
         return False, str(exc)
     return True, ""
 
@@ -108,9 +114,17 @@ def register_router_mix_plugin(arch: int, hidden: "int | None" = None) -> "tuple
     the AOT function compiles for the arch of the latest call. Not registered — and the parser
     inlines the local function — without AOT QDP, or when the kernel for the router width
     `hidden` would not launch."""
+    from anymodal.runtime.errors import UnsupportedArchError
+
+    from .aot import ptx_version_for
+
     ok, why = qdp_aot_available()
     if not ok:
         return False, why
+    try:
+        ptx_version_for(arch)  # an arch the AOT table does not know: never reach Triton's LLVM
+    except UnsupportedArchError as exc:
+        return False, str(exc)
     if hidden is not None:
         ok, why = kernel_fits(arch, hidden)
         if not ok:

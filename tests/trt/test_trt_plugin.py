@@ -182,3 +182,12 @@ def test_weight_shapes_and_types_are_checked(trt_env, index, shape, dtype, what)
         trt.plugin._build_plugin(trt_plugin.PLUGIN_ID, shapes, trt.float32,
                                  {"temperature": 1.0, "plugin_namespace": "anymodal"}, dtypes)
     assert calls == []  # refused before compiling
+
+
+def test_arch_newer_than_the_aot_table_is_not_registered(trt_env):
+    """Issue 22: an unknown arch (sm_130) would reach Triton's LLVM with a PTX ISA too old for
+    it, which aborts the process; it is refused with the reason and nothing is registered."""
+    trt, calls = trt_env()
+    ok, why = trt_plugin.register_router_mix_plugin(130)
+    assert not ok and "sm_130" in why
+    assert trt.plugin.QDP_REGISTRY == {} and calls == []
