@@ -49,6 +49,7 @@ def install(monkeypatch, version: str = "10.13.3", devices=(("NVIDIA H100 80GB H
         if (major, minor) >= (10, 7):
             plugin = _load("tensorrt.plugin", HERE / "fake_tensorrt_plugin.py", monkeypatch)
             plugin._configure(aot=(major, minor) >= (10, 9))
+            from . import emulated_kernels  # noqa: F401  (registers the kernels' emulators)
             trt.plugin = plugin
             trt.__path__ = []  # a package, so `import tensorrt.plugin` finds sys.modules' entry
     else:
