@@ -3,12 +3,12 @@ importer, on the ONNX model (source: onnx/onnx-tensorrt, 10.1 GA tree, commit 96
 
 * Node dispatch: a node whose plugin creator is registered ("<plugin_namespace>::<op_type>",
   namespace from the node's `plugin_namespace` attribute, version "1": onnxOpImporters.cpp:
-  6440-6446) becomes a plugin layer; otherwise a node naming a model-local function (functions
+  6438-6446) becomes a plugin layer; otherwise a node naming a model-local function (functions
   are keyed by name only, ModelImporter.cpp:433-438) is inlined; otherwise a non-standard node
   is "Plugin not found" (onnxOpImporters.cpp:6447-6448). In the 10.1 tree ModelImporter.cpp:
   155-168 tries local functions before plugins; the plugin-first order for a registered
   creator is what anymodal relies on for TensorRT >= 10.9 (not verified against that source).
-* Inlining (onnxOpImporters.cpp:6457-6576, LocalFunctionImporter): a formal input whose name
+* Inlining (onnxOpImporters.cpp:6458-6576, LocalFunctionImporter): a formal input whose name
   differs from the node's actual input but already names a tensor of the outer scope is NOT
   bound to the actual input: the importer warns "Found input: <formal> that does not
   correspond to an outside scope name. Behavior may be incorrect." and the function body reads
@@ -16,7 +16,7 @@ importer, on the ONNX model (source: onnx/onnx-tensorrt, 10.1 GA tree, commit 96
   745-750), inputs, initializers and every tensor imported so far. Values the body writes are
   scoped (NameScope, importerUtils.hpp:387-398: shadowed, restored afterwards); a name the body
   reads but neither binds nor writes resolves to the outer tensor. Node attributes override the
-  function's defaults (l.6491-6501).
+  function's defaults (l.6496-6505).
 Inlined tensors get unique flat names, so the result is a plain ONNX graph ONNX Runtime runs."""
 
 from __future__ import annotations
