@@ -35,12 +35,12 @@ _AOT = True
 def _configure(aot: bool) -> None:
     global _AOT
     _AOT = aot
-    if not aot:  # TensorRT 10.7/10.8: no AOT implementations (IS_AOT_ENABLED is False)
+    if not aot:  # TensorRT 10.7/10.8: no AOT implementations (_export.py:39 IS_AOT_ENABLED is False)
         for name in ("aot_impl", "KernelLaunchParams"):
             globals().pop(name, None)
 
 
-class ShapeExpr:
+class ShapeExpr:  # _tensor.py:208-290: no __int__; is_constant a property (264), constant_value() (277)
     def __init__(self, value=None, name: str | None = None):
         if isinstance(value, ShapeExpr):
             value, name = value._value, value._name
@@ -138,13 +138,13 @@ class TensorDesc:
         return TensorDesc(self.shape_expr, self.dtype)
 
 
-def from_shape_expr(shape_expr, dtype) -> TensorDesc:
+def from_shape_expr(shape_expr, dtype) -> TensorDesc:  # _top_level.py:114-130
     if isinstance(shape_expr, tuple):
         shape_expr = ShapeExprs.from_tuple(shape_expr)
     return TensorDesc(shape_expr, dtype)  # a list is not converted: TensorDesc refuses it
 
 
-def cdiv(first, second) -> ShapeExpr:
+def cdiv(first, second) -> ShapeExpr:  # _top_level.py:27-45
     if isinstance(first, int) and isinstance(second, int):
         raise ValueError("Both arguments cannot be 'int's")
     first = first if isinstance(first, ShapeExpr) else ShapeExpr(first)
@@ -165,29 +165,29 @@ SERIALIZABLE = (int, float, bytes, bool, str)
 
 def register(plugin_id: str, lazy_register: bool = False):
     def decorator(fn):
-        if plugin_id in QDP_REGISTRY:
+        if plugin_id in QDP_REGISTRY:  # _lib.py:416-419
             raise ValueError(f"'op' already has a defintion for '{plugin_id.split('::')[1]}'")
         sig = inspect.signature(fn)
         tensors, attrs, saw_attr = [], {}, False
         for idx, (name, p) in enumerate(sig.parameters.items()):
-            if p.annotation is inspect.Parameter.empty:
+            if p.annotation is inspect.Parameter.empty:  # _validate.py:102-105
                 raise ValueError(f"Argument {name} does not have a type annotation.")
-            if p.default is not inspect.Parameter.empty:
+            if p.default is not inspect.Parameter.empty:  # _validate.py:108-111
                 raise ValueError(f"Argument {name} has a default value.")
-            if issubclass(p.annotation, TensorDesc):  # TypeError for string annotations, as in TensorRT
-                if saw_attr:
+            if issubclass(p.annotation, TensorDesc):  # _validate.py:114: TypeError for string annotations
+                if saw_attr:  # _validate.py:115-118
                     raise ValueError("TensorDescs args and attribute args cannot be interspersed.")
                 tensors.append(name)
             else:
-                if idx == 0:
+                if idx == 0:  # _validate.py:124-128
                     raise ValueError("TensorDescs args should come first, followed by attributes.")
-                if name in ("outputs", "stream", "tactic"):
+                if name in ("outputs", "stream", "tactic"):  # _validate.py:129-133
                     raise ValueError(f"'{name}' is not allowed as a plugin attribute name.")
-                if p.annotation not in SERIALIZABLE:
+                if p.annotation not in SERIALIZABLE:  # _validate.py:150-154 (numpy arrays not modelled)
                     raise ValueError(f"Attribute '{name}' of type {p.annotation} is not a supported type.")
                 attrs[name] = p.annotation
                 saw_attr = True
-        ret = sig.return_annotation
+        ret = sig.return_annotation  # _validate.py:171-200
         if ret is inspect.Parameter.empty:
             raise ValueError(f"No return annotation found for register function. Received signature {sig}.")
         if typing.get_origin(ret) is tuple:
@@ -213,7 +213,7 @@ def aot_impl(plugin_id: str):
         if plugin_id not in QDP_REGISTRY:
             raise ValueError(f"Plugin {plugin_id} is not registered.")
         d = QDP_REGISTRY[plugin_id]
-        sig = inspect.signature(fn)
+        sig = inspect.signature(fn)  # _validate.py:282-340: annotations optional, checked if given
         used = []
         for name, p in sig.parameters.items():
             ann = p.annotation
@@ -236,11 +236,12 @@ def aot_impl(plugin_id: str):
                     used.append(name)
             elif name in d["attrs"]:
                 used.append(name)
+        # _validate.py:326-340: tensors, the accepted attributes in register order, outputs, tactic
         expected = "(" + ", ".join(d["tensors"] + [n for n in d["attrs"] if n in used] + ["outputs", "tactic"]) + ")"
         if f"({', '.join(sig.parameters)})" != expected:
             raise ValueError(f"Signature of the aot_impl function '{sig}' does not match the expected "
                              f"input arg schema: {expected}")
-        ret = sig.return_annotation
+        ret = sig.return_annotation  # _validate.py:342-392
         if ret is inspect.Parameter.empty:
             raise ValueError(f"No return annotation found for aot_impl function. Received signature {sig}.")
         args = typing.get_args(ret)
