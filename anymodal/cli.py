@@ -383,7 +383,8 @@ def _kernels():
 @kernels_app.command("aot")
 def kernels_aot(
     out: Path = typer.Option(..., help="Folder for the PTX, cubin and launch metadata."),
-    arch: str = typer.Option("72,87,90", help="Compute capabilities: 72 (Xavier), 87 (Orin), 90 (Hopper)."),
+    arch: str = typer.Option("72,87,90", help="Compute capabilities: 72 (Xavier), 87 (Orin), 90 (Hopper), 100/120 "
+                             "(Blackwell), 110 (Thor); others are refused."),
     dtype: str = typer.Option("fp32,fp16", help="Element types to compile."),
     hidden: int = typer.Option(256, help="Router/expert width d the kernel is specialised for."),
 ):

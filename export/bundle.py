@@ -21,6 +21,7 @@ from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 from anymodal import __version__
 
 from .dedup import deduplicate
+from .function_names import check_function_names
 from .int8 import DEFAULT_MAX_DROP, int8_report, quantize_graph
 from .ort_graphs import ORT_COPY_PRECISIONS, has_ort_ops, ort_file, ort_graphs_entry
 from .specs import GRAPH_NAMES, OPSET, PRECISIONS, model_graph_specs
@@ -52,6 +53,8 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
         if with_ort:
             paths += [export_graph(model, g, folder / ort_file(g), precision, ort_ops=True) for g in GRAPH_NAMES]
     steps = export_step_graphs(model, folder, precision)  # causal models: streaming conversations
+    for path in paths + list(steps.values()):  # TensorRT's parser must see what ORT sees
+        check_function_names(path)
     # portable graphs, ORT copies and step graphs share one weights file
     dedup = deduplicate(paths + list(steps.values()))
     graphs = {}

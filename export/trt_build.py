@@ -72,6 +72,12 @@ def _router_width(bundle: Bundle) -> int | None:
     return bundle.model.get("config", {}).get("hidden")
 
 
+def _plugin_layers(trt, network) -> int:
+    """How many plugin layers the parsed network has (QDPs are IPluginV3 layers)."""
+    kinds = {getattr(trt.LayerType, k) for k in ("PLUGIN_V3", "PLUGIN_V2", "PLUGIN") if hasattr(trt.LayerType, k)}
+    return sum(network.get_layer(i).type in kinds for i in range(network.num_layers))
+
+
 def _replace_dir(tmp: Path, out: Path) -> None:
     """Move the finished build into place; an older folder of the same key is replaced."""
     old = out.with_name(f".old-{out.name}-{os.getpid()}")
@@ -115,13 +121,15 @@ def _build_all(trt, bundle: Bundle, precision, workspace_mb, calib_data, limits,
     from anymodal.kernels.trt_plugin import register_router_mix_plugin
 
     cc = index["compute_capability"]
-    plugin, plugin_note = register_router_mix_plugin(cc[0] * 10 + cc[1], _router_width(bundle))
+    registered, plugin_note = register_router_mix_plugin(cc[0] * 10 + cc[1], _router_width(bundle))
     logger = trt.Logger(trt.Logger.WARNING)
     cache_path = tmp / "timing.cache"
     if (out / "timing.cache").is_file():  # start from the previous build's timings
         shutil.copyfile(out / "timing.cache", cache_path)
-    index.update({"plugin": plugin, "plugin_note": plugin_note, "limits": limits.__dict__,
-                  "profiles": {}, "engines": {}})
+    # "plugin": whether any engine has a RouterMix plugin layer (the parser inlines the local
+    # function when the plugin is not registered); "plugin_graphs": which ones
+    index.update({"plugin": False, "plugin_registered": registered, "plugin_note": plugin_note,
+                  "plugin_graphs": [], "limits": limits.__dict__, "profiles": {}, "engines": {}})
     strongly_typed = int(trt.__version__.split(".")[0]) >= 11  # TensorRT 11 drops weak typing
     if strongly_typed and precision == "fp16":
         # types come from the graph itself: build from the bundle's fp16 variant
@@ -144,6 +152,9 @@ def _build_all(trt, bundle: Bundle, precision, workspace_mb, calib_data, limits,
         if not parser.parse_from_file(str(path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise ExportError(f"TensorRT could not parse graph {graph!r}: {errors}")
+        if _plugin_layers(trt, network):
+            index["plugin"] = True
+            index["plugin_graphs"].append(graph)
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
         if precision == "fp16" and not strongly_typed:

@@ -6,6 +6,9 @@ Two things make Triton's default output unloadable by TensorRT's AOT plugin laun
 * PTX ISA version. Triton writes the newest `.version` its bundled ptxas knows (9.x, CUDA 13),
   and a driver JIT-compiles only PTX up to its own CUDA version; QDP hands TensorRT PTX only.
   The version is pinned per target to the oldest CUDA the target runs (`PTX_VERSION_MAX`).
+  A target this table does not know is refused (UnsupportedArchError) before Triton runs:
+  Triton's LLVM aborts the whole process on a PTX version too old for the target
+  ("PTX version 8.0 does not support target 'sm_100a'"), which no caller can catch.
 * Parameter list. Triton >= 3.3 appends two scratch pointers (global and profile scratch) to
   every kernel; TensorRT passes exactly inputs + extra scalars + outputs. The two unused
   trailing parameters are removed from the PTX entry (refused when the kernel uses them).
@@ -17,6 +20,7 @@ import os
 import re
 from pathlib import Path
 
+from anymodal.runtime.errors import UnsupportedArchError
 from anymodal.runtime.jsonio import write_json
 
 from .router_mix import KERNEL_NAME, aot_kernel, launch_config
@@ -24,18 +28,38 @@ from .router_mix import KERNEL_NAME, aot_kernel, launch_config
 TRITON_DTYPES = {"fp32": "*fp32", "fp16": "*fp16"}
 SCALARS = {"N": "i32", "D": "i32", "E": "i32", "DO": "i32"}
 MASK_TYPE = "*i8"  # the ONNX/TensorRT mask is bool, one byte per row
-# Highest PTX ISA the oldest supported driver of each target JIT-compiles (PTX ISA x.y = xy):
-# sm_72 Xavier: JetPack 5.1, CUDA 11.4 -> 7.4; sm_87 Orin: JetPack 6.0, CUDA 12.2 -> 8.2;
-# sm_90 Hopper (and anything newer): CUDA 12.0 drivers -> 8.0.
-PTX_VERSION_MAX = {72: 74, 87: 82, 90: 80}
-DEFAULT_PTX_VERSION = 80
+# PTX ISA (x.y = xy) per target: the highest the oldest supported driver of the target
+# JIT-compiles, and at least the first ISA that knows the target (LLVM refuses older ones:
+# sm_100a needs >= 8.6). CUDA -> ISA as Triton maps it (triton/backends/nvidia/compiler.py
+# `ptx_get_version`, Triton 3.9: 12.x -> 80 + minor, minus 1 from 12.6; 13.x -> 90 + minor).
+PTX_VERSION_MAX = {
+    72: 74,  # Xavier: JetPack 5.1, CUDA 11.4
+    70: 80, 75: 80, 80: 80, 86: 80, 89: 80, 90: 80,  # CUDA 12.0 drivers
+    87: 82,  # Orin: JetPack 6.0, CUDA 12.2
+    100: 87, 101: 87, 120: 87,  # Blackwell B200, Thor (pre-13 name), RTX 50: CUDA 12.8
+    103: 88, 121: 88,  # B300, DGX Spark: CUDA 12.9
+    110: 90,  # Thor: CUDA 13.0 (sm_101 renamed)
+}
 NUM_STAGES = 1  # no software pipelining of the K loop: keeps d = 512 under 48 KiB of shared memory
 SHARED_MEM_STATIC_LIMIT = 48 * 1024  # above this a launch needs the dynamic-shared-memory opt-in,
 # which TensorRT's AOT plugin launcher does not make
 
 
-def ptx_version_for(arch: int) -> int:
-    return PTX_VERSION_MAX.get(arch, DEFAULT_PTX_VERSION)
+def ptx_version_for(arch: int, requested: int | None = None) -> int:
+    """The PTX ISA to compile sm_<arch> with (`requested` overrides the table, not below it
+    for a Blackwell-or-newer target). Raises UnsupportedArchError for a target the table does
+    not know, rather than letting LLVM abort the process."""
+    if arch not in PTX_VERSION_MAX:
+        known = ", ".join(f"sm_{a}" for a in sorted(PTX_VERSION_MAX))
+        raise UnsupportedArchError(f"no RouterMix kernel for sm_{arch}: its PTX ISA version is unknown to "
+                                   f"this anymodal (known: {known}); the fused plugin is skipped")
+    pinned = PTX_VERSION_MAX[arch]
+    if requested is None:
+        return pinned
+    if arch >= 100 and requested < pinned:
+        raise UnsupportedArchError(f"PTX ISA {requested // 10}.{requested % 10} predates sm_{arch} "
+                                   f"(needs >= {pinned // 10}.{pinned % 10})")
+    return requested
 
 
 def kernel_args(sig: dict[str, str]) -> list[str]:
@@ -91,6 +115,7 @@ def compile_one(arch: int, dtype: str, hidden: int, out_dim: int | None = None,
                 temperature: float = 1.0, ptx_version: int | None = None):
     """Compile for sm_<arch>; returns (ptx text, cubin bytes, metadata dict). The PTX has the
     pinned ISA version and exactly the parameters TensorRT's launcher passes."""
+    ptx_version = ptx_version_for(arch, ptx_version)  # before Triton: its LLVM aborts on a bad pair
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # explicit, or triton.compile warns
     if os.environ.get("TRITON_INTERPRET") == "1":
         raise RuntimeError("AOT compilation cannot run in a process with TRITON_INTERPRET=1 "
@@ -102,7 +127,6 @@ def compile_one(arch: int, dtype: str, hidden: int, out_dim: int | None = None,
     cfg = launch_config(1, hidden, out_dim or hidden, temperature)
     cfg.pop("grid")
     sig = signature(dtype, cfg)
-    ptx_version = ptx_version or ptx_version_for(arch)
     compiled = triton.compile(ASTSource(fn=aot_kernel(), signature=sig, constexprs=cfg),
                               target=GPUTarget("cuda", arch, 32), options={"ptx_version": ptx_version, "num_stages": NUM_STAGES})
     md = compiled.metadata

@@ -52,14 +52,58 @@ def kernel_dtype(trt_dtype) -> str:
     raise ValueError(f"RouterMix plugin supports float32 and float16 tensors, not {trt_dtype}")
 
 
+def _dims(desc) -> list:
+    """Constant dims as ints, dynamic ones as None."""
+    return [int(e.constant_value()) if e.is_constant else None for e in tuple(desc.shape_expr)]
+
+
+def router_mix_dims(x, w1, b1, w2, b2, experts, mask) -> "tuple[int, int, int]":
+    """(d, E, do) of a RouterMix call, after checking what the kernel assumes: x [*, d],
+    w1 [d, d], b1 [d], w2 [d, E], b2 [E], experts [*, E, do] of x's float type, mask [*] bool.
+    The kernel indexes these buffers with d, E and do only, so a mismatch would read out of
+    bounds instead of failing."""
+    import tensorrt as trt
+
+    from .router_mix import BLOCK_E
+
+    d = constant(x.shape_expr[-1], "router width (x's last dim)")
+    n_experts = constant(w2.shape_expr[-1], "expert count (w2's last dim)")
+    out_dim = constant(experts.shape_expr[-1], "expert width (experts' last dim)")
+    rank = len(tuple(x.shape_expr))
+    want = {"w1": (w1, [d, d]), "b1": (b1, [d]), "w2": (w2, [d, n_experts]), "b2": (b2, [n_experts])}
+    for name, (desc, shape) in want.items():
+        if _dims(desc) != shape:
+            raise ValueError(f"RouterMix plugin: {name} must be {shape} for router width {d} and "
+                             f"{n_experts} experts, got {_dims(desc)}")
+    if len(tuple(experts.shape_expr)) != rank + 1 or _dims(experts)[-2] != n_experts:
+        raise ValueError(f"RouterMix plugin: experts must be [*, {n_experts}, do] with x's leading "
+                         f"dims, got {_dims(experts)} for x {_dims(x)}")
+    if len(tuple(mask.shape_expr)) != rank - 1:
+        raise ValueError(f"RouterMix plugin: mask must have x's leading dims, got {_dims(mask)} for x {_dims(x)}")
+    for name, desc in (("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2), ("experts", experts)):
+        if desc.dtype != x.dtype:
+            raise ValueError(f"RouterMix plugin: {name} is {desc.dtype}, x is {x.dtype}: one float type for all")
+    if mask.dtype != trt.bool:
+        raise ValueError(f"RouterMix plugin: mask must be bool (one byte per row), got {mask.dtype}")
+    if n_experts > BLOCK_E:
+        raise ValueError(f"RouterMix plugin supports at most {BLOCK_E} experts, got {n_experts}")
+    return d, n_experts, out_dim
+
+
 def kernel_fits(arch: int, hidden: int, out_dim: "int | None" = None) -> "tuple[bool, str]":
-    """Whether the AOT kernel for this width can be launched by TensorRT (shared memory)."""
+    """Whether the AOT kernel for this width and arch can be compiled here and launched by
+    TensorRT (shared memory). No Triton, an unknown arch or a kernel too big all mean "no
+    fused kernel": the parser then inlines the local function."""
+    from anymodal.runtime.errors import UnsupportedArchError
+
     from .aot import compile_one
 
     try:
         for dtype in ("fp32", "fp16"):
             compile_one(arch, dtype, hidden, out_dim)
-    except RuntimeError as exc:
+    except ImportError as exc:  # ModuleNotFoundError included: Triton is an optional extra
+        return False, f"Triton is not installed, no fused kernel ({exc})"
+    except (RuntimeError, UnsupportedArchError) as exc:
         return False, str(exc)
     return True, ""
 
@@ -70,9 +114,17 @@ def register_router_mix_plugin(arch: int, hidden: "int | None" = None) -> "tuple
     the AOT function compiles for the arch of the latest call. Not registered — and the parser
     inlines the local function — without AOT QDP, or when the kernel for the router width
     `hidden` would not launch."""
+    from anymodal.runtime.errors import UnsupportedArchError
+
+    from .aot import ptx_version_for
+
     ok, why = qdp_aot_available()
     if not ok:
         return False, why
+    try:
+        ptx_version_for(arch)  # an arch the AOT table does not know: never reach Triton's LLVM
+    except UnsupportedArchError as exc:
+        return False, str(exc)
     if hidden is not None:
         ok, why = kernel_fits(arch, hidden)
         if not ok:
@@ -88,7 +140,7 @@ def _define() -> None:
     import tensorrt.plugin as trtp
 
     from .aot import compile_one
-    from .router_mix import BLOCK_E, BLOCK_N
+    from .router_mix import BLOCK_N
 
     @trtp.register(PLUGIN_ID)
     def _desc(x: trtp.TensorDesc, w1: trtp.TensorDesc, b1: trtp.TensorDesc, w2: trtp.TensorDesc,
@@ -99,17 +151,15 @@ def _define() -> None:
         weights = trtp.from_shape_expr(lead + (w2.shape_expr[-1],), dtype=x.dtype)  # [*, E]
         return mixed, weights
 
+    # Every attribute _desc declares, in its order: the plugin passes all of them by position
+    # (tensorrt.plugin _plugin_class.py, 10.13 l.391/418-419), whatever subset aot_impl accepts.
     @trtp.aot_impl(PLUGIN_ID)
     def _aot(x: trtp.TensorDesc, w1: trtp.TensorDesc, b1: trtp.TensorDesc, w2: trtp.TensorDesc,
              b2: trtp.TensorDesc, experts: trtp.TensorDesc, mask: trtp.TensorDesc, temperature: float,
-             outputs: Tuple[trtp.TensorDesc, trtp.TensorDesc], tactic: int
+             plugin_namespace: str, outputs: Tuple[trtp.TensorDesc, trtp.TensorDesc], tactic: int
              ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
         dtype = kernel_dtype(x.dtype)
-        d = constant(x.shape_expr[-1], "router width (x's last dim)")
-        n_experts = constant(w2.shape_expr[-1], "expert count (w2's last dim)")
-        out_dim = constant(experts.shape_expr[-1], "expert width (experts' last dim)")
-        if n_experts > BLOCK_E:
-            raise ValueError(f"RouterMix plugin supports at most {BLOCK_E} experts, got {n_experts}")
+        d, n_experts, out_dim = router_mix_dims(x, w1, b1, w2, b2, experts, mask)
         ptx, _, meta = compile_one(_state["arch"], dtype, d, out_dim, temperature=temperature)
         n_rows = x.shape_expr.numel() // d  # rows = product of the leading dims
         params = trtp.KernelLaunchParams()

@@ -37,6 +37,7 @@ class Bundle:
         self._root = self.path.resolve()
         variants = self.manifest["variants"]
         self.precision = precision or self.manifest.get("default_precision", "fp32")
+        self.requested_precision = precision  # None: the bundle's default (backends may fall back)
         if self.precision not in variants:
             raise BundleError(f"{self.path}: no {self.precision} graphs (has {', '.join(variants)})")
         self.variant = variants[self.precision]

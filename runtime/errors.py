@@ -41,3 +41,9 @@ class BackendUnavailableError(AnymodalError):
 
 class ExportError(AnymodalError):
     """Export or its verification failed; the message names pattern, output and error."""
+
+
+class UnsupportedArchError(AnymodalError, ValueError):
+    """The fused kernels cannot be compiled for this GPU architecture (newer than the code
+    knows: its PTX ISA version is unknown); the message names the arch and the known ones.
+    Only the fused plugin is skipped: standard graphs still build."""

@@ -58,6 +58,14 @@ def small_bundle(small_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def fused_bundle(small_model, tmp_path_factory):
+    """The small model with each router + expert mix as one RouterMix node (--kernels fused)."""
+    from anymodal.export.bundle import write_bundle
+
+    return write_bundle(small_model, run_config(), tmp_path_factory.mktemp("fb") / "b", kernels="fused")
+
+
+@pytest.fixture(scope="session")
 def causal_model():
     """Causal MoMKE (streaming conversations), 2 blocks so that cached keys/values of a later
     block depend on the earlier ones."""

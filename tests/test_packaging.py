@@ -55,6 +55,16 @@ def _resolve(extras: dict, name: str) -> set[str]:
     return out
 
 
+def test_trt_extra_asks_for_a_pycuda_that_builds_on_cuda13():
+    """Issue 22: pycuda < 2025.1.2 does not compile against CUDA 13 (cuCtxCreate's new
+    signature; inducer/pycuda#485, fixed by #487 in v2025.1.2), where `pip install` builds it."""
+    from packaging.requirements import Requirement
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    req = next(Requirement(r) for r in extras["trt"] if r.startswith("pycuda"))
+    assert not req.specifier.contains("2025.1.1") and req.specifier.contains("2025.1.2")
+
+
 def test_cpu_and_gpu_onnxruntime_never_installed_together():
     """onnxruntime and onnxruntime-gpu write the same package folder: the last one wins."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]

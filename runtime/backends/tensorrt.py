@@ -3,8 +3,10 @@
 Engines live in `<bundle>/engines/sm<cc>-<device>-trt<version>-<precision>/<graph>.plan` with
 an engines.json (sha256 per plan, profile bounds). The backend uses a folder matching this
 device and TensorRT whose engines.json is complete and whose plans match it (the bundle's
-precision first, then fp16, int8, fp32); others are skipped with the reason, and with none
-left construction raises BundleError so `auto` falls through. Per graph: one execution
+precision first, then fp16, int8, fp32 — only the asked one when a precision was asked for:
+fp32 must not be served by fp16/int8 engines); others are skipped with the reason, and with
+none left construction raises BundleError (naming the engine folders there are) so `auto`
+falls through. Per graph: one execution
 context, device buffers and pinned host buffers kept between calls (grown when a request is
 larger), feeds cast to the engine's tensor dtypes, shapes checked against the recorded profile.
 Every CUDA call — buffer frees included — runs with the device's primary context pushed on the
@@ -82,6 +84,8 @@ class TensorRTBackend(Backend):
         self.device_name = dev.name()
         cc = tuple(dev.compute_capability())
         order = [bundle.precision] + [p for p in PREFERENCE if p != bundle.precision]
+        if bundle.requested_precision is not None:  # asked for: never a silent other precision
+            order = [bundle.requested_precision]
         self.skipped: list[str] = []
         for precision in order:
             folder = bundle.path / "engines" / engine_key(cc, trt.__version__, precision, self.device_name)
@@ -96,9 +100,16 @@ class TensorRTBackend(Backend):
             break
         else:
             wanted = f"sm{cc[0]}{cc[1]} {self.device_name} with TensorRT {trt.__version__}"
+            if bundle.requested_precision is not None:
+                wanted = f"{bundle.requested_precision} on {wanted}"
             why = f" ({'; '.join(self.skipped)})" if self.skipped else ""
-            raise BundleError(f"{bundle.path}: no usable TensorRT engines for {wanted}{why} — "
-                              f"build them on this device with rt-build --bundle {bundle.path}")
+            engines = bundle.path / "engines"
+            there = sorted(p.name for p in engines.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+                if engines.is_dir() else []
+            have = f"; engine folders here: {', '.join(there)}" if there else ""
+            raise BundleError(f"{bundle.path}: no usable TensorRT engines for {wanted}{why}{have} — "
+                              f"build them on this device with rt-build --bundle {bundle.path}"
+                              + (f" --precision {bundle.requested_precision}" if bundle.requested_precision else ""))
         self._ctx = dev.retain_primary_context()
 
     def serves(self, graph: str) -> bool:

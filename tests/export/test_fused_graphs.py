@@ -5,16 +5,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from anymodal.export.bundle import write_bundle
 from anymodal.export.specs import GRAPH_NAMES
 from anymodal.export.torch_export import example_feeds
 from anymodal.runtime.families import UtteranceInputs
-from anymodal_testing.helpers import DIMS, run_config
-
-
-@pytest.fixture(scope="module")
-def fused_bundle(small_model, tmp_path_factory):
-    return write_bundle(small_model, run_config(), tmp_path_factory.mktemp("fb") / "b", kernels="fused")
+from anymodal_testing.helpers import DIMS
 
 
 @pytest.mark.parametrize("graph", GRAPH_NAMES)

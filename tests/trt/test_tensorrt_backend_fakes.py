@@ -177,3 +177,14 @@ def test_engine_precision_follows_the_bundle_precision(fake_gpu, bundle_copy):
     assert TensorRTBackend(Bundle(bundle_copy)).engine_precision == "fp32"  # the bundle's default
     shutil.rmtree(next(p for p in (bundle_copy / "engines").iterdir() if p.name.endswith("-fp32")))
     assert TensorRTBackend(Bundle(bundle_copy)).engine_precision == "fp16"  # next by preference
+
+
+def test_asking_for_fp32_never_serves_lower_precision_engines(fake_gpu, bundle_copy):
+    """Issue 22: Runtime(precision="fp32") was served by fp16 (or int8) engines when no fp32
+    build existed; now a BundleError names the engine folders there are (auto falls through)."""
+    fake_gpu()
+    build_engines(bundle_copy, "fp16", progress=quiet)
+    with pytest.raises(BundleError, match=r"fp32 on sm90.*engine folders here: .*-fp16.*--precision fp32"):
+        TensorRTBackend(Bundle(bundle_copy, "fp32"))
+    assert Runtime(bundle_copy, backend="auto", precision="fp32").backend.name == "ort-cpu"
+    assert TensorRTBackend(Bundle(bundle_copy)).engine_precision == "fp16"  # the default may fall back

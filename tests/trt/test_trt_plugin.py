@@ -121,3 +121,73 @@ def test_fake_refuses_what_the_old_plugin_did(trt_env):
         int(trtp.ShapeExpr(3))
     with pytest.raises(TypeError):
         trtp.from_shape_expr([trtp.ShapeExpr(3)], trt.float32)
+
+
+def test_aot_takes_every_registered_attribute_by_position(trt_env):
+    """Issue 22 blocker: the real plugin calls aot_impl(*inputs, *all attributes, outputs,
+    tactic) by position (_plugin_class.py 10.13 l.391/418-419); _aot without
+    plugin_namespace got 11 arguments for 10 parameters on every fused graph."""
+    trt, calls = trt_env()
+    trt_plugin.register_router_mix_plugin(90)
+    d = trt.plugin.QDP_REGISTRY[trt_plugin.PLUGIN_ID]
+    assert list(d["attrs"]) == ["temperature", "plugin_namespace"]  # the exporter writes both
+    outs, res = trt.plugin._build_plugin(trt_plugin.PLUGIN_ID, SHAPES, trt.float32,
+                                         {"temperature": 0.5, "plugin_namespace": b"anymodal"})
+    assert res[0] == "router_mix_kernel" and calls == [(90, "fp32", 16, 24, 0.5)]
+
+
+def test_fake_passes_attributes_like_tensorrt(trt_env):
+    """The fake's rule, on a toy plugin: an aot_impl taking a subset of the attributes passes
+    the decorator (as in _validate.py) but fails at build time, as in TensorRT."""
+    trt, _ = trt_env()
+    trtp = trt.plugin
+    from typing import Tuple, Union
+
+    @trtp.register("t::p")
+    def desc(x: trtp.TensorDesc, a: float, b: str) -> trtp.TensorDesc:
+        return x.like()
+
+    @trtp.aot_impl("t::p")
+    def aot(x: trtp.TensorDesc, a: float, outputs: Tuple[trtp.TensorDesc], tactic: int
+            ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
+        return "k", "", trtp.KernelLaunchParams(), trtp.SymIntExprs(0)
+
+    with pytest.raises(TypeError, match="positional"):
+        trtp._build_plugin("t::p", [(4,)], trt.float32, {"a": 1.0, "b": b"x"})
+    # a field the node lacks is skipped (onnx-tensorrt loadFields); the register function,
+    # called by keyword with the fields there are, then misses it
+    with pytest.raises(TypeError, match="'b'"):
+        trtp._build_plugin("t::p", [(4,)], trt.float32, {"a": 1.0})
+
+
+@pytest.mark.parametrize("index, shape, dtype, what", [
+    (1, (16, 8), None, "w1 must be \\[16, 16\\]"),
+    (2, (8,), None, "b1 must be \\[16\\]"),
+    (3, (8, 3), None, "w2 must be \\[16, 3\\]"),
+    (5, ("B", "L", 4, 24), None, "experts must be"),
+    (1, (16, 16), "HALF", "w1 is"),
+    (6, ("B", "L"), "FLOAT", "mask must be bool"),
+])
+def test_weight_shapes_and_types_are_checked(trt_env, index, shape, dtype, what):
+    """Issue 22 minor: w1 = [D, D] and the weight dtypes were unchecked: the kernel indexes
+    the buffers with d, E, do and would read out of bounds."""
+    trt, calls = trt_env()
+    trt_plugin.register_router_mix_plugin(90)
+    shapes = list(SHAPES)
+    shapes[index] = shape
+    dtypes = [trt.float32] * 6 + [trt.bool]
+    if dtype:
+        dtypes[index] = getattr(trt.DataType, dtype)
+    with pytest.raises(ValueError, match=what):
+        trt.plugin._build_plugin(trt_plugin.PLUGIN_ID, shapes, trt.float32,
+                                 {"temperature": 1.0, "plugin_namespace": "anymodal"}, dtypes)
+    assert calls == []  # refused before compiling
+
+
+def test_arch_newer_than_the_aot_table_is_not_registered(trt_env):
+    """Issue 22: an unknown arch (sm_130) would reach Triton's LLVM with a PTX ISA too old for
+    it, which aborts the process; it is refused with the reason and nothing is registered."""
+    trt, calls = trt_env()
+    ok, why = trt_plugin.register_router_mix_plugin(130)
+    assert not ok and "sm_130" in why
+    assert trt.plugin.QDP_REGISTRY == {} and calls == []

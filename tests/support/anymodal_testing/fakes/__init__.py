@@ -5,7 +5,9 @@ annotation/signature checks and ShapeExpr without `__int__` (read off the tensor
 wheels' `tensorrt/plugin/*.py`), TensorRT DataType enums and per-tensor engine dtypes,
 `set_input_shape` returning False outside the optimisation profile, the parser refusing
 asymmetric Q/DQ, pycuda's per-thread context stack and its out-of-thread clean-up leak,
-and they count device allocations and pageable copies. `install(monkeypatch, version=...)`
+onnx-tensorrt's import of local functions (outer names win) and plugin nodes, QDP's calling
+conventions at build time (aot_impl gets every attribute by position), and they count device
+allocations and pageable copies. README.md lists each rule with the real source it comes from. `install(monkeypatch, version=...)`
 puts fresh modules into sys.modules for one test."""
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def install(monkeypatch, version: str = "10.13.3", devices=(("NVIDIA H100 80GB H
         if (major, minor) >= (10, 7):
             plugin = _load("tensorrt.plugin", HERE / "fake_tensorrt_plugin.py", monkeypatch)
             plugin._configure(aot=(major, minor) >= (10, 9))
+            from . import emulated_kernels  # noqa: F401  (registers the kernels' emulators)
             trt.plugin = plugin
             trt.__path__ = []  # a package, so `import tensorrt.plugin` finds sys.modules' entry
     else:

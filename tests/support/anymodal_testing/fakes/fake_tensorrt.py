@@ -7,13 +7,19 @@ Kept from TensorRT: DataType enums (not numpy types); engine I/O dtypes are the 
 `execute_async_v3` returns False when an input shape or address is missing; outputs report -1
 dims until all input shapes are set; a plan deserialises only with the TensorRT version that
 built it; the ONNX parser refuses Q/DQ with non-zero zero points; an execution context needs a
-current CUDA context."""
+current CUDA context. The parser imports ONNX local functions and plugin nodes like onnx-tensorrt
+(onnx_import.py: a node with a registered QDP creator becomes a PLUGIN_V3 layer, otherwise its
+local function is inlined with the outer-scope-wins name rule); the builder calls the QDP's
+register and AOT functions (fake_tensorrt_plugin._build_plugin) with the input shapes probed
+at the profile's bounds, and an engine with plugin layers runs them through the emulator of the
+kernel the AOT function named (plugin_run.py)."""
 
 from __future__ import annotations
 
 import base64
 import enum
 import json
+import sys
 
 import numpy as np
 
@@ -64,6 +70,17 @@ class MemoryPoolType(enum.IntEnum):
     WORKSPACE = 0
 
 
+class LayerType(enum.IntEnum):  # a subset; the fake gives standard-op layers one type
+    ELEMENTWISE = 1
+    PLUGIN_V2 = 2
+    PLUGIN_V3 = 3
+
+
+class _Layer:
+    def __init__(self, name: str, type_: LayerType):
+        self.name, self.type = name, type_
+
+
 class Logger:
     INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
     messages: list[str] = []
@@ -86,6 +103,14 @@ class _Network:
         if _major() >= 11 and not self.strongly_typed:
             raise TypeError("TensorRT 11 builds strongly typed networks only")
         self.inputs, self.outputs, self.onnx_path = [], [], None
+        self.layers, self.plugins, self.source = [], [], None
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def get_layer(self, index: int):
+        return self.layers[index]
 
 
 def builtins_bool(x) -> "bool":
@@ -117,6 +142,20 @@ class OnnxParser:
                                        "point for the QuantizeLinear/DequantizeLinear operator must be all zeros.")
         if self.errors:
             return False
+        from anymodal_testing.fakes.onnx_import import ParseError, import_model
+
+        creators = getattr(sys.modules.get("tensorrt.plugin"), "QDP_CREATORS", {})
+        try:
+            imported = import_model(model, lambda plugin_id: plugin_id in creators)
+        except ParseError as exc:
+            self.errors.append(str(exc))
+            return False
+        Logger.messages.extend(imported.warnings)
+        plugin_nodes = {p["node"] for p in imported.plugins}
+        self.network.layers = [_Layer(n.name, LayerType.PLUGIN_V3 if n.name in plugin_nodes else LayerType.ELEMENTWISE)
+                               for n in imported.model.graph.node]
+        self.network.plugins, self.network.source = imported.plugins, model
+        model = imported.model
         init_names = set(inits)
         for vi, dst in ((model.graph.input, self.network.inputs), (model.graph.output, self.network.outputs)):
             for v in vi:
@@ -199,12 +238,37 @@ class Builder:
             if -1 in t["shape"] and t["name"] not in prof:
                 Logger.messages.append(f"{t['name']}: dynamic input without a profile")
                 return None
+        plugins = [_build_layer(network, layer, i, config.profiles[0].shapes) for i, layer in enumerate(network.plugins)]
         built.append({"onnx": network.onnx_path, "flags": sorted(int(f) for f in config.flags),
-                      "strongly_typed": network.strongly_typed})
+                      "strongly_typed": network.strongly_typed, "plugins": plugins})
         header = {"version": __version__, "onnx": base64.b64encode(network.onnx_bytes).decode(),
-                  "inputs": network.inputs,
+                  "inputs": network.inputs, "plugins": plugins,
                   "outputs": network.outputs, "profile": {k: list(map(list, v)) for k, v in prof.items()}}
         return MAGIC + json.dumps(header).encode()
+
+
+def _build_layer(network, layer: dict, index: int, profile: dict) -> dict:
+    """TensorRT building a QDP layer: input shapes (dims that differ between the profile's min and
+    max are symbolic), the register and AOT functions called as tensorrt.plugin calls them."""
+    from anymodal_testing.fakes.plugin_run import probe
+
+    plugin = sys.modules["tensorrt.plugin"]
+    ends = []
+    for k in (0, 2):  # the profile's min and max
+        feeds = {t["name"]: np.zeros(profile[t["name"]][k], nptype(t["dtype"])) for t in network.inputs}
+        ends.append(probe(network.source, feeds, layer["inputs"]))
+    dims, dtypes = [], []
+    for j, name in enumerate(layer["inputs"]):
+        lo, hi = ends[0][name], ends[1][name]
+        dims.append([int(a) if a == b else f"s{index}_{j}_{ax}" for ax, (a, b) in enumerate(zip(lo.shape, hi.shape))])
+        dtypes.append(next(dt for dt, npt in _NP.items() if np.dtype(npt) == lo.dtype))
+    outs, res = plugin._build_plugin(layer["plugin_id"], dims, None, layer["attrs"], dtypes)
+    if res is None:
+        raise RuntimeError(f"{layer['plugin_id']}: registered without an AOT implementation")
+    kernel, _ptx, _params, extra = res
+    return {**layer, "attrs": {k: v.decode() if isinstance(v, bytes) else v for k, v in layer["attrs"].items()},
+            "dims": dims, "kernel": kernel if isinstance(kernel, str) else kernel.decode(),
+            "extra": [repr(e) for e in extra], "out_shapes": [[repr(e) for e in o.shape_expr] for o in outs]}
 
 
 def _primary_ok() -> "bool":
@@ -267,7 +331,13 @@ class ICudaEngine:
         return IExecutionContext(self)
 
     def session(self):
-        if self._session is None:
+        if self._session is None and self.h.get("plugins"):
+            import onnx
+            from anymodal_testing.fakes.plugin_run import PluginNetworkSession
+
+            self._session = PluginNetworkSession(onnx.load_from_string(base64.b64decode(self.h["onnx"])),
+                                                 self.h["plugins"])
+        elif self._session is None:
             import onnxruntime as ort
 
             self._session = ort.InferenceSession(base64.b64decode(self.h["onnx"]), providers=["CPUExecutionProvider"])
