@@ -41,3 +41,12 @@ class BackendUnavailableError(AnymodalError):
 
 class ExportError(AnymodalError):
     """Export or its verification failed; the message names pattern, output and error."""
+
+
+class OverloadedError(AnymodalError):
+    """The Scheduler refused work: its queue (max_queue) or stream table (max_streams) is full.
+    Try again later or raise the bound; the message names which bound and its value."""
+
+
+class SchedulerClosedError(AnymodalError):
+    """Work submitted to a closed Scheduler, or pending when it was closed without draining."""
