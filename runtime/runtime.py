@@ -136,13 +136,14 @@ class Runtime:
 
         return Conversation(self, max_context)
 
-    def scheduler(self, max_batch: int = 16, max_delay_ms: float = 2, max_queue: int = 256):
+    def scheduler(self, max_batch: int = 16, max_delay_ms: float = 2, max_queue: int = 256, **streams):
         """A Scheduler on this Runtime (runtime/scheduler.py): `submit(...)` takes predict's
         arguments and returns a Future; pending requests of the same graph run as one batched
-        call. Close it (or use it as a context manager) before closing the Runtime."""
+        call. `streams`: max_streams, max_context, idle_timeout_s, on_evict for `submit_turn`.
+        Close it (or use it as a context manager) before closing the Runtime."""
         from .scheduler import Scheduler
 
-        return Scheduler(self, max_batch, max_delay_ms, max_queue)
+        return Scheduler(self, max_batch, max_delay_ms, max_queue, **streams)
 
     def close(self) -> None:
         self.backend.close()

@@ -3,6 +3,7 @@
     with rt.scheduler(max_batch=16, max_delay_ms=2, max_queue=256) as s:
         fut = s.submit(audio=a, text=t)            # concurrent.futures.Future[Prediction]
         fut.result()                               # == rt.predict(audio=a, text=t)
+        turn = s.submit_turn("call-17", audio=a_i) # Future[TurnPrediction] (runtime/streams.py)
 
 One worker thread runs the graphs (the backend's intra-op threads do the parallel work). Jobs
 are grouped by batch key (graph, pattern and given modalities); a group runs as ONE call of up
@@ -22,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from .errors import OverloadedError, RequestError, SchedulerClosedError
+from .patterns import MODALITIES
 from .request_batch import batch_key, merge_requests, split_decoded
 
 
@@ -46,12 +48,17 @@ class SchedulerStats:
 
 
 class Scheduler:
-    def __init__(self, runtime, max_batch: int = 16, max_delay_ms: float = 2, max_queue: int = 256):
-        for name, value, low in (("max_batch", max_batch, 1), ("max_queue", max_queue, 1)):
+    def __init__(self, runtime, max_batch: int = 16, max_delay_ms: float = 2, max_queue: int = 256,
+                 max_streams: int = 64, max_context: int = 64, idle_timeout_s: float | None = None,
+                 on_evict=None, clock=time.monotonic):
+        for name, value, low in (("max_batch", max_batch, 1), ("max_queue", max_queue, 1),
+                                 ("max_streams", max_streams, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise RequestError(f"{name}: expected an int >= {low}, got {value!r}")
         if not max_delay_ms >= 0:
             raise RequestError(f"max_delay_ms: expected a number >= 0, got {max_delay_ms!r}")
+        from .streams import Streams  # the conversation-turn half (runtime/streams.py)
+
         self.runtime = runtime
         self.max_batch, self.max_delay_s, self.max_queue = max_batch, max_delay_ms / 1000, max_queue
         self.stats = SchedulerStats()
@@ -60,6 +67,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._closed = False
         self._drain = True
+        self.streams = Streams(self, max_streams, max_context, idle_timeout_s, on_evict, clock)
         self._worker = threading.Thread(target=self._loop, name="anymodal-scheduler", daemon=True)
         self._worker.start()
 
@@ -78,6 +86,10 @@ class Scheduler:
             return future
         self.enqueue(Job(("request", *batch_key(req)), req.batch, future, req))
         return future
+
+    def submit_turn(self, stream_id, audio=None, text=None, visual=None, *, nonfinite: str = "error") -> Future:
+        """A Future of what the stream's Conversation.add would return (runtime/streams.py)."""
+        return self.streams.submit(stream_id, dict(zip(MODALITIES, (audio, text, visual))), nonfinite)
 
     def enqueue(self, job: Job) -> None:
         with self._cond:
@@ -99,22 +111,28 @@ class Scheduler:
             return len(self._pending)
 
     # -- the worker ------------------------------------------------------------------------
-    def _next_group(self) -> list[Job] | None:
-        """Wait for work: a full group, or the oldest job's group once due. None: closed and done."""
+    def _next_group(self) -> tuple[list[Job] | None, list]:
+        """Wait for work: (the oldest job's group once full or due, streams evicted as idle
+        meanwhile). Group None: closed and done; [] : only evictions to report."""
         with self._cond:
             while True:
+                evicted = self.streams.pop_idle()
                 if self._closed and (not self._drain or not self._pending):
-                    return None
+                    return None, evicted
                 if not self._pending:
-                    self._cond.wait()
+                    if evicted:
+                        return [], evicted
+                    self._cond.wait(self.streams.wait_s())
                     continue
                 oldest = self._pending[0]
                 due = oldest.since + self.max_delay_s - time.monotonic()
                 if self._closed or due <= 0:
-                    return self._take(oldest.key)
+                    return self._take(oldest.key), evicted
                 full = next((k for k, rows in self._rows.items() if rows >= self.max_batch), None)
                 if full is not None:  # a full group never waits for the oldest one's delay
-                    return self._take(full)
+                    return self._take(full), evicted
+                if evicted:
+                    return [], evicted
                 self._cond.wait(due)
 
     def _take(self, key: tuple) -> list[Job]:
@@ -134,12 +152,19 @@ class Scheduler:
         return group
 
     def _loop(self) -> None:
-        while (group := self._next_group()) is not None:
+        while True:
+            group, evicted = self._next_group()
+            self.streams.notify(evicted)  # callbacks outside the lock
+            if group is None:
+                break
             live = [j for j in group if j.future.set_running_or_notify_cancel()]  # cancelled: never run
             if not live:
                 continue
             try:
-                self._run_requests(live)
+                if group[0].key[0] == "request":
+                    self._run_requests(live)
+                else:
+                    self.streams.run(live)
             except BaseException as exc:  # noqa: BLE001 - no future may be left waiting
                 for j in live:
                     if not j.future.done():
