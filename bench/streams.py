@@ -6,6 +6,9 @@ Per N, three runs on the same turns (one Runtime, so the same sessions):
   one-by-one  the N streams' turns in round-robin from one thread, Conversation.add each
   scheduler   N client threads, Scheduler.submit_turn each, waiting for the answer before
               the stream's next turn (turn latency = submit to result)
+  requests    each stream's turns as ONE predict request (a caller re-scoring the whole
+              conversation), `request_rounds` per stream: predict one by one vs N clients
+              through Scheduler.submit — these ARE batched (per_n[N]["requests"])
 Reported: turns/s, p50/p90/p99 turn latency and mean batch (jobs per graph call) of each,
 `throughput_ratio` = scheduler / one-by-one turns/s, `p99_over_single_p50` = scheduler p99 /
 single p50, the stream table's memory (now and its bound), the machine and its load. Turns
@@ -109,9 +112,62 @@ def _scheduled(rt, plans: list[list[dict]], max_context: int, max_batch: int, ma
     return res
 
 
+def window_request(plan: list[dict]) -> dict:
+    """A stream's turns as one Runtime.predict request (what a caller that re-scores the whole
+    conversation sends): each reporting modality [L, dim], its availability as `present`."""
+    kw, present = {}, {}
+    for name in (MODALITY_NAMES[m] for m in MODALITIES):
+        col = np.array([t[name] is not None for t in plan])
+        if col.any():
+            dim = next(t[name] for t in plan if t[name] is not None).shape[0]
+            kw[name] = np.stack([t[name] if t[name] is not None else np.zeros(dim, np.float32) for t in plan])
+            present[name] = col
+    return {**kw, "present": present}
+
+
+def _requests(rt, reqs: list[dict], rounds: int, max_batch: int, max_delay_ms: float) -> dict:
+    """Whole requests, `rounds` per client: predict one by one vs N clients through the
+    Scheduler (each sends its next request once the last was answered)."""
+    lat, t_start = [], time.perf_counter()
+    for _ in range(rounds):
+        for kw in reqs:
+            t0 = time.perf_counter()
+            rt.predict(**kw)
+            lat.append((time.perf_counter() - t0) * 1e3)
+    one = _summary(lat, time.perf_counter() - t_start, None, len(lat))
+    lats: list[list[float]] = [[] for _ in reqs]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(reqs) + 1)
+    with rt.scheduler(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max(256, len(reqs))) as s:
+        def client(k: int) -> None:
+            start.wait()
+            try:
+                for _ in range(rounds):
+                    t0 = time.perf_counter()
+                    s.submit(**reqs[k]).result()
+                    lats[k].append((time.perf_counter() - t0) * 1e3)
+            except BaseException as exc:  # noqa: BLE001 - reported by the caller, never lost
+                errors.append(exc)
+
+        pool = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(len(reqs))]
+        for th in pool:
+            th.start()
+        start.wait()
+        t_start = time.perf_counter()
+        for th in pool:
+            th.join()
+        elapsed = time.perf_counter() - t_start
+        if errors:
+            raise errors[0]
+        stats = s.stats
+    sched = _summary([x for per in lats for x in per], elapsed, stats.calls, stats.jobs)
+    return {"one_by_one": one, "scheduler": sched, "rounds": rounds,
+            "throughput_ratio": sched["turns_per_s"] / one["turns_per_s"]}
+
+
 def run_streams_bench(bundle_dir: Path | None = None, streams: tuple[int, ...] = (16,), turns: int = 50,
                       max_context: int = 64, threads: int | None = None, max_batch: int = 16,
-                      max_delay_ms: float = 2, seed: int = 0, progress=print) -> dict:
+                      max_delay_ms: float = 2, seed: int = 0, request_rounds: int = 3, progress=print) -> dict:
     """See the module docstring; one entry per N in `per_n`."""
     from anymodal.runtime import Runtime
 
@@ -139,31 +195,41 @@ def run_streams_bench(bundle_dir: Path | None = None, streams: tuple[int, ...] =
         single = _single(rt, plans[0], max_context)
         one = _one_by_one(rt, plans, max_context)
         sched = _scheduled(rt, plans, max_context, max_batch, max_delay_ms)
+        progress(f"N = {n}: whole requests (each stream's {turns} turns re-scored), predict vs scheduler …")
+        requests = _requests(rt, [window_request(p) for p in plans], request_rounds, max_batch, max_delay_ms)
         per_n[str(n)] = {
             "streams": n, "single": single, "one_by_one": one, "scheduler": sched,
             "throughput_ratio": sched["turns_per_s"] / one["turns_per_s"],
             "p99_over_single_p50": sched["latency_ms"]["p99"] / single["latency_ms"]["p50"],
+            "requests": requests,
         }
     conv = rt.conversation(max_context)
     return {"benchmark": "streams", "model": rt.bundle.model["kind"], "bundle": str(bundle_dir),
             "mode": conv.mode, "backend": rt.backend_name, "turns": turns, "max_context": max_context,
             "threads": threads, "max_batch": max_batch, "max_delay_ms": max_delay_ms, "seed": seed,
-            "turns_batched": False, "per_n": per_n, "machine_load": load, "machine": machine_info(),
+            "turns_batched": False, "request_rounds": request_rounds, "per_n": per_n, "machine_load": load, "machine": machine_info(),
             "peak_rss_mb": peak_rss_mb()}
 
 
 # --------------------------------------------------------------------------- reporting
 def streams_rows(res: dict):
-    header = ["N", "way", "turns/s", "p50 ms", "p90 ms", "p99 ms", "mean batch", "vs one-by-one"]
+    header = ["N", "way", "per s", "p50 ms", "p90 ms", "p99 ms", "mean batch", "vs one-by-one"]
     rows = []
     for key, r in res["per_n"].items():
         base = r["one_by_one"]["turns_per_s"]
         for way in ("single", "one_by_one", "scheduler"):
             w = r[way]
             lat = w["latency_ms"]
-            rows.append([key if way == "single" else "", way.replace("_", "-"), f"{w['turns_per_s']:.0f}",
+            rows.append([key if way == "single" else "", f"turns: {way.replace('_', '-')}", f"{w['turns_per_s']:.0f}",
                          f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", f"{w['mean_batch']:.2f}",
                          f"{w['turns_per_s'] / base:.2f}×" if way != "single" else "—"])
+        req = r["requests"]
+        for way in ("one_by_one", "scheduler"):
+            w = req[way]
+            lat = w["latency_ms"]
+            rows.append(["", f"requests: {way.replace('_', '-')}", f"{w['turns_per_s']:.0f}", f"{lat['p50']:.2f}",
+                         f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", f"{w['mean_batch']:.2f}",
+                         f"{w['turns_per_s'] / req['one_by_one']['turns_per_s']:.2f}×"])
     return header, rows
 
 
@@ -173,12 +239,15 @@ def streams_summary_lines(res: dict) -> list[str]:
              f"bundle: {res['bundle']} ({res['model']}); conversation mode {res['mode']}, backend {res['backend']}",
              f"{res['turns']} turns per stream, max_context {res['max_context']}, random sensor drops; scheduler "
              f"max_batch {res['max_batch']}, max_delay_ms {res['max_delay_ms']:g}",
-             "turns are not batched across streams (step graphs take one stream): mean batch 1 by construction"]
+             "turns are not batched across streams (step graphs take one stream): mean batch 1 by construction",
+             f"requests: each stream's {res['turns']} turns as one predict request (availability as `present`), "
+             f"{res['request_rounds']} per stream; these are batched (mean batch = requests per graph call)"]
     for key, r in res["per_n"].items():
         mem = r["scheduler"]["memory"]
         lines.append(f"N = {key}: throughput_ratio {r['throughput_ratio']:.2f} (scheduler / one-by-one turns/s), "
                      f"p99_over_single_p50 {r['p99_over_single_p50']:.2f}; stream memory {mem['bytes']:,} bytes "
-                     f"of the bound {mem['bound_bytes']:,} ({mem['streams']} streams)")
+                     f"of the bound {mem['bound_bytes']:,} ({mem['streams']} streams); whole requests: scheduler / "
+                     f"predict one-by-one {r['requests']['throughput_ratio']:.2f}×")
     lines.append(f"machine load: {load['loadavg_1min']:.1f} (1-min average, {load['cores']} cores); matmul "
                  f"best/median {load['peak_spread']:.2f}; peak RSS {res['peak_rss_mb']:.0f} MB")
     if load["busy"]:

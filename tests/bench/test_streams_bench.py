@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from anymodal.bench.streams import drop_schedule, run_streams_bench, streams_markdown
+from anymodal.bench.streams import drop_schedule, run_streams_bench, streams_markdown, window_request
 from anymodal.runtime import Runtime
 
 BIN = os.path.dirname(sys.executable)
@@ -24,7 +24,7 @@ def test_drop_schedules_drop_and_return_sensors_and_keep_one():
 
 @pytest.fixture(scope="module")
 def result(causal_bundle):
-    return run_streams_bench(causal_bundle, streams=(2, 3), turns=5, max_context=3, threads=1,
+    return run_streams_bench(causal_bundle, streams=(2, 3), turns=5, max_context=3, threads=1, request_rounds=2,
                              progress=lambda s: None)
 
 
@@ -42,6 +42,11 @@ def test_streams_bench_counts_every_turn_each_way(result, causal_bundle):
         assert r["scheduler"]["mean_batch"] == 1.0  # one step graph call per turn
         mem = r["scheduler"]["memory"]
         assert mem["streams"] == n and mem["bytes"] == mem["bound_bytes"] == n * one_stream
+        req = r["requests"]  # whole requests: every stream's window, twice, each way
+        assert req["one_by_one"]["turns"] == req["scheduler"]["turns"] == 2 * n
+        assert req["throughput_ratio"] == pytest.approx(req["scheduler"]["turns_per_s"]
+                                                        / req["one_by_one"]["turns_per_s"])
+        assert 1.0 <= req["scheduler"]["mean_batch"] <= n
     md = streams_markdown(result)
     assert "throughput_ratio" in md and "p99_over_single_p50" in md and "machine load" in md
 
@@ -62,3 +67,12 @@ def test_rt_bench_streams_cli_writes_json(causal_bundle, tmp_path):
     assert res.returncode == 2 and "--streams values must be >= 1" in res.stderr
     res = run("rt-bench", "--streams", "2", "--drop", "v@1-2", "--bundle", str(causal_bundle))
     assert res.returncode == 2 and "--drop does not apply to --streams" in res.stderr
+
+
+def test_window_request_is_the_streams_turns_with_their_availability():
+    plan = [{"audio": np.ones(2, np.float32), "text": None, "visual": None},
+            {"audio": None, "text": np.full(3, 2.0, np.float32), "visual": None}]
+    kw = window_request(plan)
+    assert set(kw) == {"audio", "text", "present"} and kw["audio"].shape == (2, 2) and kw["text"].shape == (2, 3)
+    assert kw["present"]["audio"].tolist() == [True, False] and kw["present"]["text"].tolist() == [False, True]
+    assert (kw["audio"][1] == 0).all() and (kw["text"][1] == 2).all()
