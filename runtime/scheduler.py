@@ -8,8 +8,9 @@
 One worker thread runs the graphs (the backend's intra-op threads do the parallel work). Jobs
 are grouped by batch key (graph, pattern and given modalities); a group runs as ONE call of up
 to `max_batch` batch rows, oldest first (runtime/request_batch.py), as soon as it is full, or
-when the oldest pending job has waited `max_delay_ms` (then the oldest job's group runs). Requests are validated at submit with predict's own checks: a bad
-one gets its RequestError on its own future and never reaches a batch. A batch whose call
+when the oldest pending job has waited `max_delay_ms` (then the oldest job's group runs).
+Requests are validated at submit with predict's own checks: a bad one gets its RequestError
+on its own future and never reaches a batch. A batch whose call
 fails is re-run one request at a time, so an error (e.g. ModelError) reaches only its request.
 A cancelled future is skipped. The precision is the Runtime's: one Scheduler, one variant.
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from .errors import OverloadedError, RequestError, SchedulerClosedError
 from .patterns import MODALITIES
 from .request_batch import batch_key, merge_requests, split_decoded
+from .streams import Streams  # the conversation-turn half
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Job:
     key: tuple  # jobs of one key can run as one call
     rows: int  # batch rows it adds to a call
     future: Future
-    payload: object  # a Request (requests) or a streams.Turn (conversation turns)
+    payload: object  # a Request, or (Stream, Request) for a conversation turn (runtime/streams.py)
     since: float = field(default_factory=time.monotonic)
 
 
@@ -57,8 +59,6 @@ class Scheduler:
                 raise RequestError(f"{name}: expected an int >= {low}, got {value!r}")
         if not max_delay_ms >= 0:
             raise RequestError(f"max_delay_ms: expected a number >= 0, got {max_delay_ms!r}")
-        from .streams import Streams  # the conversation-turn half (runtime/streams.py)
-
         self.runtime = runtime
         self.max_batch, self.max_delay_s, self.max_queue = max_batch, max_delay_ms / 1000, max_queue
         self.stats = SchedulerStats()
