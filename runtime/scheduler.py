@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from .errors import OverloadedError, RequestError, SchedulerClosedError
 from .patterns import MODALITIES
 from .request_batch import batch_key, merge_requests, split_decoded
-from .streams import Streams  # the conversation-turn half
+from .streams import TURN_KEY, Streams  # the conversation-turn half
 
 
 @dataclass
@@ -128,8 +128,11 @@ class Scheduler:
                 due = oldest.since + self.max_delay_s - time.monotonic()
                 if self._closed or due <= 0:
                     return self._take(oldest.key), evicted
-                full = next((k for k, rows in self._rows.items() if rows >= self.max_batch), None)
-                if full is not None:  # a full group never waits for the oldest one's delay
+                # a full group never waits for the oldest one's delay, and turns never wait: they
+                # run one by one (runtime/streams.py), so waiting for batch-mates gains nothing
+                full = next((k for k, rows in self._rows.items() if rows >= self.max_batch or k == TURN_KEY),
+                            None)
+                if full is not None:
                     return self._take(full), evicted
                 if evicted:
                     return [], evicted

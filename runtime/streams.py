@@ -9,7 +9,7 @@ stream axis, one `cached` count — so turns of different streams cannot share a
 re-exporting the step graphs with a stream axis and per-stream fill counts (not done; see
 docs/ARCHITECTURE.md §7b). What the scheduler gives turns today: submit-time validation (a bad
 turn fails its own future only), one FIFO group for every turn so that a stream's turns run in
-submission order, bounded queue and stream table, idle eviction with a callback.
+submission order (at once: no max_delay_ms wait, there is no batch to fill), bounded queue and stream table, idle eviction with a callback.
 """
 
 from __future__ import annotations

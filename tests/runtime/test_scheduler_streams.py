@@ -138,3 +138,14 @@ def test_families_without_conversations_refuse_turns(derl_bundle):
         with pytest.raises(ConversationError, match="derl model cannot"):
             s.submit_turn("x", text=np.zeros((1, 32), np.float32))
         assert len(s.streams) == 0
+
+
+def test_turns_do_not_wait_for_batch_mates(causal_rt):
+    """Turns run one by one, so a lone turn runs at once, not after max_delay_ms (far beyond
+    the guard here), even while a request waits for its own batch-mates."""
+    (_, kw), = random_turns(1, seed=12)
+    with causal_rt.scheduler(max_delay_ms=600_000) as s:
+        waiting = s.submit(audio=np.zeros((2, DIMS[0]), np.float32))
+        assert s.submit_turn("x", **kw).result(GUARD_S).turn == 0
+        assert not waiting.done()
+    assert waiting.result(0).graph == "a"  # drained by close()
