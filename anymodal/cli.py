@@ -254,11 +254,28 @@ def bench(
     drop: Optional[str] = typer.Option(None, help="--stream: sensors absent per turn range, e.g. v@5-12,a@20-22 "
                                                   "(1-based, inclusive)."),
     repeats: int = typer.Option(3, help="--stream: timed passes over the conversation."),
+    streams: Optional[str] = typer.Option(None, "--streams", metavar="N[,N…]",
+                                          help="N live conversations at once, as fast as possible: the "
+                                               "Scheduler vs one turn at a time (--turns per stream, default "
+                                               "50; --max-context default 64)."),
 ):
     """Compare PyTorch eager, ORT masked, ORT specialised (and GPU backends) interleaved.
     With --stream: per-turn latency of a live conversation (--condition = its sensors, default a,t,v)."""
     from anymodal.runtime.errors import InputError
 
+    if streams is not None:
+        given = {"--stream": stream, "--condition": condition is not None, "--all-conditions": all_conditions,
+                 "--model": model is not None, "--run": run is not None, "--backend": backend != "all",
+                 "--batch": batch is not None, "--seq-len": seq_len is not None, "--warmup-s": warmup_s != 1.0,
+                 "--duration-s": duration_s != 3.0, "--drop": drop is not None, "--repeats": repeats != 3,
+                 "--plot": plot is not None}
+        if any(given.values()):
+            raise InputError(f"{next(k for k, v in given.items() if v)} does not apply to --streams")
+        from anymodal.bench.streams import bench_streams_command
+
+        return bench_streams_command(tuple(_ints(streams, "--streams")), bundle, threads,
+                                     turns if turns != 200 else 50, max_context or 64, json_out, markdown,
+                                     _console())
     stream_only = {"--turns": turns != 200, "--max-context": max_context is not None, "--drop": drop is not None,
                    "--repeats": repeats != 3}
     if stream:

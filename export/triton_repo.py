@@ -87,8 +87,9 @@ def _graph_models(bundle: Bundle, repo: Path, name: str, max_batch: int, queue_d
 def write_triton_repo(bundle: str | Path, out: str | Path, flavor: str = "runtime", name: str = "anymodal",
                       instances: int = 1, threads: int | None = None, backend: str = "auto",
                       precision: str | None = None, max_batch: int = 64, queue_delay_us: int = 200,
-                      link: bool = False, engines: str | None = None) -> Path:
-    """Write (or replace) model `name` of the Triton repository `out`; returns the repository."""
+                      link: bool = False, engines: str | None = None, scheduler: bool = False) -> Path:
+    """Write (or replace) model `name` of the Triton repository `out`; returns the repository.
+    scheduler: the model answers each batch through a runtime Scheduler (serve/batching.py)."""
     if flavor not in FLAVORS:
         raise ExportError(f"unknown flavor {flavor!r}; choose from {', '.join(FLAVORS)}")
     if instances < 1 or max_batch < 1:
@@ -107,6 +108,8 @@ def write_triton_repo(bundle: str | Path, out: str | Path, flavor: str = "runtim
     if flavor == "graphs":
         params = {"graph_models": name}
         _graph_models(b, repo, name, max_batch, queue_delay_us, engines)
+    if scheduler:
+        params["scheduler"] = "on"
     text = config_pbtxt(name, ['backend: "python"'], input_decls(b), output_decls(b), max_batch,
                         instances, "KIND_CPU", params, queue_delay_us)
     (repo / name / "config.pbtxt").write_text(text)

@@ -8,8 +8,10 @@ from .errors import (
                      ConversationError,
                      InputError,
                      ModelError,
+                     OverloadedError,
                      PatternError,
                      RequestError,
+                     SchedulerClosedError,
 )
 from .families import RuntimeFamily, get_family, register_family
 from .patterns import ALL_PATTERNS, MODALITIES, parse_pattern
@@ -18,6 +20,6 @@ from .requests import Request
 from .runtime import Runtime
 
 __all__ = ["ALL_PATTERNS", "MODALITIES", "AnymodalError", "BackendUnavailableError", "BundleError",
-           "Conversation", "ConversationError", "InputError", "ModelError", "PatternError", "Prediction", "Request",
-           "RequestError", "Runtime", "RuntimeFamily", "TurnPrediction", "get_family", "parse_pattern",
+           "Conversation", "ConversationError", "InputError", "ModelError", "OverloadedError", "PatternError", "Prediction", "Request",
+           "RequestError", "Runtime", "RuntimeFamily", "SchedulerClosedError", "TurnPrediction", "get_family", "parse_pattern",
            "register_family"]

@@ -128,11 +128,19 @@ class Conversation:
         """Score one new utterance: [dim] or [1, dim] per modality that reported (None = absent
         this turn). RequestError for a turn with no modality, wrong dims, NaN/Inf (nonfinite=
         "absent" treats a non-finite modality as absent instead), as Runtime.predict."""
+        return self.add_request(self.check_turn(audio, text, visual, nonfinite=nonfinite))
+
+    def check_turn(self, audio=None, text=None, visual=None, *, nonfinite: str = "error"):
+        """The validated one-utterance Request of a turn (add's checks, RequestError as add);
+        nothing changes until add_request(req) (the Scheduler validates at submit this way)."""
         arrays = {m: _one_utterance(m, x) for m, x in zip(MODALITIES, (audio, text, visual))}
         if all(x is None for x in arrays.values()):
             raise RequestError(f"turn {self.turns}: every modality is absent; give at least one of "
                                "audio, text, visual")
-        req = self.runtime.request(**{MODALITY_NAMES[m]: x for m, x in arrays.items()}, nonfinite=nonfinite)
+        return self.runtime.request(**{MODALITY_NAMES[m]: x for m, x in arrays.items()}, nonfinite=nonfinite)
+
+    def add_request(self, req) -> TurnPrediction:
+        """Score a turn validated by check_turn (of this conversation's Runtime)."""
         with self._lock:
             if self.length == self.max_context:
                 self._evict()

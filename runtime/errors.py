@@ -47,3 +47,12 @@ class UnsupportedArchError(AnymodalError, ValueError):
     """The fused kernels cannot be compiled for this GPU architecture (newer than the code
     knows: its PTX ISA version is unknown); the message names the arch and the known ones.
     Only the fused plugin is skipped: standard graphs still build."""
+
+
+class OverloadedError(AnymodalError):
+    """The Scheduler refused work: its queue (max_queue) or stream table (max_streams) is full.
+    Try again later or raise the bound; the message names which bound and its value."""
+
+
+class SchedulerClosedError(AnymodalError):
+    """Work submitted to a closed Scheduler, or pending when it was closed without draining."""

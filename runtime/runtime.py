@@ -89,6 +89,12 @@ class Runtime:
         return self.run(req)
 
     def run(self, req: Request) -> Prediction:
+        return self.prediction(req, self.infer(req))
+
+    def infer(self, req: Request):
+        """Run req.graph on a validated request: the family's Decoded outputs, batched, with the
+        rows of padding utterances zeroed ("" labels). ModelError for NaN/Inf at a real row.
+        The Scheduler runs several requests merged into one this way (runtime/scheduler.py)."""
         graph = req.graph
         feeds = self.family.feeds(req, graph, self._dims, self._float_dtype, self._config)
         # backends return arrays the caller owns (Backend.run), so the Prediction may keep views
@@ -108,13 +114,17 @@ class Runtime:
                     arr[~rows] = 0
             if dec.labels is not None:
                 dec.labels[~rows] = ""
+        return dec
+
+    def prediction(self, req: Request, dec) -> Prediction:
+        """The Prediction of a request from its Decoded outputs (batched like req.features)."""
         labels, probs, scores = dec.labels, dec.probs, dec.scores
         present, lengths, router, nonfinite = dict(req.present), req.lengths, dec.router_weights, dict(req.nonfinite)
         if not req.batched:  # one sample given: its outputs without the batch axis
             labels, probs, scores = (None if x is None else x[0] for x in (labels, probs, scores))
             present, lengths, router, nonfinite = ({k: v[0] for k, v in d.items()}
                                                    for d in (present, lengths, router, nonfinite))
-        return Prediction(self.family.name, self._task, req.pattern, graph, self.backend.name, labels, probs,
+        return Prediction(self.family.name, self._task, req.pattern, req.graph, self.backend.name, labels, probs,
                           scores, present, lengths, router, dec.router_experts, nonfinite)
 
     def conversation(self, max_context: int = 64):
@@ -125,6 +135,15 @@ class Runtime:
         from .conversation import Conversation
 
         return Conversation(self, max_context)
+
+    def scheduler(self, max_batch: int = 16, max_delay_ms: float = 2, max_queue: int = 256, **streams):
+        """A Scheduler on this Runtime (runtime/scheduler.py): `submit(...)` takes predict's
+        arguments and returns a Future; pending requests of the same graph run as one batched
+        call. `streams`: max_streams, max_context, idle_timeout_s, on_evict for `submit_turn`.
+        Close it (or use it as a context manager) before closing the Runtime."""
+        from .scheduler import Scheduler
+
+        return Scheduler(self, max_batch, max_delay_ms, max_queue, **streams)
 
     def close(self) -> None:
         self.backend.close()

@@ -3,7 +3,9 @@
 Triton hands the model a list of requests (dynamic batching). Requests that give the same
 inputs with the same non-batch shapes are concatenated on the batch axis and run as one
 call; a group whose call fails is re-run one request at a time, so a bad request gets its own
-error and never fails the requests batched with it.
+error and never fails the requests batched with it. With `scheduler on` in the model's
+parameters, `run_scheduled` hands the batch to a runtime Scheduler instead, which also joins
+requests of one graph whose lengths differ (padded and masked).
 """
 
 from __future__ import annotations
@@ -60,6 +62,28 @@ def run_batch(predict: Callable, sequence_model: bool, batch: list[Arrays]) -> l
                     results[i] = _run_group(predict, sequence_model, [batch[i]])[0]
                 except Exception as single:  # noqa: BLE001
                     results[i] = single
+    return results
+
+
+def run_scheduled(scheduler, sequence_model: bool, batch: list[Arrays]) -> list[Arrays | Exception]:
+    """Answer a batch through a runtime Scheduler (runtime/scheduler.py): every request is
+    submitted at once, so requests of one graph run as one call even when their lengths differ
+    (run_batch joins equal shapes only); a bad request's error, or an OverloadedError when the
+    scheduler's queue is full, is its own."""
+    futures: list = []
+    for arrays in batch:
+        try:
+            futures.append(scheduler.submit(**predict_kwargs(sequence_model, arrays)))
+        except Exception as exc:  # noqa: BLE001 — every error goes back to its own request
+            futures.append(exc)
+    results: list[Arrays | Exception] = []
+    for arrays, fut in zip(batch, futures):
+        try:
+            if isinstance(fut, Exception):
+                raise fut
+            results.append(prediction_outputs(fut.result(), _batch_size(arrays), sequence_model))
+        except Exception as exc:  # noqa: BLE001
+            results.append(exc)
     return results
 
 

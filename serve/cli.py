@@ -46,12 +46,14 @@ def export_triton(
     link: bool = typer.Option(False, help="Link the bundle into the repository instead of copying it."),
     engines: Optional[str] = typer.Option(None, help="graphs flavor: engines/<NAME> of rt-build -> tensorrt_plan "
                                                      "models instead of ONNX Runtime ones."),
+    scheduler: bool = typer.Option(False, "--scheduler", help="Answer each batch through a runtime Scheduler: "
+                                                              "requests of one graph join across lengths."),
 ):
     """Configs generated from the bundle manifest; dynamic batching on."""
     from anymodal.export.triton_repo import write_triton_repo
 
     repo = write_triton_repo(bundle, out, flavor, name, instances, threads, backend, precision, max_batch,
-                             queue_delay_us, link, engines)
+                             queue_delay_us, link, engines, scheduler)
     typer.echo(f"wrote model {name!r} ({flavor} flavor) to the Triton repository {repo}")
 
 

@@ -6,6 +6,8 @@ Python environment needs anymodal installed (`pip install 'anymodal[cpu]'`, or `
     runtime flavor: Runtime on the bundle in the version folder; graphs chosen in-process
     graphs flavor:  the same request handling, but every graph runs as its own Triton model
                     (`<prefix>_<graph>`, ONNX Runtime or TensorRT backend) called through BLS
+    scheduler on:   (either flavor) each batch Triton hands over goes through a runtime
+                    Scheduler: requests of one graph run as one call across lengths
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from anymodal.runtime import Runtime
 from anymodal.runtime.bundle import Bundle
 
-from .batching import error_message, run_batch
+from .batching import error_message, run_batch, run_scheduled
 from .family_io import sequence_inputs
 
 GRAPH_OUTPUTS = ("logits", "router_weights")
@@ -64,6 +66,12 @@ class TritonPythonModel:
                                    precision=params.get("precision") or None, threads=threads, preload=True)
         self.sequence_model = sequence_inputs(self.runtime.bundle)
         self.input_names = [i["name"] for i in config["input"]]
+        self.scheduler = None
+        if params.get("scheduler") == "on":  # requests of one graph joined across lengths
+            max_batch = max(1, int(config.get("max_batch_size", 0)))
+            self.scheduler = self.runtime.scheduler(
+                max_batch=max_batch, max_delay_ms=float(params.get("scheduler_delay_ms", "1")),
+                max_queue=max(256, max_batch))
 
     def execute(self, requests):
         import triton_python_backend_utils as pb_utils  # only inside the Triton Python backend
@@ -73,7 +81,9 @@ class TritonPythonModel:
             tensors = {n: pb_utils.get_input_tensor_by_name(request, n) for n in self.input_names}
             batch.append({n: t.as_numpy() for n, t in tensors.items() if t is not None})
         responses = []
-        for result in run_batch(self.runtime.predict, self.sequence_model, batch):
+        results = run_scheduled(self.scheduler, self.sequence_model, batch) if self.scheduler \
+            else run_batch(self.runtime.predict, self.sequence_model, batch)
+        for result in results:
             if isinstance(result, Exception):
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(error_message(result))))
             else:
@@ -82,4 +92,6 @@ class TritonPythonModel:
         return responses
 
     def finalize(self):
+        if self.scheduler is not None:
+            self.scheduler.close(drain=True)
         self.runtime.close()

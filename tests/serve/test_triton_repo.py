@@ -12,7 +12,7 @@ from anymodal.export.triton_repo import write_triton_repo
 from anymodal.runtime import Runtime
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import InputError
-from anymodal.serve.batching import group_requests, run_batch
+from anymodal.serve.batching import group_requests, run_batch, run_scheduled
 from anymodal.serve.family_io import predict_kwargs, prediction_outputs
 
 
@@ -75,6 +75,25 @@ def test_grouping_joins_equal_requests_and_isolates_bad_ones(small_bundle):
         want = prediction_outputs(rt.predict(**predict_kwargs(False, batch[i])), 1, False)
         np.testing.assert_allclose(results[i]["probs"], want["probs"], atol=1e-5)
         assert results[i]["pattern"].shape == (1, 1)
+
+
+def test_scheduled_batches_join_lengths_and_isolate_bad_requests(small_bundle, tmp_path):
+    rt = Runtime(small_bundle, threads=1)
+    rng = np.random.default_rng(1)
+    batch = [{"audio": rng.standard_normal((1, L, 6)).astype(np.float32)} for L in (4, 3, 6)]
+    batch.insert(1, {"audio": rng.standard_normal((1, 4, 7)).astype(np.float32)})  # wrong dim
+    batch.append({"audio": rng.standard_normal((2, 5, 6)).astype(np.float32), "lengths": np.array([[5], [2]])})
+    with rt.scheduler(max_batch=5, max_delay_ms=600_000) as s:  # 5 good rows: one call
+        results = run_scheduled(s, False, batch)
+        assert (s.stats.calls, s.stats.jobs) == (1, 4)
+    assert isinstance(results[1], InputError) and "feature dim 7" in str(results[1])
+    for i in (0, 2, 3, 4):
+        want = prediction_outputs(rt.predict(**predict_kwargs(False, batch[i])), len(batch[i]["audio"]), False)
+        assert set(results[i]) == set(want)
+        np.testing.assert_allclose(results[i]["probs"], want["probs"], atol=1e-5)
+        assert results[i]["labels"].tolist() == want["labels"].tolist()
+    repo = write_triton_repo(small_bundle, tmp_path / "repo", scheduler=True)
+    assert 'key: "scheduler" value: { string_value: "on" }' in (repo / "anymodal" / "config.pbtxt").read_text()
 
 
 def test_bls_router_runs_graph_models_like_the_runtime(small_bundle, tmp_path, monkeypatch):

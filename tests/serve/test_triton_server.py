@@ -203,6 +203,39 @@ def test_graphs_flavor_served_for_real(bundles, tmp_path):
             assert_same(infer("grpc", srv.endpoints.grpc, "momke", arrays), expected(rt, arrays))
 
 
+def test_scheduler_flavor_served_for_real(bundles, tmp_path):
+    """`scheduler on`: many clients at once, requests of different lengths and patterns, every
+    answer equal to Runtime.predict alone."""
+    repo = tmp_path / "repo"
+    for name, bundle in bundles.items():
+        write_triton_repo(bundle, repo, name=name, threads=1, scheduler=True)
+    rts = {name: Runtime(b, threads=1) for name, b in bundles.items()}
+    work = []
+    for i in range(24):
+        model = MODELS[i % 2]
+        arrays = request(rts[model], ALL_PATTERNS[i % len(ALL_PATTERNS)], 100 + i)
+        if model == "momke":  # conversations of different lengths: joined by the scheduler
+            arrays = {k: v[:, : 2 + i % 4] for k, v in arrays.items()}
+        work.append((model, arrays))
+    got: list = [None] * len(work)
+    with TritonServer(repo) as srv:
+        def client(k: int) -> None:
+            for j in range(k, len(work), 6):
+                try:
+                    got[j] = infer("grpc", srv.endpoints.grpc, work[j][0], work[j][1])
+                except Exception as exc:  # noqa: BLE001 - shown by the assertion below
+                    got[j] = exc
+
+        pool = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join(120)
+    for (model, arrays), answer in zip(work, got):
+        assert isinstance(answer, dict), answer
+        assert_same(answer, expected(rts[model], arrays))
+
+
 def _children(pid: int) -> list[int]:
     from pathlib import Path
 

@@ -1,0 +1,151 @@
+"""Conversation turns through the Scheduler (runtime/streams.py): each stream's turns equal its own
+Conversation.add, in order, eviction included; bounds, bad turns, idle streams, memory."""
+
+import threading
+
+import numpy as np
+import pytest
+from anymodal.runtime import ConversationError, OverloadedError, RequestError, Runtime
+from anymodal_testing.helpers import DIMS, random_turns
+
+TOL = 1e-5
+GUARD_S = 60  # failure guard on waits, never a synchronisation
+
+
+@pytest.fixture(scope="module")
+def causal_rt(causal_bundle):
+    with Runtime(causal_bundle, backend="ort-cpu", threads=1) as r:
+        yield r
+
+
+def assert_same_turn(got, want):
+    fields = ("mode", "graph", "turn", "position", "pattern", "present", "label", "score")
+    assert {f: getattr(got, f) for f in fields} == {f: getattr(want, f) for f in fields}
+    assert np.abs(got.probs - want.probs).max() <= TOL
+    assert set(got.router_weights) == set(want.router_weights)
+    for m, w in want.router_weights.items():
+        assert np.abs(got.router_weights[m] - w).max() <= TOL
+
+
+@pytest.mark.parametrize("max_context", [3, 64])  # 3: windows evicted and caches rebuilt
+def test_interleaved_streams_equal_their_own_conversations(causal_rt, max_context):
+    """Several streams' turns submitted interleaved, without waiting: every result equals that
+    stream's own Conversation.add, turn numbers in submission order."""
+    streams, turns = 5, 9
+    plans = {f"s{k}": list(random_turns(turns, seed=40 + k)) for k in range(streams)}
+    with causal_rt.scheduler(max_batch=4, max_delay_ms=1, max_context=max_context) as s:
+        futures = {sid: [] for sid in plans}
+        for t in range(turns):
+            for sid, plan in plans.items():
+                futures[sid].append(s.submit_turn(sid, **plan[t][1]))
+        for sid, plan in plans.items():
+            conv = causal_rt.conversation(max_context=max_context)
+            for t, (pattern, kw) in enumerate(plan):
+                got = futures[sid][t].result(GUARD_S)
+                assert got.mode == "stream" and got.turn == t and got.pattern == pattern
+                assert_same_turn(got, conv.add(**kw))
+        assert len(s.streams) == streams
+
+
+def test_turns_from_many_threads_keep_each_streams_order(causal_rt):
+    threads, turns = 4, 8
+    plans = [list(random_turns(turns, seed=60 + k)) for k in range(threads)]
+    got: list[list] = [[] for _ in range(threads)]
+    start = threading.Barrier(threads)
+    with causal_rt.scheduler(max_delay_ms=1) as s:
+        def client(k):
+            start.wait(GUARD_S)
+            got[k] = [s.submit_turn(k, **kw) for _, kw in plans[k]]
+
+        pool = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join(GUARD_S)
+        for k in range(threads):
+            conv = causal_rt.conversation()
+            for f, (_, kw) in zip(got[k], plans[k]):
+                assert_same_turn(f.result(GUARD_S), conv.add(**kw))
+
+
+def test_a_bad_turn_fails_only_its_own_future(causal_rt):
+    plan = list(random_turns(3, seed=7))
+    with causal_rt.scheduler(max_delay_ms=1) as s:
+        first = s.submit_turn("x", **plan[0][1])
+        bad = s.submit_turn("x", audio=np.zeros(DIMS[0] + 1, np.float32))
+        with pytest.raises(RequestError, match="feature dim") as alone:
+            causal_rt.conversation().add(audio=np.zeros(DIMS[0] + 1, np.float32))
+        exc = bad.exception(GUARD_S)
+        assert type(exc) is RequestError and str(exc) == str(alone.value)
+        rest = [s.submit_turn("x", **kw) for _, kw in plan[1:]]
+        conv = causal_rt.conversation()
+        for f, (_, kw) in zip([first, *rest], plan):  # the refused turn left no trace
+            assert_same_turn(f.result(GUARD_S), conv.add(**kw))
+        assert s.submit_turn("new", audio=np.zeros(3, np.float32)).exception(GUARD_S) is not None
+        assert "new" not in s.streams  # a stream whose first turn was refused never opened
+
+
+def test_max_streams_is_a_bound(causal_rt):
+    (_, kw), = random_turns(1, seed=8)
+    with causal_rt.scheduler(max_delay_ms=1, max_streams=2, max_context=4) as s:
+        for sid in ("a", "b"):
+            s.submit_turn(sid, **kw).result(GUARD_S)
+        with pytest.raises(OverloadedError, match="max_streams=2"):
+            s.submit_turn("c", **kw)
+        s.submit_turn("a", **kw).result(GUARD_S)  # open streams go on
+        assert s.streams.end("a") and not s.streams.end("a")
+        s.submit_turn("c", **kw).result(GUARD_S)
+        one = causal_rt.conversation(max_context=4).memory_bytes
+        assert s.streams.memory_bound_bytes == 2 * one
+        assert s.streams.memory_bytes() == 2 * one <= s.streams.memory_bound_bytes
+
+
+def test_idle_streams_are_evicted_with_a_callback(causal_rt):
+    """Eviction follows the scheduler's clock (a fake one here): only streams idle for
+    idle_timeout_s with no pending turn go, each reported once; a later turn starts afresh."""
+    now = [0.0]
+    evicted, reported = [], threading.Event()
+
+    def on_evict(sid, conv):
+        evicted.append((sid, conv.turns))
+        reported.set()
+
+    plan = list(random_turns(2, seed=9))
+    with causal_rt.scheduler(max_delay_ms=1, idle_timeout_s=10, clock=lambda: now[0], on_evict=on_evict) as s:
+        s.submit_turn("old", **plan[0][1]).result(GUARD_S)
+        now[0] = 6.0
+        s.submit_turn("new", **plan[0][1]).result(GUARD_S)
+        assert s.streams.evict_idle() == [] and not evicted  # 6 s idle of 10
+        now[0] = 12.0
+        s.streams.evict_idle()  # here or by the worker when it wakes: reported once either way
+        assert reported.wait(GUARD_S) and evicted == [("old", 1)]
+        assert "old" not in s.streams and "new" in s.streams
+        p = s.submit_turn("old", **plan[1][1]).result(GUARD_S)
+        assert p.turn == 0  # a new conversation
+
+
+def test_the_worker_evicts_idle_streams_by_itself(causal_rt):
+    done = threading.Event()
+    (_, kw), = random_turns(1, seed=10)
+    with causal_rt.scheduler(max_delay_ms=1, idle_timeout_s=0.01,
+                             on_evict=lambda sid, conv: done.set()) as s:
+        s.submit_turn("quiet", **kw).result(GUARD_S)
+        assert done.wait(GUARD_S) and "quiet" not in s.streams
+
+
+def test_families_without_conversations_refuse_turns(derl_bundle):
+    with Runtime(derl_bundle, backend="ort-cpu") as rt, rt.scheduler() as s:
+        with pytest.raises(ConversationError, match="derl model cannot"):
+            s.submit_turn("x", text=np.zeros((1, 32), np.float32))
+        assert len(s.streams) == 0
+
+
+def test_turns_do_not_wait_for_batch_mates(causal_rt):
+    """Turns run one by one, so a lone turn runs at once, not after max_delay_ms (far beyond
+    the guard here), even while a request waits for its own batch-mates."""
+    (_, kw), = random_turns(1, seed=12)
+    with causal_rt.scheduler(max_delay_ms=600_000) as s:
+        waiting = s.submit(audio=np.zeros((2, DIMS[0]), np.float32))
+        assert s.submit_turn("x", **kw).result(GUARD_S).turn == 0
+        assert not waiting.done()
+    assert waiting.result(0).graph == "a"  # drained by close()
