@@ -41,3 +41,8 @@ class BackendUnavailableError(AnymodalError):
 
 class ExportError(AnymodalError):
     """Export or its verification failed; the message names pattern, output and error."""
+
+
+class BenchWorkerError(AnymodalError):
+    """An rt-bench worker process (one variant each) failed or broke the protocol; the message
+    names the variant and carries the worker's error or the tail of its stderr."""
