@@ -234,7 +234,8 @@ def bench(
     model: Optional[str] = typer.Option(None, help="Model family of the default bundle (a registered family; "
                                                    "default: the first)."),
     run: Optional[Path] = typer.Option(None, help="Run folder for the PyTorch reference of --bundle."),
-    backend: str = typer.Option("all", help="Variants: torch,ort-masked,ort,ort-cuda,tensorrt or all."),
+    backend: str = typer.Option("all", help="Variants, comma-separated (reference-eager, reference-compiled, "
+                                            "reference-int8, torch, ort-masked, ort, ort-int8, runtime, …) or all."),
     batch: Optional[str] = typer.Option(None, help="Batch sizes, e.g. 1,8 (default sweep: B1×L24 and B16×L50)."),
     seq_len: Optional[str] = typer.Option(None, help="MoMKE conversation lengths, e.g. 24 (default) or 12,48; "
                                                      "DERL uses its sequence lengths."),
@@ -243,6 +244,11 @@ def bench(
     duration_s: float = typer.Option(3.0, help="Measured seconds per condition."),
     spinning: OnOff = typer.Option(OnOff.off, help="Intra-op spinning of the runtime and session-run rows "
                                                     "(the ort / ort-spin rows always show off / on)."),
+    in_process: bool = typer.Option(False, "--in-process", help="All variants in this one process, interleaved "
+                                    "call by call (default: each variant in a process of its own; PyTorch's "
+                                    "and ORT's thread pools side by side slow each other)."),
+    rounds: int = typer.Option(10, help="Alternating rounds per condition; the figure is the median of the "
+                                        "rounds' medians, with their range."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
     markdown: Optional[Path] = typer.Option(None, help="Write a markdown report."),
     plot: Optional[Path] = typer.Option(None, help="Write a PNG latency plot (--stream: per-turn latency; "
@@ -259,7 +265,8 @@ def bench(
                                                "Scheduler vs one turn at a time (--turns per stream, default "
                                                "50; --max-context default 64)."),
 ):
-    """Compare PyTorch eager, ORT masked, ORT specialised (and GPU backends) interleaved.
+    """Compare the authors' computation in PyTorch (eager, compiled, int8), ORT masked, ORT specialised
+    (and GPU backends), each in a process of its own, in alternating rounds.
     With --stream: per-turn latency of a live conversation (--condition = its sensors, default a,t,v)."""
     from anymodal.runtime.errors import InputError
 
@@ -281,7 +288,8 @@ def bench(
     if stream:
         given = {"--all-conditions": all_conditions, "--model": model is not None, "--run": run is not None,
                  "--backend": backend != "all", "--batch": batch is not None, "--seq-len": seq_len is not None,
-                 "--warmup-s": warmup_s != 1.0, "--duration-s": duration_s != 3.0}
+                 "--warmup-s": warmup_s != 1.0, "--duration-s": duration_s != 3.0, "--in-process": in_process,
+                 "--rounds": rounds != 10}
         if any(given.values()):
             raise InputError(f"{next(k for k, v in given.items() if v)} does not apply to --stream")
         from anymodal.bench.stream import bench_stream_command
@@ -300,7 +308,7 @@ def bench(
                        _ints(batch, "--batch") if batch else (1,), _ints(seq_len, "--seq-len") if seq_len else None,
                        threads, warmup_s, duration_s, progress=lambda s: console.print(f"[dim]{s}[/dim]"), model=model,
                        shapes=DEFAULT_SHAPES if batch is None and seq_len is None else None,
-                       spinning=spinning == OnOff.on)
+                       spinning=spinning == OnOff.on, in_process=in_process, rounds=rounds)
     print_result(result, console)
     write_outputs(result, json_out, markdown, markdown_report, plot, plot_latency)
 

@@ -27,29 +27,51 @@ def seq_label(c: dict) -> str:
 
 
 def latency_rows(result: dict, compact: bool = False):
-    """Full rows for markdown; `compact` keeps what fits an 80-column terminal."""
-    header = ["condition", "batch×seq", "variant", "p50 ms", "p90 ms", "p99 ms", "min ms",
-              "per s", "GFLOP/s", "of peak", "vs ref-eager", "vs ref-compiled", "vs torch"]
+    """Full rows for markdown; `compact` keeps what fits an 80-column terminal. p50 = the median
+    of the rounds' medians, `rounds` their range; × = the median of the per-round ratios."""
+    header = ["condition", "batch×seq", "variant", "p50 ms", "rounds ms", "p90 ms", "p99 ms", "min ms",
+              "per s", "GFLOP/s", "of peak", "vs ref-eager", "vs ref-compiled", "vs ref-int8", "vs torch"]
     rows = []
     for c in _conditions(result):
         cond = "{" + ",".join(c["condition"]) + "}"
         for name, v in c["variants"].items():
-            lat = v["latency_ms"]
-            p50 = lat["p50"]
+            lat, rs = v["latency_ms"], v["rounds"]
 
             def vs(other):  # how many times faster than `other` (None when it did not run)
-                return c["variants"][other]["latency_ms"]["p50"] / p50 if other in c["variants"] else None
+                if other not in c["variants"] or other == name:
+                    return None
+                return _paired(c["variants"][other]["rounds"]["p50s"], rs["p50s"])
 
-            rows.append([cond, f"{c['batch']}×{seq_label(c)}", name, f"{p50:.2f}", f"{lat['p90']:.2f}",
-                         f"{lat['p99']:.2f}", f"{lat['min']:.2f}", f"{v['throughput_per_s']:.1f}",
-                         f"{v['gflops']:.1f}", f"{100 * v['fraction_of_peak']:.0f}%",
-                         _x(vs("reference-eager")), _x(vs("reference-compiled")), _x(vs("torch"))])
+            rows.append([cond, f"{c['batch']}×{seq_label(c)}", name, f"{rs['p50']:.2f}",
+                         f"{rs['lo']:.2f}–{rs['hi']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}",
+                         f"{lat['min']:.2f}", f"{v['throughput_per_s']:.1f}", f"{v['gflops']:.1f}",
+                         f"{100 * v['fraction_of_peak']:.0f}%", _x(vs("reference-eager")),
+                         _x(vs("reference-compiled")), _x(vs("reference-int8")), _x(vs("torch"))])
     if compact:
-        keep = [0, 2, 3, 4, 5, 8, 9, 10, 11]
-        short = {"condition": "cond", "vs ref-eager": "×eager", "vs ref-compiled": "×compiled", "of peak": "peak"}
+        keep = [0, 2, 3, 4, 5, 11, 12, 13]
+        short = {"condition": "cond", "vs ref-eager": "×eager", "vs ref-compiled": "×compiled",
+                 "vs ref-int8": "×int8", "rounds ms": "rounds"}
         header = [short.get(header[i], header[i]) for i in keep]
         rows = [[r[i] for i in keep] for r in rows]
     return header, rows
+
+
+def _paired(slow: list[float], fast: list[float]) -> float:
+    """The median over rounds of slow/fast (both ran in every round)."""
+    import statistics
+
+    return statistics.median(s / f for s, f in zip(slow, fast))
+
+
+def isolation_line(c: dict) -> str:
+    iso = c.get("isolation", {})
+    if iso.get("mode") == "processes":
+        how = ("each variant in a process of its own (PyTorch variants each alone; anymodal's without "
+               "torch imported)")
+    else:
+        how = "all variants in this one process, interleaved call by call (--in-process)"
+    return (f"timing: {how}; {iso.get('rounds', '?')} alternating rounds; p50 = median of the rounds' "
+            "medians, 'rounds' = their range, × = median of the per-round ratios")
 
 
 def absent_lines(result: dict) -> list[str]:
@@ -64,6 +86,7 @@ def summary_lines(result: dict) -> list[str]:
     m = first["machine"]
     bb = first["bundle_bytes"]
     lines = [f"machine: {m['cpu']} ({m['cores']} cores), {first['threads']} threads, {m['timestamp']}",
+             isolation_line(first),
              "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
              f"large-matmul peak: {first['matmul_peak_gflops']:.1f} GFLOP/s (numpy fp32 GEMM, best of several, "
              "measured just before the timings)",
@@ -85,8 +108,10 @@ def overhead_lines(result: dict) -> list[str]:
     for c in _conditions(result):
         o = c.get("predict_overhead_ms")
         if o:
+            # in-process both rows use one session; in worker processes, one session each, same options
+            where = "same session" if c.get("isolation", {}).get("mode") != "processes" else "one process each"
             lines.append(f"{{{','.join(c['condition'])}}} B{c['batch']}×{seq_label(c)}: Runtime.predict − "
-                         f"session.run (same session, spinning {'on' if c.get('runtime_spinning') else 'off'}) "
+                         f"session.run ({where}, spinning {'on' if c.get('runtime_spinning') else 'off'}) "
                          f"p50 {o['p50']:+.3f} ms, per-round p50 {o['paired_p50']:+.3f} ms, "
                          f"min {o['min']:+.3f} ms ({o['rounds']} rounds)")
     return lines
@@ -130,16 +155,16 @@ def plot_latency(result: dict, path: str | Path) -> Path:
         xs, p50, err_lo, err_hi = [], [], [], []
         for j, c in enumerate(conds):
             if n in c["variants"]:
-                lat = c["variants"][n]["latency_ms"]
                 xs.append(j + i * width)
-                p50.append(lat["p50"])
-                err_lo.append(lat["p50"] - lat["min"])
-                err_hi.append(lat["p90"] - lat["p50"])
+                rs = c["variants"][n]["rounds"]
+                p50.append(rs["p50"])
+                err_lo.append(rs["p50"] - rs["lo"])
+                err_hi.append(rs["hi"] - rs["p50"])
         ax.bar(xs, p50, width, yerr=[err_lo, err_hi], capsize=2, label=n)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(conds))])
     ax.set_xticklabels(["{" + ",".join(c["condition"]) + "}" + f"\nB{c['batch']} L{seq_label(c)}"
                         for c in conds])
-    ax.set_ylabel("latency p50 (ms), bars: min..p90")
+    ax.set_ylabel("latency, median of rounds (ms); bars: range of the rounds' medians")
     ax.set_title(f"{conds[0]['model']} — {conds[0]['machine']['cpu']}", fontsize=9)
     ax.legend()
     fig.tight_layout()

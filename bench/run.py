@@ -1,5 +1,6 @@
-"""rt-bench: latency, throughput, efficiency and parameters of one condition (or all 7),
-every variant measured interleaved in one run (DESIGN §9)."""
+"""rt-bench: latency, throughput, efficiency and parameters of one condition (or all 7), every
+variant measured in alternating rounds (DESIGN §9): by default each in a process of its own
+(bench/processes.py), with in_process=True all in this one (interleaved call by call)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,18 @@ from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES, parse_patter
 
 from .machine import machine_info, matmul_peak_probe, peak_rss_mb
 from .macs import model_macs
-from .timing import latency_stats, measure_interleaved
+from .processes import WorkerPool, measure_rounds
+from .timing import latency_stats, measure_interleaved, paired_ratio, round_stats, split_rounds
 from .variants import ALL_VARIANTS, build_variants
 
 DEFAULT_VARIANTS = ALL_VARIANTS
+DEFAULT_ROUNDS = 10
+# speedup key -> (the slower variant, the faster one)
+SPEEDUPS = {"ort_vs_torch": ("torch", "ort"), "ort_vs_masked": ("ort-masked", "ort"),
+            "masked_vs_torch": ("torch", "ort-masked"), "ort_vs_reference_eager": ("reference-eager", "ort"),
+            "ort_vs_reference_compiled": ("reference-compiled", "ort"),
+            "ort_vs_reference_int8": ("reference-int8", "ort"),
+            "ort_int8_vs_reference_int8": ("reference-int8", "ort-int8")}
 
 
 def parse_variants(spec: str) -> tuple[str, ...]:
@@ -63,34 +72,46 @@ def predict_overhead(samples: dict) -> dict | None:
             "min": float(rt.min() - raw.min()), "rounds": int(n)}
 
 
+def _measure(names, bundle: Bundle, run: Path | None, pattern: str, batch: int, seq: int | None, threads: int,
+             warmup_s: float, duration_s: float, spinning: bool, pool: WorkerPool | None, rounds: int):
+    """({name: per-round latencies}, {name: reason absent}, {name: worker facts}); pool None =
+    every variant in this process."""
+    if pool is None:
+        ready, absent = build_variants(names, bundle, run, pattern, batch, seq, threads, spinning)
+        samples = measure_interleaved(ready, warmup_s, duration_s) if ready else {}
+        return {n: split_rounds(ms, rounds) for n, ms in samples.items()}, absent, {}
+    workers, absent, facts = pool.build(names, bundle.path, run, pattern, batch, seq, threads, spinning)
+    return (measure_rounds(workers, warmup_s, duration_s, rounds) if workers else {}), absent, facts
+
+
 def bench_condition(bundle: Bundle, run: Path | None, pattern: str, variants, batch: int, seq: int | None,
-                    threads: int, warmup_s: float, duration_s: float, peak: float, spinning: bool = False) -> dict:
-    ready, absent = build_variants(variants, bundle, run, pattern, batch, seq, threads, spinning)
-    samples = measure_interleaved(ready, warmup_s, duration_s) if ready else {}
+                    threads: int, warmup_s: float, duration_s: float, peak: float, spinning: bool = False,
+                    pool: WorkerPool | None = None, rounds: int = DEFAULT_ROUNDS) -> dict:
+    per_round, absent, facts = _measure(variants, bundle, run, pattern, batch, seq, threads, warmup_s,
+                                        duration_s, spinning, pool, rounds)
     cfg, kind = bundle.model["config"], bundle.model["kind"]
     res = {}
-    for name, ms in samples.items():
-        stats = latency_stats(ms)
+    for name, chunks in per_round.items():
+        ms = np.concatenate(chunks)
+        stats, rs = latency_stats(ms), round_stats(chunks)
         macs = model_macs(kind, cfg, _variant_modalities(name, pattern), batch, seq)
-        gflops = 2 * macs / (stats["p50"] / 1e3) / 1e9
-        res[name] = {"latency_ms": stats, "throughput_per_s": batch * 1e3 / stats["p50"],
+        gflops = 2 * macs / (rs["p50"] / 1e3) / 1e9
+        res[name] = {"latency_ms": stats, "rounds": rs, "throughput_per_s": batch * 1e3 / rs["p50"],
                      "samples": int(ms.size), "macs": macs, "gflops": gflops,
-                     "fraction_of_peak": gflops / peak}
-
-    def ratio(slow, fast):
-        if slow in res and fast in res:
-            return res[slow]["latency_ms"]["p50"] / res[fast]["latency_ms"]["p50"]
-        return None
+                     "fraction_of_peak": gflops / peak, **facts.get(name, {})}
+    ratios = {k: paired_ratio(per_round[s], per_round[f]) if s in per_round and f in per_round else None
+              for k, (s, f) in SPEEDUPS.items()}
+    samples = {n: np.concatenate(c) for n, c in per_round.items()}
 
     params = bundle.manifest["params"]
     best = res.get("ort")
     out = {
         "condition": pattern, "model": kind, "batch": batch, "seq_len": seq,
         "threads": threads, "variants": res, "absent": absent,
-        "speedup": {"ort_vs_torch": ratio("torch", "ort"), "ort_vs_masked": ratio("ort-masked", "ort"),
-                    "masked_vs_torch": ratio("torch", "ort-masked"),
-                    "ort_vs_reference_eager": ratio("reference-eager", "ort"),
-                    "ort_vs_reference_compiled": ratio("reference-compiled", "ort")},
+        "isolation": {"mode": "in-process" if pool is None else "processes", "rounds": rounds},
+        # how many times faster: the median over rounds of the per-round ratio, and its range
+        "speedup": {k: r["median"] if r else None for k, r in ratios.items()},
+        "speedup_spread": {k: r for k, r in ratios.items() if r},
         "predict_overhead_ms": predict_overhead(samples), "runtime_spinning": spinning,
         "params": {"total": params["served"], "active": params["active"][pattern]},
         "macs": model_macs(kind, cfg, pattern, batch, seq),
@@ -111,13 +132,18 @@ DEFAULT_SHAPES = ((1, 24), (16, 50))
 def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = None, variants="all",
               batches=(1,), seq_lens=None, threads: int | None = None, warmup_s: float = 1.0,
               duration_s: float = 3.0, progress=print, model: str | None = None, shapes=None,
-              spinning: bool = False) -> dict:
+              spinning: bool = False, in_process: bool = False, rounds: int = DEFAULT_ROUNDS) -> dict:
     """seq_lens: conversation lengths of utterance-level models (default 24); sequence models'
     requests use the dataset's sequence lengths recorded in the model (absent_lengths), so
     seq_lens must stay None. shapes: (batch, seq) pairs instead of the batches × seq_lens product
     (rt-bench's default sweep is DEFAULT_SHAPES: B1×L24 and B16×L50). spinning: ORT intra-op
-    spinning of the `runtime` and `session-run` rows (`ort` / `ort-spin` always show off / on)."""
+    spinning of the `runtime` and `session-run` rows (`ort` / `ort-spin` always show off / on).
+    in_process: every variant in this process (PyTorch's and ORT's thread pools side by side,
+    which slows both) instead of one worker process per variant; rounds: alternating rounds
+    per condition (the reported figure is the median of the rounds' medians)."""
     patterns = ALL_PATTERNS if conditions == "all" else tuple(parse_pattern(c) for c in conditions)
+    if rounds < 1:
+        raise InputError(f"--rounds must be >= 1, got {rounds}")
     if bundle_dir is None:  # (conditions parsed first: a typo must not wait for a bundle build)
         from .default_bundle import default_bundle
 
@@ -140,18 +166,19 @@ def run_bench(conditions, bundle_dir: Path | None = None, run: Path | None = Non
     names = parse_variants(variants) if isinstance(variants, str) else tuple(variants)
     threads = threads or os.cpu_count() or 1
     runs = []
-    for batch, seq in shapes:
-        progress("measuring this machine's large-matmul rate …")
-        load = matmul_peak_probe()  # just before the timings it is the yardstick for
-        per = {}
-        for p in patterns:
-            progress(f"condition {{{','.join(p)}}} batch {batch}" + (f" seq {seq}" if seq else "") + " …")
-            per[p] = bench_condition(bundle, run, p, names, batch, seq, threads, warmup_s,
-                                     duration_s, load["gflops"], spinning)
-            per[p]["machine_load"] = load
-        runs.append(per)
+    with WorkerPool() as pool:
+        for batch, seq in shapes:
+            progress("measuring this machine's large-matmul rate …")
+            load = matmul_peak_probe()  # just before the timings it is the yardstick for
+            per = {}
+            for p in patterns:
+                progress(f"condition {{{','.join(p)}}} batch {batch}" + (f" seq {seq}" if seq else "") + " …")
+                per[p] = bench_condition(bundle, run, p, names, batch, seq, threads, warmup_s, duration_s,
+                                         load["gflops"], spinning, None if in_process else pool, rounds)
+                per[p]["machine_load"] = load
+            runs.append(per)
+        rss = max([peak_rss_mb()] + [w.peak_rss_mb for w in pool.workers.values()])
     machine = machine_info()
-    rss = peak_rss_mb()
     for per in runs:
         for obj in per.values():
             obj["peak_rss_mb"], obj["machine"] = rss, machine

@@ -35,3 +35,26 @@ def latency_stats(ms: np.ndarray) -> dict[str, float]:
     return {"min": float(ms.min()), "mean": float(ms.mean()), "p50": float(np.percentile(ms, 50)),
             "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99)),
             "max": float(ms.max())}
+
+
+def split_rounds(ms: np.ndarray, rounds: int) -> list[np.ndarray]:
+    """In-process samples (one call per interleaved round) as `rounds` consecutive chunks, the
+    shape of the separate-process measurement."""
+    return [c for c in np.array_split(ms, min(rounds, ms.size)) if c.size]
+
+
+def round_stats(per_round: list[np.ndarray]) -> dict:
+    """The headline figure: the median of the rounds' medians, with their spread (range) and
+    every round's median, in ms."""
+    p50s = [float(np.median(r)) for r in per_round]
+    return {"count": len(p50s), "p50": float(np.median(p50s)), "lo": min(p50s), "hi": max(p50s), "p50s": p50s}
+
+
+def paired_ratio(slow: list[np.ndarray], fast: list[np.ndarray]) -> dict | None:
+    """How many times faster `fast` is than `slow`, round by round (both ran in every round,
+    side by side): the median of the per-round ratios of medians and their range."""
+    n = min(len(slow), len(fast))
+    if n == 0:
+        return None
+    ratios = [float(np.median(slow[i]) / np.median(fast[i])) for i in range(n)]
+    return {"median": float(np.median(ratios)), "lo": min(ratios), "hi": max(ratios), "rounds": n}

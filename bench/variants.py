@@ -14,7 +14,7 @@ from anymodal.runtime.requests import MASKED, build_request
 
 # ort = the graph ort-cpu serves (the ORT-optimised copy where the bundle has one);
 # ort-portable = the portable standard-op graph on the same backend, for comparison
-ALL_VARIANTS = ("reference-eager", "reference-compiled", "torch", "ort-masked", "ort", "ort-portable", "ort-spin",
+ALL_VARIANTS = ("reference-eager", "reference-compiled", "reference-int8", "torch", "ort-masked", "ort", "ort-portable", "ort-spin",
                 "ort-iobinding", "ort-int8", "runtime", "session-run", "ort-cuda", "tensorrt")
 
 
@@ -82,8 +82,9 @@ def torch_variant(run: Path | None, bundle: Bundle, req: dict, threads: int):
 
 
 def reference_variant(name: str, run: Path | None, bundle: Bundle, req: dict, threads: int):
-    """What the authors' code computes (train/models/momke_reference.py) on this bundle's weights, eager or
-    under torch.compile (compiled here, before timing)."""
+    """What the authors' code computes (train/models/momke_reference.py) on this bundle's weights: eager,
+    under torch.compile (compiled here, before timing) or with torch's dynamic int8 quantisation
+    of every nn.Linear."""
     try:
         from anymodal.train.families import get_train_family
     except ImportError:
@@ -95,9 +96,9 @@ def reference_variant(name: str, run: Path | None, bundle: Bundle, req: dict, th
     if model is None:
         return None, args
     try:
-        return reference(model, args, compiled=name.endswith("compiled")), None
-    except Exception as exc:  # torch.compile needs a C++ compiler; say why it is absent
-        return None, f"torch.compile failed here ({type(exc).__name__}: {str(exc)[:200]})"
+        return reference(model, args, name.removeprefix("reference-")), None
+    except Exception as exc:  # torch.compile needs a C++ compiler, int8 a quantised engine; say why
+        return None, f"{name} failed here ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 def _runtime(bundle: Bundle, req: dict, threads: int, spinning: bool, shared: dict):

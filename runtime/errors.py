@@ -56,3 +56,8 @@ class OverloadedError(AnymodalError):
 
 class SchedulerClosedError(AnymodalError):
     """Work submitted to a closed Scheduler, or pending when it was closed without draining."""
+
+
+class BenchWorkerError(AnymodalError):
+    """An rt-bench worker process (one variant each) failed or broke the protocol; the message
+    names the variant and carries the worker's error or the tail of its stderr."""

@@ -38,16 +38,25 @@ def check_schema(obj, condition, gpu_requested=True, model="momke"):
         assert set(v["latency_ms"]) == LATENCY_KEYS
         lat = v["latency_ms"]
         assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
-        assert v["throughput_per_s"] == pytest.approx(obj["batch"] * 1e3 / lat["p50"])
+        rs = v["rounds"]  # the headline: median of the rounds' medians, with their range
+        assert rs["count"] == len(rs["p50s"]) == obj["isolation"]["rounds"]
+        assert rs["lo"] <= rs["p50"] <= rs["hi"] and rs["p50"] == pytest.approx(np.median(rs["p50s"]))
+        assert v["throughput_per_s"] == pytest.approx(obj["batch"] * 1e3 / rs["p50"])
         assert v["gflops"] > 0
     for name in ("ort-cuda", "tensorrt") if gpu_requested else ():  # never silently dropped
         assert name in obj["variants"] or obj["absent"][name]
-    p50 = {n: v["latency_ms"]["p50"] for n, v in obj["variants"].items()}
-    assert obj["speedup"]["ort_vs_torch"] == pytest.approx(p50["torch"] / p50["ort"])
-    assert obj["speedup"]["ort_vs_masked"] == pytest.approx(p50["ort-masked"] / p50["ort"])
+    p50s = {n: np.array(v["rounds"]["p50s"]) for n, v in obj["variants"].items()}
+    # × = the median over rounds of the per-round ratio (both variants ran in every round)
+    assert obj["speedup"]["ort_vs_torch"] == pytest.approx(np.median(p50s["torch"] / p50s["ort"]))
+    assert obj["speedup"]["ort_vs_masked"] == pytest.approx(np.median(p50s["ort-masked"] / p50s["ort"]))
+    spread = obj["speedup_spread"]["ort_vs_torch"]
+    assert spread["lo"] <= obj["speedup"]["ort_vs_torch"] <= spread["hi"]
     assert 0 < obj["params"]["active"] <= obj["params"]["total"]
     assert obj["macs"] > 0 and obj["matmul_peak_gflops"] > 0
     assert obj["fraction_of_peak"] == pytest.approx(obj["variants"]["ort"]["gflops"] / obj["matmul_peak_gflops"])
+    if obj["isolation"]["mode"] == "processes":  # anymodal's rows are timed without torch in the process
+        assert obj["variants"]["ort"]["torch_imported"] is False
+        assert obj["variants"]["torch"]["torch_imported"] is True
     assert set(obj["bundle_bytes"]) == {"fp32", "fp16"}
     assert obj["peak_rss_mb"] > 0
     assert {"cpu", "cores", "versions", "timestamp"} <= set(obj["machine"])
@@ -67,7 +76,7 @@ def test_single_condition_schema_and_ratios(bundle_and_run):
 def test_all_conditions_one_object_per_pattern(bundle_and_run):
     bundle, run = bundle_and_run
     res = run_bench("all", bundle, run, "torch,ort-masked,ort", duration_s=0.1, warmup_s=0.05,
-                    progress=lambda s: None)
+                    progress=lambda s: None, rounds=3)
     assert list(res["conditions"]) == ["a", "t", "v", "at", "av", "tv", "atv"]
     for p, obj in res["conditions"].items():
         check_schema(obj, p, gpu_requested=False)

@@ -19,7 +19,10 @@ def test_overhead_rows_and_figure(small_bundle):
     lat = {n: res["variants"][n]["latency_ms"] for n in ("runtime", "session-run")}
     assert o["min"] == lat["runtime"]["min"] - lat["session-run"]["min"]
     assert res["runtime_spinning"] is True
-    assert "Runtime.predict − session.run (same session, spinning on)" in overhead_lines(res)[0]
+    assert "Runtime.predict − session.run (one process each, spinning on)" in overhead_lines(res)[0]
+    same = run_bench(["a,t"], small_bundle, None, "runtime,session-run", threads=1, duration_s=0.05,
+                     warmup_s=0.02, progress=lambda s: None, shapes=((1, 6),), in_process=True)
+    assert "Runtime.predict − session.run (same session, spinning off)" in overhead_lines(same)[0]
 
 
 def test_predict_overhead_is_paired_by_round():

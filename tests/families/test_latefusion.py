@@ -82,8 +82,10 @@ def test_params_report_and_rt_bench(lf_run, lf_bundle):
     rep = params_report(lf_bundle)
     assert rep["model"] == lf.NAME and rep["active"]["a"] < rep["active"]["atv"] == rep["served"]
     assert params_rows(rep)[1][0][0].startswith("total (incl. nothing training-only)")
+    # in-process: this family is registered in the test's process only, rt-bench's worker
+    # processes (its default) would not know it (they fail with a BenchWorkerError saying so)
     res = run_bench(["a,v"], lf_bundle, lf_run, "torch,ort-masked,ort", duration_s=0.1, warmup_s=0.05,
-                    progress=lambda s: None)
+                    progress=lambda s: None, in_process=True)
     assert res["model"] == lf.NAME and set(res["variants"]) == {"torch", "ort-masked", "ort"}
     assert res["macs"] < res["variants"]["ort-masked"]["macs"]  # the specialised graph skips text
     assert all(v["latency_ms"]["p50"] > 0 for v in res["variants"].values())

@@ -113,11 +113,12 @@ class MoMKETrain(TrainFamily):
     paper_precisions = ("fp32", "fp16", "int8")  # int8 for rt-bench's ort-int8 rows
 
     @staticmethod
-    def reference_callable(model, args, compiled: bool):
-        """The authors' computation: all 9 expert passes on masked inputs (models/momke_reference.py)."""
+    def reference_callable(model, args, mode: str):
+        """The authors' computation: all 9 expert passes on masked inputs (models/momke_reference.py);
+        mode eager | compiled | int8."""
         from ..models.momke_reference import reference_callable
 
-        return reference_callable(model, args, compiled=compiled)
+        return reference_callable(model, args, mode)
 
     def paper_model(self):
         """Paper-sized MoMKE (IEMOCAP dims 512/1024/1024, d=256, Q=4, 2 heads), random weights."""

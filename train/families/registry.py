@@ -36,8 +36,8 @@ class TrainFamily:
     # precisions of rt-bench's default (paper-sized, random-weight) bundle; int8 only where the
     # paper-sized graphs quantise in reasonable time on a small CPU
     paper_precisions: tuple[str, ...] = ("fp32", "fp16")
-    # (model, masked-graph inputs, compiled) -> callable computing what the authors' public code
-    # computes, for rt-bench's reference-eager/-compiled rows; None where no such code exists
+    # (model, masked-graph inputs, mode: eager | compiled | int8) -> callable computing what the
+    # authors' public code computes, for rt-bench's reference-* rows; None where no such code exists
     reference_callable = None
 
     train_command = None  # optional: a typer command function for `rt-train <name>`
