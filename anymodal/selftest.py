@@ -13,13 +13,14 @@ with the reason, in well under five minutes on one GPU.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+from .selftest_bundles import Bundles, small_momke
 
 TOL = {"fp32": dict(atol=1e-5, rtol=1e-4), "fp16": dict(atol=2e-2, rtol=2e-2)}
 KERNEL_SHAPES = ((1, 100, 3), (17, 128, 6), (1000, 256, 3), (33, 512, 6), (5, 64, 16), (250, 37, 2))
@@ -85,20 +86,10 @@ def check_triton_kernel(dtype: str) -> str:
     return f"{len(KERNEL_SHAPES)} shapes up to d=512, max abs err {worst:.2e} (tol {TOL[dtype]})"
 
 
-def _small_momke(hidden=64):
-    import torch
-
-    from anymodal.train.models.momke import MoMKE, MoMKEConfig
-
-    torch.manual_seed(0)
-    return MoMKE(MoMKEConfig(input_dims=(6, 10, 8), hidden=hidden, depth=1, heads=2, output_dim=4,
-                             task="emotion")).eval()
-
-
 def check_momke_cuda_vs_cpu() -> str:
     torch = _torch_cuda()
     _triton()
-    model = _small_momke()
+    model = small_momke()
     g = torch.Generator().manual_seed(1)
     B, L = 3, 11
     inputs = [torch.randn(B, L, d, generator=g) for d in (6, 10, 8)]
@@ -186,35 +177,13 @@ def check_aot_ptx(dtype: str) -> str:
             f"launched with 13 args via cupy; matches reference")
 
 
-class _Bundles:
-    """A small MoMKE bundle, exported once per self-test (needs torch and onnx)."""
-
-    def __init__(self, root: Path):
-        self.root, self._path = root, None
-
-    def path(self) -> Path:
-        if self._path is None:
-            try:
-                from anymodal.export.bundle import write_bundle
-            except ImportError as exc:
-                raise Skip(f"exporting a test bundle needs the train extra ({exc.name} missing)") from None
-            model = _small_momke(hidden=32)
-            cfg = {"data": {"labels": ["happy", "sad", "neutral", "angry"], "dataset": "synthetic",
-                            "features": ["synth-audio", "synth-text", "synth-visual"]}}
-            self._path = write_bundle(model, cfg, self.root / "bundle", ("fp32", "fp16"))
-        return self._path
-
-    def copy(self, name: str) -> Path:
-        return shutil.copytree(self.path(), self.root / name)
-
-
 def _inputs(L=9, seed=0):
     g = np.random.default_rng(seed)
     return {"audio": g.standard_normal((L, 6)).astype(np.float32), "text": g.standard_normal((L, 10)).astype(np.float32),
             "visual": g.standard_normal((L, 8)).astype(np.float32)}
 
 
-def check_ort_cuda(bundles: _Bundles) -> str:
+def check_ort_cuda(bundles: Bundles) -> str:
     from anymodal.runtime import Runtime
     from anymodal.runtime.backends.ort import OrtCudaBackend
 
@@ -237,7 +206,7 @@ def _trt_ready():
         raise Skip(why)
 
 
-def check_trt_precision(bundles: _Bundles, precision: str) -> str:
+def check_trt_precision(bundles: Bundles, precision: str) -> str:
     _trt_ready()
     from anymodal.export.trt_build import build_engines
     from anymodal.runtime import Runtime
@@ -264,7 +233,7 @@ def check_trt_precision(bundles: _Bundles, precision: str) -> str:
     return detail
 
 
-def check_trt_memory_threads(bundles: _Bundles) -> str:
+def check_trt_memory_threads(bundles: Bundles) -> str:
     _trt_ready()
     import pycuda.driver as cuda
 
@@ -297,7 +266,7 @@ def check_trt_memory_threads(bundles: _Bundles) -> str:
     return f"2,000 predictions from 8 threads; free device memory change {drift:+.1f} MiB"
 
 
-def check_trt_tamper(bundles: _Bundles) -> str:
+def check_trt_tamper(bundles: Bundles) -> str:
     _trt_ready()
     from anymodal.export.trt_build import build_engines
     from anymodal.runtime import Runtime
@@ -313,7 +282,7 @@ def check_trt_tamper(bundles: _Bundles) -> str:
     return f"refused; auto chose {rt.backend_name}"
 
 
-def checks(bundles: _Bundles):
+def checks(bundles: Bundles):
     return [("triton-kernel-fp32", lambda: check_triton_kernel("fp32")),
             ("triton-kernel-fp16", lambda: check_triton_kernel("fp16")),
             ("momke-cuda-vs-cpu", check_momke_cuda_vs_cpu),
@@ -328,7 +297,7 @@ def checks(bundles: _Bundles):
 def run_selftest(progress=print) -> list[dict]:
     results = []
     with tempfile.TemporaryDirectory(prefix="rt-selftest-") as tmp:
-        for name, fn in checks(_Bundles(Path(tmp))):
+        for name, fn in checks(Bundles(Path(tmp))):
             t0 = time.perf_counter()
             try:
                 status, detail = "pass", fn()

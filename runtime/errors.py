@@ -47,3 +47,19 @@ class UnsupportedArchError(AnymodalError, ValueError):
     """The fused kernels cannot be compiled for this GPU architecture (newer than the code
     knows: its PTX ISA version is unknown); the message names the arch and the known ones.
     Only the fused plugin is skipped: standard graphs still build."""
+
+
+class CalibrationDataError(ExportError):
+    """INT8 engines need the training data the bundle records (or --calib-data) and it is not
+    there or does not fit; the message names what is missing. Never replaced by random data."""
+
+
+class EngineParityError(ExportError):
+    """A built TensorRT engine disagrees with ONNX Runtime on the same feeds beyond the tolerance
+    of its precision; the message names the graph, output, error and tolerance."""
+
+
+class MissingDependencyError(ExportError):
+    """A build step needs a Python package that is not installed (e.g. onnx/onnxruntime for INT8
+    calibration on a Jetson); the message names what to install."""
+

@@ -73,7 +73,9 @@ class TensorRTBackend(Backend):
             return False, f"CUDA is not usable here ({exc})"
         return True, ""
 
-    def __init__(self, bundle, threads=None):
+    def __init__(self, bundle, threads=None, engine_dir: Path | None = None):
+        """engine_dir: serve that folder's engines (rt-build's parity check of a build not yet
+        published); by default the folder matching this device, TensorRT and precision."""
         super().__init__(bundle, threads)
         import pycuda.driver as cuda
         import tensorrt as trt
@@ -82,11 +84,16 @@ class TensorRTBackend(Backend):
         self._trt, self._cuda = trt, cuda
         dev = cuda.Device(cuda_device_index())
         self.device_name = dev.name()
+        self.skipped: list[str] = []
+        if engine_dir is not None:
+            self.index = check_engine_folder(Path(engine_dir), bundle.graphs)
+            self.engine_dir, self.engine_precision = Path(engine_dir), self.index["precision"]
+            self._ctx = dev.retain_primary_context()
+            return
         cc = tuple(dev.compute_capability())
         order = [bundle.precision] + [p for p in PREFERENCE if p != bundle.precision]
         if bundle.requested_precision is not None:  # asked for: never a silent other precision
             order = [bundle.requested_precision]
-        self.skipped: list[str] = []
         for precision in order:
             folder = bundle.path / "engines" / engine_key(cc, trt.__version__, precision, self.device_name)
             if not folder.is_dir():

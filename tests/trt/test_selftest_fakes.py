@@ -9,7 +9,7 @@ from anymodal import selftest
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
-    return selftest._Bundles(tmp_path_factory.mktemp("selftest"))
+    return selftest.Bundles(tmp_path_factory.mktemp("selftest"))
 
 
 @pytest.mark.slow
