@@ -63,3 +63,6 @@ class MissingDependencyError(ExportError):
     """A build step needs a Python package that is not installed (e.g. onnx/onnxruntime for INT8
     calibration on a Jetson); the message names what to install."""
 
+
+class BackendClosedError(AnymodalError):
+    """A backend was used after close(); its sessions are not re-created behind the caller's back."""
