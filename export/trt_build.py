@@ -19,6 +19,7 @@ from anymodal.runtime.backends.trt_keys import (  # noqa: F401  (re-exported)
     cuda_device_index,
     device_slug,
     engine_key,
+    tensorrt_version_problem,
 )
 from anymodal.runtime.bundle import Bundle, sha256_file
 from anymodal.runtime.errors import BackendUnavailableError, CalibrationDataError, ExportError
@@ -53,6 +54,9 @@ def _trt():
     except ImportError as exc:
         raise BackendUnavailableError("TensorRT is not installed: on Jetson it ships with JetPack; "
                                       "elsewhere pip install tensorrt (NVIDIA's index)") from exc
+    problem = tensorrt_version_problem(trt.__version__)
+    if problem:
+        raise BackendUnavailableError(problem)
     return trt
 
 

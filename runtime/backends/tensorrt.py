@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..bundle import sha256_file
-from ..errors import BackendClosedError, BundleError, InputError
+from ..errors import BackendClosedError, BackendUnavailableError, BundleError, InputError
 from .base import Backend
-from .trt_keys import ENGINES_INDEX, cuda_device_index, engine_key
+from .trt_keys import ENGINES_INDEX, cuda_device_index, engine_key, tensorrt_version_problem
 
 PREFERENCE = ("fp16", "int8", "fp32")
 
@@ -63,9 +63,12 @@ class TensorRTBackend(Backend):
             return False, f"{' and '.join(missing)} not installed ({cls.install_hint})"
         try:
             import pycuda.driver as cuda
-            import tensorrt  # noqa: F401
+            import tensorrt
         except ImportError as exc:
             return False, f"{exc.name} cannot be imported ({exc}) ({cls.install_hint})"
+        problem = tensorrt_version_problem(tensorrt.__version__)
+        if problem:
+            return False, problem
         try:
             cuda.init()
             if cuda.Device.count() <= cuda_device_index():
@@ -81,6 +84,9 @@ class TensorRTBackend(Backend):
         import pycuda.driver as cuda
         import tensorrt as trt
 
+        problem = tensorrt_version_problem(trt.__version__)
+        if problem:
+            raise BackendUnavailableError(problem)
         cuda.init()
         self._trt, self._cuda = trt, cuda
         dev = cuda.Device(cuda_device_index())
