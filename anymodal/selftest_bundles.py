@@ -12,6 +12,10 @@ from pathlib import Path
 DIMS = (6, 10, 8)  # audio, text, visual: small and distinct
 
 
+class Skip(Exception):
+    """A self-test check whose libraries or hardware are not here; the message says which."""
+
+
 def synthetic_run(root: Path, dims=DIMS) -> dict:
     """A synthetic dataset (GCNet layout) under root/data and a run folder whose config.json
     records it; returns the run config a bundle is written with (data, splits, source_run)."""
@@ -51,15 +55,13 @@ class Bundles:
     """Each kind exported once per self-test; copies for checks that write engines."""
 
     def __init__(self, root: Path):
-        self.root, self._paths, self._run = Path(root), {}, None
+        self.root, self._paths, self._run, self._built = Path(root), {}, None, {}
 
     def path(self, kind: str = "standard") -> Path:
         if kind not in self._paths:
             try:
                 from anymodal.export.bundle import write_bundle
             except ImportError as exc:
-                from anymodal.selftest import Skip
-
                 raise Skip(f"exporting a test bundle needs the train extra ({exc.name} missing)") from None
             if self._run is None:
                 self._run = synthetic_run(self.root / "synthetic")
@@ -71,3 +73,13 @@ class Bundles:
 
     def copy(self, name: str, kind: str = "standard") -> Path:
         return Path(shutil.copytree(self.path(kind), self.root / name))
+
+    def built(self, kind: str, precision: str) -> tuple[Path, Path]:
+        """(bundle copy, engine folder) with engines of `precision` built once per self-test and
+        shared by the checks that only read them (one build per kind and precision: the budget)."""
+        if (kind, precision) not in self._built:
+            from anymodal.export.trt_build import build_engines
+
+            path = self.copy(f"trt-{kind}-{precision}", kind)
+            self._built[kind, precision] = (path, build_engines(path, precision, progress=lambda *_: None))
+        return self._built[kind, precision]
