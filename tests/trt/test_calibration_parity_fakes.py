@@ -148,3 +148,15 @@ def test_int8_build_without_onnx_names_what_to_install(fake_gpu, data_copy, monk
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n in ("onnx", "onnxruntime") else real(n, *a))
     with pytest.raises(MissingDependencyError, match="pip install onnx onnxruntime"):
         build_engines(data_copy, "int8", progress=quiet)
+
+
+def test_sequence_family_engines_checked_on_random_features(fake_gpu, derl_bundle, tmp_path):
+    """DERL (token sequences): no conversation calibration (INT8 refused, saying so); fp32 engines
+    are still parity-checked, on random features at the profile's opt shape."""
+    fake_gpu()
+    path = shutil.copytree(derl_bundle, tmp_path / "b")
+    with pytest.raises(CalibrationDataError, match="derl takes sequences: not implemented"):
+        build_engines(path, "int8", progress=quiet)
+    out = build_engines(path, "fp32", progress=quiet)
+    parity = json.loads((out / "engines.json").read_text())["parity"]
+    assert parity["data"].startswith("random features") and set(parity["graphs"]) == set(Bundle(path).graphs)
