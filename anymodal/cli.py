@@ -433,8 +433,9 @@ build_app = _app("Build TensorRT engines for a bundle on this GPU (Jetson or dis
 def build(
     bundle: Path = typer.Option(..., help="Bundle folder (fused or standard graphs)."),
     precision: BuildPrecision = typer.Option(BuildPrecision.fp16, help="Engine precision."),
-    calib_data: Optional[Path] = typer.Option(None, help="INT8 calibration: the dataset folder the "
-                                              "model was trained on (default: random features)."),
+    calib_data: Optional[Path] = typer.Option(None, help="The dataset folder the model was trained on "
+                                              "(default: the one its run recorded): INT8 calibration "
+                                              "and the parity check use its training split."),
     workspace_mb: int = typer.Option(1024, help="Builder workspace limit in MiB."),
     max_batch: int = typer.Option(16, help="Largest batch of the optimisation profile."),
     max_seq: int = typer.Option(256, help="Longest conversation of the optimisation profile."),

@@ -43,8 +43,8 @@ def driver_info() -> dict:
     return info
 
 
-def cuda_devices() -> list[dict]:
-    """Devices as torch sees them (name, compute capability, memory), else []."""
+def _torch_devices() -> list[dict]:
+    """Devices as torch sees them (what the Triton kernels can use), else []."""
     try:
         import torch
     except ImportError:
@@ -55,14 +55,37 @@ def cuda_devices() -> list[dict]:
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
         out.append({"index": i, "name": p.name, "compute_capability": f"{p.major}.{p.minor}",
-                    "memory_gib": round(p.total_memory / 2**30, 1)})
+                    "memory_gib": round(p.total_memory / 2**30, 1), "seen_by": "torch"})
     return out
+
+
+def _pycuda_devices() -> list[dict]:
+    """Devices through the CUDA driver (pycuda), for torch-free installs such as a Jetson serving
+    with TensorRT; no context is created (name, capability and memory are device attributes)."""
+    try:
+        import pycuda.driver as cuda
+    except ImportError:
+        return []
+    try:
+        cuda.init()
+        devices = [cuda.Device(i) for i in range(cuda.Device.count())]
+        return [{"index": i, "name": d.name(), "compute_capability": "{}.{}".format(*d.compute_capability()),
+                 "memory_gib": round(d.total_memory() / 2**30, 1), "seen_by": "pycuda"}
+                for i, d in enumerate(devices)]
+    except Exception:  # pycuda raises its own error types (no driver, no device): none usable
+        return []
+
+
+def cuda_devices() -> list[dict]:
+    """CUDA devices (name, compute capability, memory) as torch sees them, else through pycuda
+    (the TensorRT backend's driver binding), else []."""
+    return _torch_devices() or _pycuda_devices()
 
 
 def _triton_kernels() -> tuple[bool, str]:
     if _version("triton") is None:
         return False, "triton is not installed (pip install 'anymodal[kernels]')"
-    if not cuda_devices():
+    if not _torch_devices():
         return False, "no CUDA device visible to torch (the kernels then run only under TRITON_INTERPRET=1)"
     return True, ""
 

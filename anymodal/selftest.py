@@ -1,32 +1,30 @@
 """rt-doctor --selftest: every GPU check whose libraries are present, each pass / fail / skip
-with the reason, in well under five minutes on one GPU.
+with the reason; a last `budget` row fails when the whole run took more than BUDGET_S on one GPU.
 
   triton-kernel-{fp32,fp16}   compiled RouterMix kernel vs the numpy reference, odd shapes, d <= 512
   momke-cuda-vs-cpu           MoMKE forward on CUDA (Triton RouterMix) vs the CPU path
   aot-ptx-{fp32,fp16}         the AOT PTX (pinned .version, 13 params) loaded by this driver and
                               launched with TensorRT's argument list, vs the reference
   ort-cuda                    ORT's CUDA provider really on CUDA, outputs equal to ORT CPU
-  trt-{fp32,fp16,int8}        engine build + parity vs ORT CPU; profile edges (fp32)
-  trt-memory-threads          2,000 predictions from 8 threads, device memory stable
-  trt-tamper                  a modified plan is refused and `auto` falls through
+  trt-*                       the TensorRT checks (anymodal/selftest_trt.py): builds per precision,
+                              masked graph with mixed availability, fused bundle's plugin layers,
+                              streaming re-scoring, threads and memory, tampered plans
 """
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from . import selftest_trt
+from .selftest_bundles import Bundles, Skip, small_momke
+
+BUDGET_S = 300  # the whole self-test on one GPU (issue 22: at most five minutes)
 TOL = {"fp32": dict(atol=1e-5, rtol=1e-4), "fp16": dict(atol=2e-2, rtol=2e-2)}
 KERNEL_SHAPES = ((1, 100, 3), (17, 128, 6), (1000, 256, 3), (33, 512, 6), (5, 64, 16), (250, 37, 2))
-
-
-class Skip(Exception):
-    """A check whose libraries or hardware are not here; the message says which."""
 
 
 def _torch_cuda():
@@ -85,20 +83,10 @@ def check_triton_kernel(dtype: str) -> str:
     return f"{len(KERNEL_SHAPES)} shapes up to d=512, max abs err {worst:.2e} (tol {TOL[dtype]})"
 
 
-def _small_momke(hidden=64):
-    import torch
-
-    from anymodal.train.models.momke import MoMKE, MoMKEConfig
-
-    torch.manual_seed(0)
-    return MoMKE(MoMKEConfig(input_dims=(6, 10, 8), hidden=hidden, depth=1, heads=2, output_dim=4,
-                             task="emotion")).eval()
-
-
 def check_momke_cuda_vs_cpu() -> str:
     torch = _torch_cuda()
     _triton()
-    model = _small_momke()
+    model = small_momke()
     g = torch.Generator().manual_seed(1)
     B, L = 3, 11
     inputs = [torch.randn(B, L, d, generator=g) for d in (6, 10, 8)]
@@ -186,35 +174,7 @@ def check_aot_ptx(dtype: str) -> str:
             f"launched with 13 args via cupy; matches reference")
 
 
-class _Bundles:
-    """A small MoMKE bundle, exported once per self-test (needs torch and onnx)."""
-
-    def __init__(self, root: Path):
-        self.root, self._path = root, None
-
-    def path(self) -> Path:
-        if self._path is None:
-            try:
-                from anymodal.export.bundle import write_bundle
-            except ImportError as exc:
-                raise Skip(f"exporting a test bundle needs the train extra ({exc.name} missing)") from None
-            model = _small_momke(hidden=32)
-            cfg = {"data": {"labels": ["happy", "sad", "neutral", "angry"], "dataset": "synthetic",
-                            "features": ["synth-audio", "synth-text", "synth-visual"]}}
-            self._path = write_bundle(model, cfg, self.root / "bundle", ("fp32", "fp16"))
-        return self._path
-
-    def copy(self, name: str) -> Path:
-        return shutil.copytree(self.path(), self.root / name)
-
-
-def _inputs(L=9, seed=0):
-    g = np.random.default_rng(seed)
-    return {"audio": g.standard_normal((L, 6)).astype(np.float32), "text": g.standard_normal((L, 10)).astype(np.float32),
-            "visual": g.standard_normal((L, 8)).astype(np.float32)}
-
-
-def check_ort_cuda(bundles: _Bundles) -> str:
+def check_ort_cuda(bundles: Bundles) -> str:
     from anymodal.runtime import Runtime
     from anymodal.runtime.backends.ort import OrtCudaBackend
 
@@ -222,113 +182,28 @@ def check_ort_cuda(bundles: _Bundles) -> str:
     if not ok:
         raise Skip(why)
     path = bundles.path()
-    a = Runtime(path, backend="ort-cuda").predict(**_inputs())
-    b = Runtime(path, backend="ort-cpu").predict(**_inputs())
+    a = Runtime(path, backend="ort-cuda").predict(**selftest_trt.inputs())
+    b = Runtime(path, backend="ort-cpu").predict(**selftest_trt.inputs())
     err = float(np.abs(a.probs - b.probs).max())
     assert err < 1e-4, f"probs differ by {err:.3g}"
     return f"session on CUDAExecutionProvider; probs max abs diff {err:.2e}"
 
 
-def _trt_ready():
-    from anymodal.runtime.backends.tensorrt import TensorRTBackend
-
-    ok, why = TensorRTBackend.available()
-    if not ok:
-        raise Skip(why)
-
-
-def check_trt_precision(bundles: _Bundles, precision: str) -> str:
-    _trt_ready()
-    from anymodal.export.trt_build import build_engines
-    from anymodal.runtime import Runtime
-    from anymodal.runtime.errors import InputError
-
-    path = bundles.copy(f"trt-{precision}")
-    build_engines(path, precision, progress=lambda *_: None)
-    rt = Runtime(path, backend="tensorrt", precision="fp16" if precision == "fp16" else None)
-    ref = Runtime(path, backend="ort-cpu")
-    x = _inputs()
-    err = float(np.abs(rt.predict(**x).probs - ref.predict(**x).probs).max())
-    limit = {"fp32": 1e-3, "fp16": 2e-2, "int8": 0.1}[precision]
-    assert err < limit, f"probs differ from ORT CPU by {err:.3g} (limit {limit})"
-    detail = f"built {rt.backend.engine_dir.name}; probs max abs diff {err:.2e}"
-    if precision == "fp32":  # profile edges: min and max run, one past max is refused by name
-        rt.predict(**_inputs(L=1))
-        rt.predict(**{k: np.repeat(v[None], 16, 0).repeat(29, 1)[:, :256] for k, v in _inputs(L=9).items()})
-        try:
-            rt.predict(**_inputs(L=257))
-        except InputError as exc:
-            detail += f"; L=1 and [16, 256] run, L=257 refused ({str(exc)[:60]}…)"
-        else:
-            raise AssertionError("L=257 (beyond the profile) was not refused")
-    return detail
-
-
-def check_trt_memory_threads(bundles: _Bundles) -> str:
-    _trt_ready()
-    import pycuda.driver as cuda
-
-    from anymodal.export.trt_build import build_engines
-    from anymodal.runtime import Runtime
-
-    path = bundles.copy("trt-threads")
-    build_engines(path, "fp32", progress=lambda *_: None)
-    rt = Runtime(path, backend="tensorrt")
-    rt.predict(**_inputs())  # warm: engines loaded, buffers allocated
-    free0 = cuda.mem_get_info()[0]
-    errors = []
-
-    def work(seed):
-        try:
-            for k in range(250):
-                rt.predict(**_inputs(L=9, seed=seed * 1000 + k))
-        except Exception as exc:  # reported as the failure
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, f"{len(errors)} thread errors, first: {errors[0]!r}"
-    drift = (free0 - cuda.mem_get_info()[0]) / 2**20
-    assert drift < 16, f"free device memory fell by {drift:.1f} MiB over 2,000 predictions"
-    rt.close()
-    return f"2,000 predictions from 8 threads; free device memory change {drift:+.1f} MiB"
-
-
-def check_trt_tamper(bundles: _Bundles) -> str:
-    _trt_ready()
-    from anymodal.export.trt_build import build_engines
-    from anymodal.runtime import Runtime
-
-    path = bundles.copy("trt-tamper")
-    out = build_engines(path, "fp32", progress=lambda *_: None)
-    plan = out / "atv.plan"
-    plan.write_bytes(plan.read_bytes()[:-1] + bytes([plan.read_bytes()[-1] ^ 1]))
-    rt = Runtime(path, backend="auto")
-    assert rt.backend_name != "tensorrt", "a modified plan was used"
-    assert any(n.startswith("tensorrt:") and "sha256" in n for n in rt.backend_notes), \
-        f"no sha256 note: {rt.backend_notes}"
-    return f"refused; auto chose {rt.backend_name}"
-
-
-def checks(bundles: _Bundles):
+def checks(bundles: Bundles):
     return [("triton-kernel-fp32", lambda: check_triton_kernel("fp32")),
             ("triton-kernel-fp16", lambda: check_triton_kernel("fp16")),
             ("momke-cuda-vs-cpu", check_momke_cuda_vs_cpu),
             ("aot-ptx-fp32", lambda: check_aot_ptx("fp32")),
             ("aot-ptx-fp16", lambda: check_aot_ptx("fp16")),
             ("ort-cuda", lambda: check_ort_cuda(bundles)),
-            *[(f"trt-{p}", lambda p=p: check_trt_precision(bundles, p)) for p in ("fp32", "fp16", "int8")],
-            ("trt-memory-threads", lambda: check_trt_memory_threads(bundles)),
-            ("trt-tamper", lambda: check_trt_tamper(bundles))]
+            *selftest_trt.checks(bundles)]
 
 
-def run_selftest(progress=print) -> list[dict]:
+def run_selftest(progress=print, budget_s: float = BUDGET_S) -> list[dict]:
     results = []
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rt-selftest-") as tmp:
-        for name, fn in checks(_Bundles(Path(tmp))):
+        for name, fn in checks(Bundles(Path(tmp))):
             t0 = time.perf_counter()
             try:
                 status, detail = "pass", fn()
@@ -342,6 +217,9 @@ def run_selftest(progress=print) -> list[dict]:
                             "seconds": round(time.perf_counter() - t0, 2)})
             if progress:
                 progress(f"{name}: {status} ({results[-1]['seconds']} s)")
+    total = round(time.perf_counter() - start, 2)
+    results.append({"check": "budget", "status": "pass" if total <= budget_s else "fail", "seconds": total,
+                    "detail": f"whole self-test {total:.1f} s (budget {budget_s:g} s on one GPU)"})
     return results
 
 

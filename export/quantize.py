@@ -1,47 +1,51 @@
 """INT8 through a calibrated QDQ ONNX graph (ONNX Runtime static quantisation): TensorRT
 builds explicit-precision INT8 engines from the Q/DQ scales. Runs on CPU, so the calibration
-and the accuracy of the quantised graph are checked here before any engine is built."""
+and the accuracy of the quantised graph are checked here before any engine is built. The
+calibration data is the bundle's training split (export/calibration.py), never random."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
-from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import ExportError
-from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
-from anymodal.runtime.requests import UTTERANCES
+
+from .build_deps import require_build_libs
+
+# ONNX MatMul is numpy's: B is [..., K, N] and N (the last axis) is the output channel. Scales
+# along N factor out of sum_k x_k*w_kn, scales along K do not, so an INT8 GEMM can apply only
+# the former. ORT's default MatMul channel axis is 1: right for 2-D [K, N], the reduction axis
+# K for the experts' batched [E, K, N] weights. -1 is N at every rank.
+WEIGHT_CHANNEL_AXIS = -1
 
 
-def calibration_feeds(bundle: Bundle, graph: str, data: Path | None, batches: int = 16, seed: int = 0):
-    """Feeds for a graph: conversations of the recorded training split of `data` (GCNet
-    layout, as the bundle was trained on), or standard-normal features when no data is given."""
-    if bundle.family.inputs.name != UTTERANCES:  # the feeds below are conversations
-        raise ExportError(f"INT8 calibration builds conversation (utterance-input) feeds; {bundle.model['kind']} "
-                          f"takes {bundle.family.inputs.name}: not implemented")
-    specs = bundle.graphs[graph]["inputs"]
-    names = {s["name"] for s in specs}
-    if data is not None:
-        from anymodal.train.data.gcnet import read_gcnet
+def _data_files(src: Path) -> list[str]:
+    """The external-data files the graph names (relative to its folder)."""
+    import onnx
 
-        info = bundle.manifest["data"]
-        ds = read_gcnet(data, info["dataset"], tuple(info["features"]))
-        convs = ds.split_by(info["splits"]["train"])[:batches]
-        samples = [{m: c.features[m][None] for m in MODALITIES} for c in convs]
-    else:
-        rng = np.random.default_rng(seed)
-        samples = [{m: rng.standard_normal((1, 24, bundle.dims[m])).astype(np.float32) for m in MODALITIES}
-                   for _ in range(batches)]
-    for s in samples:
-        L = s["a"].shape[1]
-        feeds = {MODALITY_NAMES[m]: s[m].astype(np.float32) for m in MODALITIES if MODALITY_NAMES[m] in names}
-        feeds["mask"] = np.ones((1, L), bool)
-        if "avail" in names:
-            feeds["avail"] = np.ones((1, L, 3), bool)
-        yield feeds
+    model = onnx.load(str(src), load_external_data=False)
+    files = set()
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            files.update(e.value for e in t.external_data if e.key == "location")
+    return sorted(files)
+
+
+def _stage(src: Path, work: Path) -> Path:
+    """A copy of the graph and its weights in `work`: ORT's quantiser writes `<graph>-inferred.onnx`
+    beside its input, which must not be the bundle's graphs folder. Copies, not links: onnx
+    refuses external data with several hard links."""
+    for name in [src.name, *_data_files(src)]:
+        dst = work / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src.parent / name, dst)
+    return work / src.name
 
 
 def quantize_graph_qdq(src: Path, dst: Path, feeds) -> Path:
+    require_build_libs("int8")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class _Reader(CalibrationDataReader):
@@ -52,12 +56,14 @@ def quantize_graph_qdq(src: Path, dst: Path, feeds) -> Path:
             return next(self._it, None)
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    # Symmetric activations and weights: TensorRT's ONNX parser refuses Q/DQ with non-zero zero
-    # points (ORT's default for activations is asymmetric, which ORT itself runs happily).
-    quantize_static(str(src), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    op_types_to_quantize=["MatMul"],  # TensorRT INT8 pays off on the matmuls
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    with tempfile.TemporaryDirectory(prefix="anymodal-qdq-") as work:
+        # Symmetric activations and weights: TensorRT's ONNX parser refuses Q/DQ with non-zero
+        # zero points (ORT's default for activations is asymmetric, which ORT itself runs happily).
+        quantize_static(str(_stage(Path(src), Path(work))), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        op_types_to_quantize=["MatMul"],  # TensorRT INT8 pays off on the matmuls
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "QDQOpTypePerChannelSupportToAxis": {"MatMul": WEIGHT_CHANNEL_AXIS}})
     bad = nonzero_zero_points(dst)
     if bad:
         raise ExportError(f"{dst}: {len(bad)} Q/DQ nodes with non-zero zero points ({', '.join(bad[:3])} …); "

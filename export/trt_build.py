@@ -19,9 +19,12 @@ from anymodal.runtime.backends.trt_keys import (  # noqa: F401  (re-exported)
     cuda_device_index,
     device_slug,
     engine_key,
+    tensorrt_version_problem,
 )
 from anymodal.runtime.bundle import Bundle, sha256_file
-from anymodal.runtime.errors import BackendUnavailableError, ExportError
+from anymodal.runtime.errors import BackendUnavailableError, CalibrationDataError, ExportError
+
+from .build_deps import require_build_libs
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ def _trt():
     except ImportError as exc:
         raise BackendUnavailableError("TensorRT is not installed: on Jetson it ships with JetPack; "
                                       "elsewhere pip install tensorrt (NVIDIA's index)") from exc
+    problem = tensorrt_version_problem(trt.__version__)
+    if problem:
+        raise BackendUnavailableError(problem)
     return trt
 
 
@@ -92,6 +98,9 @@ def build_engines(bundle_dir: str | Path, precision: str = "fp16", workspace_mb:
                   progress=print, device: int | None = None) -> Path:
     """Build every graph of the bundle into engines/<key>/<graph>.plan plus engines.json."""
     trt = _trt()
+    if precision not in ENGINE_PRECISIONS:
+        raise ExportError(f"unknown engine precision {precision!r}; choose {', '.join(ENGINE_PRECISIONS)}")
+    require_build_libs(precision)  # before any engine is built
     device = cuda_device_index() if device is None else device
     cuda, dev, cc, device_name = _device(device)
     bundle = Bundle(bundle_dir)
@@ -139,13 +148,19 @@ def _build_all(trt, bundle: Bundle, precision, workspace_mb, calib_data, limits,
         bundle = Bundle(bundle.path, "fp16")
     index["graph_precision"] = bundle.precision
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
+    cal = _calibration_set(bundle, precision, calib_data, progress)
+    if precision == "int8":
+        index["calibration"] = cal.record()
+    sources, shapes_by_graph = {}, {}
     for graph in bundle.graphs:
         path = bundle.graph_path(graph)
         if precision == "int8":
-            from .quantize import calibration_feeds, quantize_graph_qdq
+            from .calibration import graph_feeds
+            from .quantize import quantize_graph_qdq
 
             path = quantize_graph_qdq(path, tmp / "qdq" / f"{graph}.onnx",
-                                      calibration_feeds(bundle, graph, calib_data))
+                                      graph_feeds(bundle, graph, cal, limits.max_seq))
+        sources[graph] = path
         builder = trt.Builder(logger)
         network = builder.create_network(flags)
         parser = trt.OnnxParser(network, logger)
@@ -164,7 +179,7 @@ def _build_all(trt, bundle: Bundle, precision, workspace_mb, calib_data, limits,
         cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.exists() else b"")
         config.set_timing_cache(cache, ignore_mismatch=False)
         profile = builder.create_optimization_profile()
-        shapes = profile_shapes(bundle, graph, limits)
+        shapes = shapes_by_graph[graph] = profile_shapes(bundle, graph, limits)
         for name, (lo, opt, hi) in shapes.items():
             profile.set_shape(name, lo, opt, hi)
         config.add_optimization_profile(profile)
@@ -176,5 +191,26 @@ def _build_all(trt, bundle: Bundle, precision, workspace_mb, calib_data, limits,
         cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
         index["profiles"][graph] = {n: [list(lo), list(hi)] for n, (lo, _, hi) in shapes.items()}
         index["engines"][graph] = {"file": f"{graph}.plan", "sha256": sha256_file(tmp / f"{graph}.plan")}
+    (tmp / ENGINES_INDEX).write_text(json.dumps(index, indent=2))  # the backend reads it for the check
+    from .engine_parity import check_parity
+
+    index["parity"] = check_parity(bundle, tmp, sources, precision, cal, shapes_by_graph, limits.max_seq, progress)
     shutil.rmtree(tmp / "qdq", ignore_errors=True)
-    (tmp / ENGINES_INDEX).write_text(json.dumps(index, indent=2))  # last: marks the build complete
+    (tmp / ENGINES_INDEX).write_text(json.dumps(index, indent=2))  # with the parity: the build is complete
+
+
+def _calibration_set(bundle: Bundle, precision: str, calib_data, progress):
+    """INT8: the recorded training split or --calib-data, else CalibrationDataError (never random
+    data). fp32/fp16: the same data for the parity check where reachable, else None (random
+    features, said in engines.json)."""
+    from .calibration import training_set
+
+    if precision == "int8":
+        return training_set(bundle, calib_data)
+    try:
+        return training_set(bundle, calib_data)
+    except CalibrationDataError as exc:
+        if calib_data is not None:  # asked for: its problem is an error, not a fallback
+            raise
+        progress(f"parity on random features: {exc}")
+        return None

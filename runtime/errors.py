@@ -61,3 +61,22 @@ class SchedulerClosedError(AnymodalError):
 class BenchWorkerError(AnymodalError):
     """An rt-bench worker process (one variant each) failed or broke the protocol; the message
     names the variant and carries the worker's error or the tail of its stderr."""
+
+
+class CalibrationDataError(ExportError):
+    """INT8 engines need the training data the bundle records (or --calib-data) and it is not
+    there or does not fit; the message names what is missing. Never replaced by random data."""
+
+
+class EngineParityError(ExportError):
+    """A built TensorRT engine disagrees with ONNX Runtime on the same feeds beyond the tolerance
+    of its precision; the message names the graph, output, error and tolerance."""
+
+
+class MissingDependencyError(ExportError):
+    """A build step needs a Python package that is not installed (e.g. onnx/onnxruntime for INT8
+    calibration on a Jetson); the message names what to install."""
+
+
+class BackendClosedError(AnymodalError):
+    """A backend was used after close(); its sessions are not re-created behind the caller's back."""

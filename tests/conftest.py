@@ -58,6 +58,16 @@ def small_bundle(small_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def data_bundle(small_model, tmp_path_factory):
+    """The small model's bundle recording a reachable training split (synthetic data beside it)."""
+    from anymodal.export.bundle import write_bundle
+    from anymodal_testing.helpers import data_run_config
+
+    root = tmp_path_factory.mktemp("db")
+    return write_bundle(small_model, data_run_config(root), root / "bundle")
+
+
+@pytest.fixture(scope="session")
 def fused_bundle(small_model, tmp_path_factory):
     """The small model with each router + expert mix as one RouterMix node (--kernels fused)."""
     from anymodal.export.bundle import write_bundle

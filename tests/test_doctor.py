@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from anymodal.selftest import BUDGET_S
 
 EXE = os.path.join(os.path.dirname(sys.executable), "rt-doctor")
 
@@ -52,6 +53,9 @@ def test_selftest_skips_every_gpu_check_with_its_reason():
     assert res.returncode == 0, res.stderr
     results = json.loads(res.stdout)["selftest"]
     assert {r["check"] for r in results} >= {"triton-kernel-fp32", "aot-ptx-fp16", "ort-cuda", "trt-int8",
+                                            "trt-masked-mixed", "trt-fused-plugin", "trt-streaming",
                                             "trt-memory-threads", "trt-tamper", "momke-cuda-vs-cpu"}
-    for r in results:
+    *checks, budget = results
+    for r in checks:
         assert r["status"] == "skipped" and r["detail"], r
+    assert budget["check"] == "budget" and budget["status"] == "pass" and f"budget {BUDGET_S:g} s" in budget["detail"]

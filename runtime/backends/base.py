@@ -1,8 +1,9 @@
 """One small base class for every inference backend (DESIGN §12, after Polygraphy's runners).
 
 Lifecycle: construct (cheap) -> `session(graph)` loads lazily, once, thread-safely ->
-`run(graph, feeds)` -> `close()`. Subclasses implement `_load_impl` / `_run_impl` and
-`available()`, importing their optional libraries lazily.
+`run(graph, feeds)` -> `close()`, after which `session`/`run` raise BackendClosedError (a
+closed backend never re-creates sessions behind its caller). Subclasses implement
+`_load_impl` / `_run_impl` and `available()`, importing their optional libraries lazily.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..bundle import Bundle
+from ..errors import BackendClosedError
 
 
 class Backend:
@@ -32,6 +34,7 @@ class Backend:
         self.bundle, self.threads = bundle, threads
         self._sessions: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -43,6 +46,8 @@ class Backend:
         if session is not None:
             return session
         with self._lock:
+            if self._closed:  # never re-created behind the caller's back after close()
+                raise BackendClosedError(f"{self.name}: used after close() (graph {graph!r}); open a new Runtime")
             if graph not in self._sessions:
                 path = self.graph_file(graph)
                 session = self._load_impl(path)
@@ -75,6 +80,7 @@ class Backend:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._sessions.clear()
 
     def _load_impl(self, path: Path):

@@ -197,6 +197,39 @@ def probe_model() -> bytes:
 
 
 class OrtTensorRTBackend(OrtBackend):
+    """ONNX Runtime's TensorRT execution provider (by name only: it builds its own engines on a
+    graph's first session). Engines are cached in the bundle's engines/ folder, fp16 enabled for
+    an fp16 variant; a session that did not get the TensorRT provider (ORT drops a provider
+    whose libraries cannot load) is refused, as for ort-cuda."""
+
     name = "ort-trt"
     install_hint = "onnxruntime-gpu built with TensorRT, on a machine with CUDA and TensorRT"
     providers = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+    def cache_dir(self) -> Path:
+        return self.bundle.path / "engines" / f"ort-trt-{self.bundle.precision}"
+
+    def provider_list(self):
+        from .trt_keys import cuda_device_index
+
+        device = cuda_device_index()
+        trt = {"device_id": device, "trt_fp16_enable": self.bundle.precision == "fp16",
+               "trt_engine_cache_enable": True, "trt_engine_cache_path": str(self.cache_dir())}
+        return [("TensorrtExecutionProvider", trt), ("CUDAExecutionProvider", {"device_id": device}),
+                "CPUExecutionProvider"]
+
+    def _load_impl(self, path: Path):
+        ort = _ort()
+        try:
+            self.cache_dir().mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendUnavailableError(f"ort-trt: cannot create its engine cache {self.cache_dir()} ({exc})") from exc
+        try:
+            sess = ort.InferenceSession(str(path), self.session_options(), providers=self.provider_list())
+        except Exception as exc:  # ORT raises its own exception types; name the file
+            raise BundleError(f"{path}: onnxruntime could not load the graph ({exc})") from exc
+        if sess.get_providers()[0] != "TensorrtExecutionProvider":
+            raise BackendUnavailableError(f"{path}: onnxruntime fell back to {sess.get_providers()[0]} "
+                                          "(the TensorRT libraries could not be loaded)")
+        sess.disable_fallback()
+        return sess

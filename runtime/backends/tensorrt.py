@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from ..bundle import sha256_file
-from ..errors import BundleError, InputError
+from ..errors import BackendClosedError, BackendUnavailableError, BundleError, InputError
 from .base import Backend
-from .trt_keys import ENGINES_INDEX, cuda_device_index, engine_key
+from .trt_keys import ENGINES_INDEX, cuda_device_index, engine_key, tensorrt_version_problem
 
 PREFERENCE = ("fp16", "int8", "fp32")
 
@@ -62,9 +63,12 @@ class TensorRTBackend(Backend):
             return False, f"{' and '.join(missing)} not installed ({cls.install_hint})"
         try:
             import pycuda.driver as cuda
-            import tensorrt  # noqa: F401
+            import tensorrt
         except ImportError as exc:
             return False, f"{exc.name} cannot be imported ({exc}) ({cls.install_hint})"
+        problem = tensorrt_version_problem(tensorrt.__version__)
+        if problem:
+            return False, problem
         try:
             cuda.init()
             if cuda.Device.count() <= cuda_device_index():
@@ -73,20 +77,30 @@ class TensorRTBackend(Backend):
             return False, f"CUDA is not usable here ({exc})"
         return True, ""
 
-    def __init__(self, bundle, threads=None):
+    def __init__(self, bundle, threads=None, engine_dir: Path | None = None):
+        """engine_dir: serve that folder's engines (rt-build's parity check of a build not yet
+        published); by default the folder matching this device, TensorRT and precision."""
         super().__init__(bundle, threads)
         import pycuda.driver as cuda
         import tensorrt as trt
 
+        problem = tensorrt_version_problem(trt.__version__)
+        if problem:
+            raise BackendUnavailableError(problem)
         cuda.init()
         self._trt, self._cuda = trt, cuda
         dev = cuda.Device(cuda_device_index())
         self.device_name = dev.name()
+        self.skipped: list[str] = []
+        if engine_dir is not None:
+            self.index = check_engine_folder(Path(engine_dir), bundle.graphs)
+            self.engine_dir, self.engine_precision = Path(engine_dir), self.index["precision"]
+            self._start(dev)
+            return
         cc = tuple(dev.compute_capability())
         order = [bundle.precision] + [p for p in PREFERENCE if p != bundle.precision]
         if bundle.requested_precision is not None:  # asked for: never a silent other precision
             order = [bundle.requested_precision]
-        self.skipped: list[str] = []
         for precision in order:
             folder = bundle.path / "engines" / engine_key(cc, trt.__version__, precision, self.device_name)
             if not folder.is_dir():
@@ -110,7 +124,15 @@ class TensorRTBackend(Backend):
             raise BundleError(f"{bundle.path}: no usable TensorRT engines for {wanted}{why}{have} — "
                               f"build them on this device with rt-build --bundle {bundle.path}"
                               + (f" --precision {bundle.requested_precision}" if bundle.requested_precision else ""))
+        self._start(dev)
+
+    def _start(self, dev) -> None:
         self._ctx = dev.retain_primary_context()
+        # A backend dropped without close() still frees its CUDA objects with the context pushed
+        # (left to the garbage collector they would be freed without it, or leak). Not at
+        # interpreter exit: the driver releases the process's memory then, and CUDA may be gone.
+        self._finalizer = weakref.finalize(self, _release, self._ctx, self._cuda, self._sessions, self._lock)
+        self._finalizer.atexit = False
 
     def serves(self, graph: str) -> bool:
         return graph in self.index.get("engines", {})  # rt-build builds the full graphs only
@@ -157,11 +179,14 @@ class TensorRTBackend(Backend):
                              f"{tuple(lo)} … {tuple(hi)} (rebuild with rt-build --max-batch/--max-seq)")
 
     def _run_impl(self, s, feeds):
-        cuda, ctx = self._cuda, s["context"]
+        cuda = self._cuda
         missing = set(s["inputs"]) - set(feeds)
         if missing:
             raise InputError(f"engine {s['graph']} needs inputs {sorted(missing)}")
         with s["lock"]:  # one execution context: one request at a time
+            ctx = s.get("context")
+            if ctx is None:  # close() released this engine while the request waited
+                raise BackendClosedError(f"{self.name}: closed while a request on {s['graph']} waited")
             self._ctx.push()
             try:
                 stream = s["stream"]
@@ -202,19 +227,30 @@ class TensorRTBackend(Backend):
                 cuda.Context.pop()
 
     def close(self) -> None:
-        """Free every device buffer with the context pushed on this thread (a free left to the
-        garbage collector on another thread would leak)."""
+        """Free every engine, execution context, stream and device buffer with the context pushed
+        on this thread; later calls raise BackendClosedError."""
         with self._lock:
-            sessions = list(self._sessions.values())
-            self._sessions.clear()
-        if not sessions:
-            return
-        self._ctx.push()
-        try:
-            for s in sessions:
-                with s["lock"]:
-                    for dev, _, _ in s["buffers"].values():
-                        dev.free()
-                    s["buffers"].clear()
-        finally:
-            self._cuda.Context.pop()
+            self._closed = True
+        self._finalizer()
+
+
+def _release(ctx, cuda, sessions: dict, lock) -> None:
+    """Drop every CUDA-owning object while `ctx` is current: buffers freed, then the TensorRT
+    execution context before its engine before its runtime, then the stream (their destructors
+    call CUDA, which needs the context pushed on this thread)."""
+    with lock:
+        loaded = list(sessions.values())
+        sessions.clear()
+    if not loaded:
+        return
+    ctx.push()
+    try:
+        for s in loaded:
+            with s["lock"]:
+                for dev, _, _ in s["buffers"].values():
+                    dev.free()
+                s["buffers"].clear()
+                for key in ("context", "engine", "runtime", "stream"):
+                    s.pop(key, None)  # the last reference: destroyed here, context pushed
+    finally:
+        cuda.Context.pop()

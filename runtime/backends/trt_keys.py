@@ -38,3 +38,20 @@ def engine_key(compute_capability: tuple[int, int], trt_version: str, precision:
     return f"sm{major}{minor}{device}-trt{trt_version}-{precision}"
 
 
+
+
+MIN_TENSORRT = (10, 0)  # the tensor-name API and explicit-batch networks by default
+
+
+def tensorrt_version_problem(version: str) -> str | None:
+    """Why this TensorRT cannot run anymodal's build/backend code, or None. TensorRT 8.6
+    (JetPack 6.0) makes an implicit-batch network from create_network(0), which the ONNX parser
+    refuses; anymodal is written for TensorRT 10 and 11 (README, GPUs and Jetson)."""
+    try:
+        major_minor = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return f"TensorRT version {version!r} is not a version number"
+    if major_minor < MIN_TENSORRT:
+        return (f"TensorRT {version} is older than {MIN_TENSORRT[0]}.{MIN_TENSORRT[1]}: anymodal builds and runs "
+                "engines with TensorRT 10/11 only (on a Jetson: JetPack >= 6.1, which ships TensorRT 10.3)")
+    return None

@@ -151,7 +151,7 @@ def test_derl_runtime_works_where_torch_cannot_be_imported(derl_bundle):
 
 
 def test_tensorrt_profiles_and_int8_calibration_for_derl(derl_bundle):
-    from anymodal.export.quantize import calibration_feeds
+    from anymodal.export.calibration import training_set
     from anymodal.export.trt_build import profile_shapes
     from anymodal.runtime.bundle import Bundle
 
@@ -161,4 +161,4 @@ def test_tensorrt_profiles_and_int8_calibration_for_derl(derl_bundle):
     assert shapes["audio"] == ((1, 1, Da), (1, Ta, Da), (16, Ta, Da))
     assert shapes["text_avail"] == ((1, 1), (1, Tt), (16, Tt)) and shapes["visual_mask"][2] == (16, Tv)
     with pytest.raises(ExportError, match="conversation .utterance-input. feeds; derl takes sequences: not implemented"):
-        next(calibration_feeds(b, "t", None))
+        training_set(b, None)

@@ -5,7 +5,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from anymodal.export.quantize import calibration_feeds, nonzero_zero_points, quantize_graph_qdq
+from anymodal.export.calibration import graph_feeds, training_set
+from anymodal.export.quantize import nonzero_zero_points, quantize_graph_qdq
 from anymodal.export.trt_build import ProfileLimits, engine_key, profile_shapes
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import ExportError
@@ -29,13 +30,14 @@ def test_profiles_derived_from_bundle_input_specs(small_bundle):
     assert masked["avail"][2] == (16, 256, 3) and set(masked) == {"audio", "text", "visual", "mask", "avail"}
 
 
-def test_int8_qdq_graph_runs_on_ort_and_stays_close(small_bundle, tmp_path):
-    b = Bundle(small_bundle)
-    dst = quantize_graph_qdq(b.graph_path("t"), tmp_path / "t.onnx", calibration_feeds(b, "t", None))
+def test_int8_qdq_graph_runs_on_ort_and_stays_close(data_bundle, tmp_path):
+    b = Bundle(data_bundle)
+    cal = training_set(b, None)
+    dst = quantize_graph_qdq(b.graph_path("t"), tmp_path / "t.onnx", graph_feeds(b, "t", cal, 256))
     ops = {n.op_type for n in onnx.load(str(dst), load_external_data=False).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert nonzero_zero_points(dst) == []  # TensorRT's parser accepts symmetric Q/DQ only
-    feeds = next(calibration_feeds(b, "t", None, seed=9))
+    feeds = next(graph_feeds(b, "t", cal, 256))
     q = ort.InferenceSession(str(dst)).run(None, feeds)
     f = ort.InferenceSession(str(b.graph_path("t"))).run(None, feeds)
     corr = np.corrcoef(q[0].ravel(), f[0].ravel())[0, 1]

@@ -58,10 +58,12 @@ def test_device_ordinal_from_environment(fake_gpu, bundle_copy, monkeypatch):
     assert out.name.startswith("sm90-nvidia-h100-pcie-")
 
 
-def test_int8_build_parses_symmetric_qdq(fake_gpu, bundle_copy):
+def test_int8_build_parses_symmetric_qdq(fake_gpu, data_bundle, tmp_path):
     """Defect: ORT's default asymmetric activations -> TensorRT's parser refused every INT8 build."""
+    import shutil
+
     trt, _ = fake_gpu()
-    out = build_engines(bundle_copy, "int8", progress=quiet)
+    out = build_engines(shutil.copytree(data_bundle, tmp_path / "b"), "int8", progress=quiet)
     assert (out / "t.plan").is_file() and trt.built[-1]["flags"] == [int(trt.BuilderFlag.INT8)]
 
 

@@ -73,3 +73,13 @@ def derl_inputs(batch=3, seed=0, lengths=None):
 
 def derl_args(xs, masks, avails):
     return [xs[m] for m in "atv"] + [masks[m] for m in "atv"] + [avails[m] for m in "atv"]
+
+
+def data_run_config(root):
+    """run_config() plus a recorded training split on disk (synthetic, the model's DIMS) and the
+    run folder that records it, as training writes them: what INT8 calibration and engine parity
+    read. The self-test's bundles are made the same way."""
+    from anymodal.selftest_bundles import synthetic_run
+
+    cfg = synthetic_run(root, DIMS)
+    return {**cfg, "data": {**run_config()["data"], **cfg["data"], "labels": LABELS}}

@@ -26,6 +26,11 @@ import numpy as np
 __version__ = "10.13.3"
 MAGIC = b"FAKETRT1"
 built: list[dict] = []  # what build_serialized_network saw (for assertions)
+# engines / execution contexts destroyed, and those destroyed while no CUDA context was current
+# (their destructors free device memory through the CUDA runtime, which works on the calling
+# thread's current context)
+released: list[str] = []
+released_without_context: list[str] = []
 
 
 class DataType(enum.IntEnum):
@@ -291,7 +296,21 @@ class Runtime:
         return ICudaEngine(header)
 
 
+def _note_release(kind: str) -> None:
+    try:
+        from pycuda import driver as cuda
+
+        released.append(kind)
+        if cuda.Context.get_current() is None:
+            released_without_context.append(kind)
+    except Exception:  # interpreter shutdown: the fake pycuda may be gone
+        pass
+
+
 class ICudaEngine:
+    def __del__(self):
+        _note_release("ICudaEngine")
+
     def __init__(self, header):
         self.h = header
         self.io = [(t, TensorIOMode.INPUT) for t in header["inputs"]] + \
@@ -345,6 +364,9 @@ class ICudaEngine:
 
 
 class IExecutionContext:
+    def __del__(self):
+        _note_release("IExecutionContext")
+
     def __init__(self, engine: ICudaEngine):
         self.engine, self.shapes, self.addresses, self._out_shapes = engine, {}, {}, {}
 

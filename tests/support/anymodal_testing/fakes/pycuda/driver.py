@@ -224,5 +224,7 @@ memcpy_dtoh = memcpy_dtoh_async
 
 
 def mem_get_info() -> tuple[int, int]:
+    if Context.get_current() is None:  # cuMemGetInfo, no context activation in pycuda's wrapper
+        raise LogicError("cuMemGetInfo failed: invalid device context")
     used = sum(a.nbytes for a in _memory.values())
     return (80 << 30) - used, 80 << 30
