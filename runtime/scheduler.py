@@ -128,8 +128,8 @@ class Scheduler:
                 due = oldest.since + self.max_delay_s - time.monotonic()
                 if self._closed or due <= 0:
                     return self._take(oldest.key), evicted
-                # a full group never waits for the oldest one's delay, and turns never wait: they
-                # run one by one (runtime/streams.py), so waiting for batch-mates gains nothing
+                # a full group never waits for the oldest one's delay, and turns never wait: the
+                # turns that queue while a call runs form the next batch (runtime/streams.py)
                 full = next((k for k, rows in self._rows.items() if rows >= self.max_batch or k == TURN_KEY),
                             None)
                 if full is not None:
