@@ -12,9 +12,9 @@ Per N, three runs on the same turns (one Runtime, so the same sessions):
 Reported: turns/s, p50/p90/p99 turn latency and mean batch (jobs per graph call) of each,
 `throughput_ratio` = scheduler / one-by-one turns/s, `p99_over_single_p50` = scheduler p99 /
 single p50, the stream table's memory (now and its bound), the machine and its load. The
-scheduler runs the turns waiting at once as one batched step-graph call per pattern
-(runtime/streams.py) when the bundle has batched step graphs (`turns_batched`); the mean batch
-says how many turns a call scored.
+scheduler runs the turns waiting at once as one batched step-graph call (runtime/streams.py)
+when the bundle has the batched step graph (`turns_batched`); the mean batch says how many
+turns a call scored.
 """
 
 from __future__ import annotations
@@ -242,9 +242,9 @@ def streams_summary_lines(res: dict) -> list[str]:
              f"bundle: {res['bundle']} ({res['model']}); conversation mode {res['mode']}, backend {res['backend']}",
              f"{res['turns']} turns per stream, max_context {res['max_context']}, random sensor drops; scheduler "
              f"max_batch {res['max_batch']}, max_delay_ms {res['max_delay_ms']:g}",
-             ("scheduler: the turns waiting at once run as one batched step-graph call per pattern (mean batch = "
-              "turns per call)" if res["turns_batched"] else
-              "scheduler: turns run one at a time (no batched step graphs in this bundle/backend): mean batch 1"),
+             ("scheduler: the turns waiting at once run as one batched step-graph call (mean batch = turns per call)"
+              if res["turns_batched"] else
+              "scheduler: turns run one at a time (no batched step graph in this bundle/backend): mean batch 1"),
              f"requests: each stream's {res['turns']} turns as one predict request (availability as `present`), "
              f"{res['request_rounds']} per stream; these are batched (mean batch = requests per graph call)"]
     for key, r in res["per_n"].items():

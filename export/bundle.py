@@ -16,8 +16,8 @@ from anymodal.runtime.backends.ort import OrtCpuBackend
 from anymodal.runtime.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from anymodal.runtime.errors import ExportError
 from anymodal.runtime.jsonio import write_json
-from anymodal.runtime.families import streams_step_graph_name
-from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
+from anymodal.runtime.families.base import STREAMS_STEP_GRAPH
+from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
 from anymodal import __version__
 
@@ -72,8 +72,10 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
     if steps:
         variant["step_graphs"] = {}
         for name, path in steps.items():
-            specs = streams_step_graph_specs if name in batched else step_graph_specs
-            inputs, outputs = specs(model, name.split("_", 1)[1], dtype)
+            if name in batched:
+                inputs, outputs = streams_step_graph_specs(model, dtype)
+            else:
+                inputs, outputs = step_graph_specs(model, name.removeprefix("step_"), dtype)
             variant["step_graphs"][name] = {"file": f"{rel_dir}/{path.name}", "data_files": [f"{rel_dir}/weights.bin"],
                                             "inputs": _spec_json(inputs), "outputs": _spec_json(outputs)}
     return variant
@@ -136,7 +138,7 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
             parity.update(verify_graphs(model, backends, GRAPH_NAMES, p))
             if backends[p].bundle.step_graphs:
                 parity[p].update(verify_step_graphs(model, backends[p], p))
-                if streams_step_graph_name(ALL_PATTERNS[0]) in backends[p].bundle.step_graphs:
+                if STREAMS_STEP_GRAPH in backends[p].bundle.step_graphs:
                     parity[p].update(verify_streams_step_graphs(model, backends[p], p))
             for backend in backends.values():
                 backend.close()

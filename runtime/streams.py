@@ -3,13 +3,13 @@ idle streams evicted, at most `max_streams` of them (memory bound: max_streams �
 
     fut = scheduler.submit_turn("call-17", audio=a_i, text=t_i)   # Future[TurnPrediction]
 
-Turns of many streams run as ONE batched step-graph call per pattern (runtime/turn_batch.py)
-when the bundle has batched step graphs: the streams' key/value caches live in one CachePool
-(a row per open stream, fed in place), each result equals the stream's own Conversation.add.
-A group of pending turns (submission order) is cut into waves — a stream's k-th turn of the
-group goes to wave k, so its turns stay in order — and each wave runs one call per pattern
-(a pattern with one turn in the wave runs the single-stream step graph). Bundles or backends
-without batched step graphs run each turn alone. Also: submit-time validation (a bad turn
+Turns of many streams run as ONE batched step-graph call (runtime/turn_batch.py) when the
+bundle has the batched step graph: the streams' key/value caches live in one CachePool (a row
+per open stream, fed in place), each turn keeps its own pattern, each result equals the
+stream's own Conversation.add. A group of pending turns (submission order) is cut into waves —
+a stream's k-th turn of the group goes to wave k, so its turns stay in order — and each wave
+is one call (a wave of one turn runs the single-stream step graph of its pattern). Bundles or
+backends without the batched step graph run each turn alone. Also: submit-time validation (a bad turn
 fails its own future only), bounded queue and stream table, idle eviction with a callback (an
 evicted or ended stream's caches leave the pool: the Conversation stays usable).
 """
@@ -116,6 +116,11 @@ class Streams:
         future.add_done_callback(lambda _f: self._finished(stream))  # done, failed or cancelled
         return future
 
+    def all_waiting(self) -> bool:
+        """Every open stream has a turn pending (the worker's lock held): nothing more can join
+        the next batch, so it runs at once instead of waiting max_delay_ms for batch-mates."""
+        return all(s.pending > 0 for s in self._table.values())
+
     def _open(self) -> Conversation:
         """A new stream's Conversation, its caches in the pool when turns can be batched."""
         rt = self._scheduler.runtime
@@ -147,7 +152,7 @@ class Streams:
     # -- running (the scheduler's worker) ----------------------------------------------------
     def run(self, jobs: list) -> None:
         """The turns in waves (a stream's k-th turn of the group in wave k), each wave one
-        batched step-graph call per pattern; results in each stream's submission order."""
+        batched step-graph call; results in each stream's submission order."""
         stats = self._scheduler.stats
         waves: list[list] = []
         seen: dict[int, int] = {}  # id(stream) -> its turns so far in this group
@@ -158,15 +163,14 @@ class Streams:
                 waves.append([])
             waves[k].append(job)
         for wave in waves:
-            batches: dict[str, list] = {}
+            batches: dict[object, list] = {}  # the pooled turns together, any other alone
             for job in wave:
-                stream, req = job.payload
-                pooled = self._pool is not None and stream.conversation._pool is self._pool
-                batches.setdefault(req.pattern if pooled else id(job), []).append(job)
+                pooled = self._pool is not None and job.payload[0].conversation._pool is self._pool
+                batches.setdefault("pool" if pooled else id(job), []).append(job)
             for group in batches.values():
                 stats.jobs += len(group)
                 stats.calls += 1
-                if len(group) == 1:  # one turn: the single-stream step graph (no pool rows to gather)
+                if len(group) == 1:  # one turn: its pattern's single-stream step graph (no Gather)
                     results = [_alone(*group[0].payload)]
                 else:
                     results = run_turn_batch(self._pool, [(j.payload[0].conversation, j.payload[1]) for j in group])

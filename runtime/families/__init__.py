@@ -2,7 +2,7 @@
 A new family subclasses RuntimeFamily and calls register_family() once (docs/ARCHITECTURE.md,
 "Add a family")."""
 
-from .base import Decoded, RuntimeFamily, head_outputs, softmax, step_graph_name, streams_step_graph_name
+from .base import Decoded, RuntimeFamily, head_outputs, softmax, step_graph_name
 from .derl import DERLRuntime
 from .inputs import INPUT_KINDS, SequenceInputs, TensorSpec, UtteranceInputs
 from .momke import MoMKERuntime
@@ -14,4 +14,4 @@ DEFAULT_FAMILY = MoMKERuntime.name  # what rt-bench builds when no bundle and no
 
 __all__ = ["DEFAULT_FAMILY", "INPUT_KINDS", "Decoded", "RuntimeFamily", "SequenceInputs", "TensorSpec",
            "UtteranceInputs", "family_names", "get_family", "head_outputs", "register_family", "softmax",
-           "step_graph_name", "streams_step_graph_name"]
+           "step_graph_name"]

@@ -249,17 +249,20 @@ class MoMKE(nn.Module):
             reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i:i + 1][None], 1.0, ones)  # [1, 1, d|3]
         return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=2), dict(zip(ms, slots))
 
-    def streams_step_graph(self, pattern: str) -> "MoMKEStreamsStep":
-        return MoMKEStreamsStep(self, pattern)
+    def streams_step_graph(self) -> "MoMKEStreamsStep":
+        return MoMKEStreamsStep(self)
 
     def step_streams(self, xs: dict[str, torch.Tensor], position: torch.Tensor | None,
                      pools: dict[str, list[torch.Tensor]], stream: torch.Tensor,
-                     cached: dict[str, torch.Tensor]):
-        """step() for S streams at once (batched conversation turns). xs[m] [S, 1, d_m]; position
-        [S] int64 (None without position embeddings); pools[m] = [K_0, V_0, …] each [N, 3, heads,
-        C, d/heads], the caches of N streams of which rows `stream` [S] int64 take part (a Gather:
-        the runtime never stacks caches); cached[m] [S] -> logits [S, 1, out], router weights
-        [S, 1, P, 3], new slots {m: [S, 2Q, 3, heads, d/heads]} (the runtime writes them in place)"""
+                     cached: dict[str, torch.Tensor], present: torch.Tensor):
+        """step() for S streams at once, each with its own pattern (batched conversation turns).
+        xs[m] [S, 1, d_m] for every modality (zeros where absent); position [S] int64 (None
+        without position embeddings); pools[m] = [K_0, V_0, …] each [N, 3, heads, C, d/heads],
+        the caches of N streams of which rows `stream` [S] int64 take part (gathered: the runtime
+        never stacks caches); cached[m] [S]; present [S, 3] bool (modality m reported this turn).
+        An absent modality's representation is zero (as in the full model), so row s equals
+        step() with stream s's pattern; its router weights and new slots are to be ignored.
+        -> logits [S, 1, out], router weights [S, 1, 3, 3], new slots {m: [S, 2Q, 3, heads, d/heads]}"""
         if not self.cfg.causal:
             raise ValueError("step_streams(): a bidirectional MoMKE has no step graphs (train with causal=True)")
         ms = list(xs)
@@ -277,8 +280,8 @@ class MoMKE(nn.Module):
                                                [cached[m] for m in ms])  # [P, S, 3, d]
         reps, weights = {}, {}
         for i, m in enumerate(ms):
-            ones = torch.ones(1, 1, dtype=out.dtype, device=out.device)
-            reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i][:, None], 1.0, ones)  # [S, 1, d|3]
+            used = present[:, MODALITIES.index(m)][:, None]  # [S, 1]: R_m = 0 where m is absent
+            reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i][:, None], 1.0, used)  # [S, 1, d|3]
         return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=2), dict(zip(ms, slots))
 
     def stage1_parameters(self):
@@ -330,26 +333,27 @@ class MoMKEStep(nn.Module):
 
 
 class MoMKEStreamsStep(nn.Module):
-    """The batched step graph of one pattern: inputs as RuntimeFamily.streams_step_graph_inputs
-    (features [S, 1, d_m] per present modality, position [S] if the model uses positions, the
-    streams' rows `stream` [S], then per present modality its 2Q cache pools and filled-slot
-    counts [S]), outputs MoMKEStep's with a leading stream axis."""
+    """The batched step graph (one for every pattern): inputs as RuntimeFamily.
+    streams_step_graph_inputs (features [S, 1, d_m] of every modality, position [S] if the model
+    uses positions, the streams' pool rows `stream` [S], `present` [S, 3], then per modality its
+    2Q cache pools and filled-slot counts [S]), outputs MoMKEStep's with a leading stream axis
+    and every modality's router weights and new slots."""
 
-    def __init__(self, model: MoMKE, pattern: str):
+    def __init__(self, model: MoMKE):
         super().__init__()
-        self.model, self.pattern = model, pattern
+        self.model = model
 
     def forward(self, *inputs: torch.Tensor):
-        P, n = len(self.pattern), 2 * self.model.cfg.depth
-        xs = dict(zip(self.pattern, inputs[:P]))  # [S, 1, d_m]
+        P, n = len(MODALITIES), 2 * self.model.cfg.depth
+        xs = dict(zip(MODALITIES, inputs[:P]))  # [S, 1, d_m]
         rest = list(inputs[P:])
         position = rest.pop(0) if self.model.cfg.positions else None
-        stream = rest.pop(0)
+        stream, present = rest.pop(0), rest.pop(0)
         pools, cached = {}, {}
-        for m in self.pattern:  # per modality: its n cache pools, then its filled-slot counts
+        for m in MODALITIES:  # per modality: its n cache pools, then its filled-slot counts
             pools[m], cached[m], rest = rest[:n], rest[n], rest[n + 1:]
-        logits, weights, slots = self.model.step_streams(xs, position, pools, stream, cached)
-        return (logits, weights, *[slots[m] for m in self.pattern])  # [S, 1, C], [S, 1, P, 3], [S, 2Q, …]
+        logits, weights, slots = self.model.step_streams(xs, position, pools, stream, cached, present)
+        return (logits, weights, *[slots[m] for m in MODALITIES])  # [S, 1, C], [S, 1, 3, 3], [S, 2Q, …]
 
 
 class MoMKESpecialised(nn.Module):
