@@ -27,6 +27,7 @@ class CachePool:
         n, shape = runtime.family.cache_layout(bundle.model["config"])
         self.max_rows, self.max_context = max_rows, max_context
         full = tuple(max_context if d == CONTEXT else d for d in shape)
+        self._slot_axis = 1 + shape.index(CONTEXT)  # in a pool: after the row axis
         dtype = np.dtype(bundle.float_dtype)
         # m -> n pools [max_rows, *cache shape], e.g. MoMKE [rows, 3 experts, H, C, d/H]
         self.pools = {m: [np.zeros((max_rows, *full), dtype) for _ in range(n)] for m in MODALITIES}
@@ -49,6 +50,13 @@ class CachePool:
     def views(self, row: int) -> dict[str, list[np.ndarray]]:
         """m -> its n caches of this row (contiguous views, written in place)."""
         return {m: [p[row] for p in pools] for m, pools in self.pools.items()}
+
+    def write_slots(self, m: str, rows: list[int], slots: list[int], new) -> None:
+        """Modality m's new slots of several rows at once, in place: row rows[j] gets new[j]
+        [n, *slot] at slot slots[j] of each of its n caches (one indexed write per cache)."""
+        index = (np.asarray(rows),) + (slice(None),) * (self._slot_axis - 1) + (np.asarray(slots),)
+        for k, pool in enumerate(self.pools[m]):
+            pool[index] = new[:, k]  # [S', *slot]
 
     @property
     def rows_held(self) -> int:

@@ -47,6 +47,7 @@ def run_turn_batch(pool, items: list[tuple[Conversation, object]]) -> list:
                 conv._avail[i] = False  # the turn did not happen (an eviction did: that is fine)
             out = None
         if out is not None:
+            _write_slots(pool, items, out)
             return [_finish(conv, req, i, out, s) for s, ((conv, req), (_, i))
                     in enumerate(zip(items, started))]
     finally:
@@ -84,12 +85,24 @@ def _call(pool, convs: list[Conversation], index: list[int]) -> dict[str, np.nda
     return out
 
 
+def _write_slots(pool, items: list, out: dict) -> None:
+    """Each conversation's new slots of the modalities it reported, into its pool row at its
+    fill count (per modality and cache one indexed write for the batch); fill counts move on."""
+    for m in MODALITIES:
+        sel = [s for s, (_, req) in enumerate(items) if m in req.pattern]
+        if not sel:
+            continue
+        convs = [items[s][0] for s in sel]
+        pool.write_slots(m, [c._row for c in convs], [c._cached[m] for c in convs],
+                         out[NEW + MODALITY_NAMES[m]][sel])  # [S', n, *slot]
+        for c in convs:
+            c._cached[m] += 1
+
+
 def _finish(conv: Conversation, req, i: int, out: dict, s: int):
-    """Row s of the batch's outputs into conversation conv: the slots of the modalities it
-    reported, counts, prediction (decoded from the row cut to its pattern)."""
+    """Row s of the batch's outputs into conversation conv (its slots already written):
+    length, turn count, prediction (decoded from the row cut to its pattern)."""
     pattern = req.pattern
-    for m in pattern:
-        conv._write_slots(m, out[NEW + MODALITY_NAMES[m]][s])  # [n, *slot]
     conv.length += 1
     turn, conv.turns = conv.turns, conv.turns + 1
     mine = {k: v[s:s + 1] for k, v in out.items() if not k.startswith(NEW)}  # [1, 1, ...]
