@@ -16,6 +16,7 @@ from anymodal.runtime.backends.ort import OrtCpuBackend
 from anymodal.runtime.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from anymodal.runtime.errors import ExportError
 from anymodal.runtime.jsonio import write_json
+from anymodal.runtime.families.base import STREAMS_STEP_GRAPH
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
 from anymodal import __version__
@@ -26,6 +27,7 @@ from .int8 import DEFAULT_MAX_DROP, int8_report, quantize_graph
 from .ort_graphs import ORT_COPY_PRECISIONS, has_ort_ops, ort_file, ort_graphs_entry
 from .specs import GRAPH_NAMES, OPSET, PRECISIONS, model_graph_specs
 from .step_graphs import export_step_graphs, step_graph_specs, verify_step_graphs
+from .streams_step_graphs import export_streams_step_graphs, streams_step_graph_specs, verify_streams_step_graphs
 from .torch_export import export_graph, versions
 from .verify import verify_graphs
 
@@ -53,6 +55,8 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
         if with_ort:
             paths += [export_graph(model, g, folder / ort_file(g), precision, ort_ops=True) for g in GRAPH_NAMES]
     steps = export_step_graphs(model, folder, precision)  # causal models: streaming conversations
+    batched = export_streams_step_graphs(model, folder, precision)  # many conversations' turns at once
+    steps.update(batched)
     for path in paths + list(steps.values()):  # TensorRT's parser must see what ORT sees
         check_function_names(path)
     # portable graphs, ORT copies and step graphs share one weights file
@@ -68,7 +72,10 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
     if steps:
         variant["step_graphs"] = {}
         for name, path in steps.items():
-            inputs, outputs = step_graph_specs(model, name.removeprefix("step_"), dtype)
+            if name in batched:
+                inputs, outputs = streams_step_graph_specs(model, dtype)
+            else:
+                inputs, outputs = step_graph_specs(model, name.removeprefix("step_"), dtype)
             variant["step_graphs"][name] = {"file": f"{rel_dir}/{path.name}", "data_files": [f"{rel_dir}/weights.bin"],
                                             "inputs": _spec_json(inputs), "outputs": _spec_json(outputs)}
     return variant
@@ -131,6 +138,8 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
             parity.update(verify_graphs(model, backends, GRAPH_NAMES, p))
             if backends[p].bundle.step_graphs:
                 parity[p].update(verify_step_graphs(model, backends[p], p))
+                if STREAMS_STEP_GRAPH in backends[p].bundle.step_graphs:
+                    parity[p].update(verify_streams_step_graphs(model, backends[p], p))
             for backend in backends.values():
                 backend.close()
         manifest["parity"] = parity

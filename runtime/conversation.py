@@ -65,7 +65,7 @@ class Conversation:
     """One live conversation on a Runtime. Many may share a Runtime (each holds its own window
     and caches); one Conversation serialises its own calls with a lock."""
 
-    def __init__(self, runtime, max_context: int = 64):
+    def __init__(self, runtime, max_context: int = 64, pool=None):
         family = runtime.family
         if not getattr(family, "supports_conversation", False):
             raise ConversationError(
@@ -102,11 +102,19 @@ class Conversation:
         # stream mode: per modality stream its n caches, slot k = its k-th present utterance in the
         # window; fed whole every turn (the step graph reads only the filled slots)
         self._cache: dict[str, list[np.ndarray]] = {}
+        self._pool, self._row = None, None  # a CachePool's row holds the caches (batched turns)
         if self.mode == STREAM:
             n, shape = layout
             self._slot_axis = shape.index(CONTEXT)
             full = tuple(C if d == CONTEXT else d for d in shape)
-            self._cache = {m: [np.zeros(full, self._dtype) for _ in range(n)] for m in MODALITIES}
+            if pool is not None:
+                if pool.max_context != C:
+                    raise ConversationError(f"cache pool of {pool.max_context} slots per stream for a "
+                                            f"conversation of max_context={C}")
+                self._pool, self._row = pool, pool.acquire()
+                self._cache = pool.views(self._row)  # contiguous views: the step graphs read them as is
+            else:
+                self._cache = {m: [np.zeros(full, self._dtype) for _ in range(n)] for m in MODALITIES}
         self._cached = dict.fromkeys(MODALITIES, 0)  # m -> filled slots of m's caches
         self.length = 0  # utterances in the window
         self.turns = 0  # turns added since reset
@@ -117,6 +125,15 @@ class Conversation:
         """Bytes of the arrays this conversation holds (preallocated; fixed by max_context)."""
         arrays = [*self._features.values(), self._avail, *(a for c in self._cache.values() for a in c)]
         return int(sum(a.nbytes for a in arrays))
+
+    def detach(self) -> None:
+        """Move the caches out of the pool into arrays of this conversation's own and give the
+        row back (a stream that was ended or evicted may still be used; its row may not)."""
+        with self._lock:
+            if self._pool is not None:
+                self._cache = {m: [a.copy() for a in c] for m, c in self._cache.items()}
+                self._pool.release(self._row)
+                self._pool, self._row = None, None
 
     def reset(self) -> None:
         """Forget the conversation (the buffers stay allocated)."""
@@ -142,13 +159,7 @@ class Conversation:
     def add_request(self, req) -> TurnPrediction:
         """Score a turn validated by check_turn (of this conversation's Runtime)."""
         with self._lock:
-            if self.length == self.max_context:
-                self._evict()
-            i = self.length
-            for k, m in enumerate(MODALITIES):
-                used = m in req.present and bool(req.present[m][0, 0])
-                self._avail[i, k] = used
-                self._features[m][i] = req.features[m][0, 0] if used else 0
+            i = self._begin(req)
             try:
                 if self.mode == STREAM:
                     graph, out = self._step(i)
@@ -160,6 +171,25 @@ class Conversation:
             self.length += 1
             turn, self.turns = self.turns, self.turns + 1
         return self._decode(req, graph, out, turn, i)
+
+    def _begin(self, req) -> int:
+        """Make room for the turn (evicting a full window) and write its utterance at its index
+        in the window, which is returned; length/turns move on only once it is scored."""
+        if self.length == self.max_context:
+            self._evict()
+        i = self.length
+        for k, m in enumerate(MODALITIES):
+            used = m in req.present and bool(req.present[m][0, 0])
+            self._avail[i, k] = used
+            self._features[m][i] = req.features[m][0, 0] if used else 0
+        return i
+
+    def _write_slots(self, m: str, new: np.ndarray) -> None:
+        """The new utterance's slot of each of m's caches (new [n, *slot]), in place."""
+        slot = (slice(None),) * self._slot_axis + (self._cached[m],)
+        for cache, row in zip(self._cache[m], new):
+            cache[slot] = row
+        self._cached[m] += 1
 
     # -- stream mode -------------------------------------------------------------------------
     def _step(self, i: int) -> tuple[str, dict[str, np.ndarray]]:
@@ -179,10 +209,7 @@ class Conversation:
                 raise ModelError(f"step graph {graph!r} ({self.runtime.bundle.precision}, "
                                  f"{self.runtime.backend.name}) returned NaN/Inf in {name!r}; not served")
         for m in pattern:
-            slot = (slice(None),) * self._slot_axis + (self._cached[m],)
-            for cache, new in zip(self._cache[m], out[NEW + MODALITY_NAMES[m]]):
-                cache[slot] = new
-            self._cached[m] += 1
+            self._write_slots(m, out[NEW + MODALITY_NAMES[m]])
         return graph, out
 
     def _evict(self) -> None:

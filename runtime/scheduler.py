@@ -128,10 +128,10 @@ class Scheduler:
                 due = oldest.since + self.max_delay_s - time.monotonic()
                 if self._closed or due <= 0:
                     return self._take(oldest.key), evicted
-                # a full group never waits for the oldest one's delay, and turns never wait: they
-                # run one by one (runtime/streams.py), so waiting for batch-mates gains nothing
-                full = next((k for k, rows in self._rows.items() if rows >= self.max_batch or k == TURN_KEY),
-                            None)
+                # a full group never waits for the oldest one's delay; turns wait for batch-mates
+                # only while some open stream has none pending (its next turn may be on its way)
+                full = next((k for k, rows in self._rows.items()
+                             if rows >= self.max_batch or (k == TURN_KEY and self.streams.all_waiting())), None)
                 if full is not None:
                     return self._take(full), evicted
                 if evicted:

@@ -3,13 +3,15 @@ idle streams evicted, at most `max_streams` of them (memory bound: max_streams �
 
     fut = scheduler.submit_turn("call-17", audio=a_i, text=t_i)   # Future[TurnPrediction]
 
-Turns are NOT batched across streams: each turn runs its stream's step graph at batch 1 (as
-Conversation.add does). The step graphs take one stream — features [1, 1, d], caches without a
-stream axis, one `cached` count — so turns of different streams cannot share a call without
-re-exporting the step graphs with a stream axis and per-stream fill counts (not done; see
-docs/ARCHITECTURE.md §7b). What the scheduler gives turns today: submit-time validation (a bad
-turn fails its own future only), one FIFO group for every turn so that a stream's turns run in
-submission order (at once: no max_delay_ms wait, there is no batch to fill), bounded queue and stream table, idle eviction with a callback.
+Turns of many streams run as ONE batched step-graph call (runtime/turn_batch.py) when the
+bundle has the batched step graph: the streams' key/value caches live in one CachePool (a row
+per open stream, fed in place), each turn keeps its own pattern, each result equals the
+stream's own Conversation.add. A group of pending turns (submission order) is cut into waves —
+a stream's k-th turn of the group goes to wave k, so its turns stay in order — and each wave
+is one call (a wave of one turn runs the single-stream step graph of its pattern). Bundles or
+backends without the batched step graph run each turn alone. Also: submit-time validation (a bad turn
+fails its own future only), bounded queue and stream table, idle eviction with a callback (an
+evicted or ended stream's caches leave the pool: the Conversation stays usable).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from .conversation import Conversation
+from .cache_pool import CachePool
+from .conversation import STREAM, Conversation
 from .errors import OverloadedError, RequestError
 from .patterns import MODALITY_NAMES
+from .turn_batch import batched_turns_available, run_turn_batch
 
 TURN_KEY = ("turn",)  # one group: turns run in submission order, so each stream's stay in order
 
@@ -30,6 +34,7 @@ class Stream:
     conversation: Conversation
     last_active: float  # the Streams clock when its last turn finished (or it was opened)
     pending: int = 0  # turns submitted and not done
+    ended: bool = False  # end() was called: its caches leave the pool once no turn is pending
 
 
 class Streams:
@@ -41,6 +46,8 @@ class Streams:
         self.max_streams, self.max_context = max_streams, max_context
         self.idle_timeout_s, self.on_evict, self._clock = idle_timeout_s, on_evict, clock
         self._table: dict[object, Stream] = {}
+        self._pool: CachePool | None = None  # made with the first streaming conversation
+        self._batched = batched_turns_available(scheduler.runtime)
         self._stream_bytes: int | None = None
         self.callback_errors: deque[Exception] = deque(maxlen=16)  # what on_evict raised (kept, not lost)
 
@@ -51,6 +58,11 @@ class Streams:
     def __contains__(self, stream_id) -> bool:
         with self._lock:
             return stream_id in self._table
+
+    @property
+    def batched(self) -> bool:
+        """Whether turns of different streams share step-graph calls (batched step graphs)."""
+        return self._batched
 
     @property
     def memory_bound_bytes(self) -> int:
@@ -80,7 +92,7 @@ class Streams:
                 if len(self._table) >= self.max_streams:
                     raise OverloadedError(f"{len(self._table)} streams open (max_streams={self.max_streams}); "
                                           "end or let idle streams expire, or raise max_streams")
-                stream = Stream(Conversation(self._scheduler.runtime, self.max_context), self._clock())
+                stream = Stream(self._open(), self._clock())
                 self._table[stream_id] = stream
                 opened = True
             try:
@@ -89,6 +101,7 @@ class Streams:
             except RequestError as exc:
                 if opened:  # a stream whose first turn was refused was never opened
                     del self._table[stream_id]
+                    stream.conversation.detach()
                 future.set_exception(exc)
                 return future
             stream.pending += 1
@@ -98,32 +111,74 @@ class Streams:
                 stream.pending -= 1
                 if opened:
                     del self._table[stream_id]
+                    stream.conversation.detach()
                 raise
         future.add_done_callback(lambda _f: self._finished(stream))  # done, failed or cancelled
         return future
+
+    def all_waiting(self) -> bool:
+        """Every open stream has a turn pending (the worker's lock held): nothing more can join
+        the next batch, so it runs at once instead of waiting max_delay_ms for batch-mates."""
+        return all(s.pending > 0 for s in self._table.values())
+
+    def _open(self) -> Conversation:
+        """A new stream's Conversation, its caches in the pool when turns can be batched."""
+        rt = self._scheduler.runtime
+        if self._batched and self._pool is None:
+            probe = Conversation(rt, 1)  # only a streaming conversation has caches to pool
+            if probe.mode == STREAM:
+                self._pool = CachePool(rt, self.max_streams, self.max_context)
+            else:
+                self._batched = False
+        return Conversation(rt, self.max_context, pool=self._pool if self._batched else None)
 
     def _finished(self, stream: Stream) -> None:
         with self._lock:
             stream.pending -= 1
             stream.last_active = self._clock()
+            if stream.ended and stream.pending == 0:
+                stream.conversation.detach()
 
     def end(self, stream_id) -> bool:
         """Close a stream now (turns already submitted still run). False if it was not open."""
         with self._lock:
-            return self._table.pop(stream_id, None) is not None
+            stream = self._table.pop(stream_id, None)
+            if stream is not None:
+                stream.ended = True
+                if stream.pending == 0:  # else when its last pending turn is done (_finished)
+                    stream.conversation.detach()
+            return stream is not None
 
     # -- running (the scheduler's worker) ----------------------------------------------------
     def run(self, jobs: list) -> None:
-        """Each turn on its stream's Conversation, in submission order (one step graph call each)."""
+        """The turns in waves (a stream's k-th turn of the group in wave k), each wave one
+        batched step-graph call; results in each stream's submission order."""
         stats = self._scheduler.stats
+        waves: list[list] = []
+        seen: dict[int, int] = {}  # id(stream) -> its turns so far in this group
         for job in jobs:
-            stream, req = job.payload
-            stats.jobs += 1
-            stats.calls += 1
-            try:
-                job.future.set_result(stream.conversation.add_request(req))
-            except Exception as exc:  # noqa: BLE001 - the caller gets it from its future
-                job.future.set_exception(exc)
+            k = seen.get(id(job.payload[0]), 0)
+            seen[id(job.payload[0])] = k + 1
+            if k == len(waves):
+                waves.append([])
+            waves[k].append(job)
+        for wave in waves:
+            batches: dict[object, list] = {}  # the pooled turns together, any other alone
+            for job in wave:
+                pooled = self._pool is not None and job.payload[0].conversation._pool is self._pool
+                batches.setdefault("pool" if pooled else id(job), []).append(job)
+            for group in batches.values():
+                stats.jobs += len(group)
+                stats.calls += 1
+                if len(group) == 1:  # one turn: its pattern's single-stream step graph (no Gather)
+                    results = [_alone(*group[0].payload)]
+                else:
+                    results = run_turn_batch(self._pool, [(j.payload[0].conversation, j.payload[1]) for j in group])
+                for job, res in zip(group, results):
+                    if isinstance(res, BaseException):
+                        job.future.set_exception(res)
+                    else:
+                        job.future.set_result(res)
 
     # -- idle eviction -----------------------------------------------------------------------
     def wait_s(self) -> float | None:
@@ -138,7 +193,10 @@ class Streams:
             now = self._clock()
             idle = [sid for sid, s in self._table.items()
                     if s.pending == 0 and now - s.last_active >= self.idle_timeout_s]
-            return [(sid, self._table.pop(sid).conversation) for sid in idle]
+            evicted = [(sid, self._table.pop(sid).conversation) for sid in idle]
+            for _, conv in evicted:
+                conv.detach()  # the caller may keep using it; the pool row goes to the next stream
+            return evicted
 
     def notify(self, evicted: list[tuple[object, Conversation]]) -> None:
         """Call on_evict(stream_id, conversation) for each, outside the scheduler's lock."""
@@ -155,3 +213,11 @@ class Streams:
         evicted = self.pop_idle()
         self.notify(evicted)
         return [sid for sid, _ in evicted]
+
+
+def _alone(stream: Stream, req):
+    """One turn through Conversation.add_request: its prediction, or the exception it raised."""
+    try:
+        return stream.conversation.add_request(req)
+    except Exception as exc:  # noqa: BLE001 - the caller hands it to the turn's future
+        return exc

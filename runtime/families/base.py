@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..patterns import MODALITY_NAMES
-from ..requests import Request
+from ..patterns import MODALITIES, MODALITY_NAMES
+from ..requests import MASKED, Request
 from .inputs import TensorSpec, UtteranceInputs
 
 
@@ -120,10 +120,43 @@ class RuntimeFamily:
         slot = tuple(d for d in shape if d != CONTEXT)
         return outs + [TensorSpec(f"{NEW}{MODALITY_NAMES[m]}", (n, *slot), float_dtype) for m in pattern]
 
+    # -- the batched step graph (turns of many conversations as one call) ---------------------
+    def streams_step_graph_inputs(self, dims: dict[str, int], config: dict,
+                                  float_dtype: str = "float32") -> list[TensorSpec]:
+        """One step for S streams, each with its own pattern: every modality's features
+        [S, 1, dim] (zeros where absent), position [S], STEP_STREAM [S] int64 (each stream's
+        row in the pools), STEP_PRESENT [S, 3] bool (modality reported this turn), then per
+        modality its cache pools past_<name>_<i> [POOL, *cache shape] (a row per stream of the
+        caller, read in place) and cached_<name> [S]."""
+        n, shape = self.cache_layout(config)
+        names = [MODALITY_NAMES[m] for m in MODALITIES]
+        specs = [TensorSpec(name, (STREAMS, 1, dims[m]), float_dtype) for name, m in zip(names, MODALITIES)]
+        if self.step_uses_position(config):
+            specs.append(TensorSpec(STEP_POSITION, (STREAMS,), "int64"))
+        specs += [TensorSpec(STEP_STREAM, (STREAMS,), "int64"),
+                  TensorSpec(STEP_PRESENT, (STREAMS, len(MODALITIES)), "bool")]
+        for name in names:
+            specs += [TensorSpec(f"{PAST}{name}_{i}", (POOL, *shape), float_dtype) for i in range(n)]
+            specs.append(TensorSpec(f"{CACHED}{name}", (STREAMS,), "int64"))
+        return specs
+
+    def streams_step_graph_outputs(self, config: dict, float_dtype: str = "float32") -> list[TensorSpec]:
+        """The masked graph's outputs at batch S, seq 1 (every modality; an absent one's entries
+        are to be ignored), then new_<name> [S, n, *slot] per modality (row s written at stream
+        s's slot `cached` where s reported the modality)."""
+        outs = [TensorSpec(s.name, tuple(STREAMS if d == "batch" else 1 if d == "seq" else d for d in s.shape), s.dtype)
+                for s in self.graph_outputs(MASKED, config, float_dtype)]
+        n, shape = self.cache_layout(config)
+        slot = tuple(d for d in shape if d != CONTEXT)
+        return outs + [TensorSpec(f"{NEW}{MODALITY_NAMES[m]}", (STREAMS, n, *slot), float_dtype) for m in MODALITIES]
 
 STEP_POSITION = "position"  # step-graph input: the utterance's index in the window
 CONTEXT = "context"  # the slot axis of a cache tensor (its length: the Conversation's max_context)
 PAST, CACHED, NEW = "past_", "cached_", "new_"  # step-graph cache names (+ modality name)
+STEP_STREAM = "stream"  # batched step-graph input: each stream's row in the cache pools
+STEP_PRESENT = "present"  # batched step-graph input: [S, 3] which modalities each stream reported
+STREAMS_STEP_GRAPH = "steps"  # the batched step graph (one for every pattern)
+STREAMS, POOL = "streams", "pool"  # batched step graphs: the stream axis, the pools' row axis
 
 
 def step_graph_name(pattern: str) -> str:

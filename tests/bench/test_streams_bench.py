@@ -29,7 +29,7 @@ def result(causal_bundle):
 
 
 def test_streams_bench_counts_every_turn_each_way(result, causal_bundle):
-    assert result["mode"] == "stream" and result["turns_batched"] is False
+    assert result["mode"] == "stream" and result["turns_batched"] is True
     assert set(result["per_n"]) == {"2", "3"}
     one_stream = Runtime(causal_bundle).conversation(3).memory_bytes
     for key, r in result["per_n"].items():
@@ -39,7 +39,7 @@ def test_streams_bench_counts_every_turn_each_way(result, causal_bundle):
         assert r["throughput_ratio"] == pytest.approx(r["scheduler"]["turns_per_s"] / r["one_by_one"]["turns_per_s"])
         assert r["p99_over_single_p50"] == pytest.approx(r["scheduler"]["latency_ms"]["p99"]
                                                          / r["single"]["latency_ms"]["p50"])
-        assert r["scheduler"]["mean_batch"] == 1.0  # one step graph call per turn
+        assert 1.0 <= r["scheduler"]["mean_batch"] <= n  # turns per step graph call
         mem = r["scheduler"]["memory"]
         assert mem["streams"] == n and mem["bytes"] == mem["bound_bytes"] == n * one_stream
         req = r["requests"]  # whole requests: every stream's window, twice, each way

@@ -82,7 +82,7 @@ def test_causal_bundle_lists_verified_deduplicated_step_graphs(causal_bundle, sm
     manifest = json.loads((bundle / "manifest.json").read_text())
     variant = manifest["variants"]["fp32"]
     steps = variant["step_graphs"]
-    assert sorted(steps) == sorted(f"step_{p}" for p in ALL_PATTERNS)
+    assert sorted(steps) == sorted([f"step_{p}" for p in ALL_PATTERNS] + ["steps"])
     assert manifest["model"]["config"]["causal"] is True
     assert manifest["model"]["config"]["sources"]["causal"].startswith("anymodal: streaming, paper silent")
     info = steps["step_at"]
@@ -92,9 +92,26 @@ def test_causal_bundle_lists_verified_deduplicated_step_graphs(causal_bundle, sm
     assert [t["name"] for t in info["outputs"]] == ["logits", "router_weights", "new_audio", "new_text"]
     assert info["inputs"][3]["shape"] == [3, 2, "context", 8]  # experts, heads, slots, d / heads
     assert info["outputs"][2]["shape"] == [4, 3, 2, 8]
+    batched = steps["steps"]  # S streams, any patterns: a stream axis, pool rows, presence, fills
+    caches = [f"past_{n}_{k}" for n in ("audio", "text", "visual") for k in range(4)]
+    assert [t["name"] for t in batched["inputs"]] == ["audio", "text", "visual", "position", "stream", "present",
+                                                      *caches[:4], "cached_audio", *caches[4:8], "cached_text",
+                                                      *caches[8:], "cached_visual"]
+    assert batched["inputs"][0]["shape"] == ["streams", 1, DIMS[0]]
+    assert batched["inputs"][5] == {"name": "present", "shape": ["streams", 3], "dtype": "bool"}
+    assert batched["inputs"][6]["shape"] == ["pool", 3, 2, "context", 8]
+    assert batched["inputs"][10]["shape"] == ["streams"]
+    assert [t["shape"] for t in batched["outputs"]] == [["streams", 1, 4], ["streams", 1, 3, 3]] + \
+        [["streams", 4, 3, 2, 8]] * 3
     for name in steps:  # verified like the full graphs, empty caches included
-        assert manifest["parity"]["fp32"][name]["max_error"] <= 1e-4
-        assert [1, [0, 0, 0]] in manifest["parity"]["fp32"][name]["caches"]
+        parity = manifest["parity"]["fp32"][name]
+        assert parity["max_error"] <= 1e-4
+        if name == "steps":  # a batch of one first turn; rows of different fills and patterns
+            assert [1, 1, [0], [[0, 0, 0]], ["atv"]] in parity["batches"]
+            assert any(len({tuple(f) for f in fills}) == len(fills) > 1 and len(set(pats)) == len(ALL_PATTERNS)
+                       for _, _, _, fills, pats in parity["batches"])
+        else:
+            assert [1, [0, 0, 0]] in parity["caches"]
     # every weight of a step graph is one the full graphs already store in weights.bin
     full = set().union(*(_external_offsets(bundle / variant["graphs"][g]["file"]) for g in variant["graphs"]))
     for name, info in steps.items():
@@ -127,6 +144,44 @@ def test_verification_catches_a_wrong_step_graph(causal_bundle):
     backend = OrtCpuBackend(Bundle(bundle), threads=1)
     with pytest.raises(ExportError, match="parity failed: step graph 'step_a'"):
         verify_step_graphs(make_model(depth=2, causal=True, seed=7), backend, "fp32")  # other weights than the bundle's
+
+
+def test_verification_catches_a_wrong_batched_step_graph(causal_bundle):
+    from anymodal.export.streams_step_graphs import verify_streams_step_graphs
+    from anymodal.runtime.backends.ort import OrtCpuBackend
+    from anymodal.runtime.bundle import Bundle
+
+    backend = OrtCpuBackend(Bundle(causal_bundle), threads=1)
+    with pytest.raises(ExportError, match="parity failed: batched step graph 'steps'"):
+        verify_streams_step_graphs(make_model(depth=2, causal=True, seed=7), backend, "fp32")
+
+
+@pytest.mark.parametrize("preset", ["paper", "authors"])
+def test_batched_step_rows_equal_single_steps(preset):
+    """MoMKE.step_streams: each stream's row equals step() of its own pattern on that stream
+    alone, streams at different fills (0 included), pool rows out of order, patterns mixed;
+    unfilled slots are garbage."""
+    model = make_model(depth=2, causal=True, preset=preset)
+    g = torch.Generator().manual_seed(3)
+    C, N, rows, n = 7, 5, [3, 0, 4, 1], 2 * model.cfg.depth
+    patterns = ["at", "v", "atv", "t"]
+    fills = {"a": [2, 0, 6, 1], "t": [5, 1, 0, 3], "v": [0, 4, 2, 6]}
+    present = torch.tensor([[m in p for m in MODALITIES] for p in patterns])
+    pools = {m: [torch.randn(N, 3, 2, C, 8, generator=g) for _ in range(n)] for m in MODALITIES}
+    xs = {m: torch.randn(len(rows), 1, DIMS[k], generator=g) * present[:, k, None, None]
+          for k, m in enumerate(MODALITIES)}
+    position = torch.tensor([6, 2, 5, 3])
+    with torch.no_grad():
+        lg, w, slots = model.step_streams(xs, position, pools, torch.tensor(rows),
+                                          {m: torch.tensor(f) for m, f in fills.items()}, present)
+        for s, (row, pat) in enumerate(zip(rows, patterns)):
+            lg1, w1, slots1 = model.step({m: xs[m][s:s + 1] for m in pat}, position[s:s + 1],
+                                         {m: [p[row] for p in pools[m]] for m in pat},
+                                         {m: torch.tensor([fills[m][s]]) for m in pat})
+            torch.testing.assert_close(lg[s:s + 1], lg1, atol=1e-5, rtol=0)
+            torch.testing.assert_close(w[s:s + 1, :, [MODALITIES.index(m) for m in pat]], w1, atol=1e-5, rtol=0)
+            for m in pat:
+                torch.testing.assert_close(slots[m][s], slots1[m], atol=1e-5, rtol=0)
 
 
 def test_stream_and_rescore_agree_on_a_causal_bundle(causal_bundle):

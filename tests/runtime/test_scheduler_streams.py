@@ -19,8 +19,10 @@ def causal_rt(causal_bundle):
 
 
 def assert_same_turn(got, want):
-    fields = ("mode", "graph", "turn", "position", "pattern", "present", "label", "score")
+    """got (through the Scheduler: alone or in a batched call) equals want (Conversation.add)."""
+    fields = ("mode", "turn", "position", "pattern", "present", "label", "score")
     assert {f: getattr(got, f) for f in fields} == {f: getattr(want, f) for f in fields}
+    assert got.graph in (want.graph, "steps")  # the single or the batched step graph
     assert np.abs(got.probs - want.probs).max() <= TOL
     assert set(got.router_weights) == set(want.router_weights)
     for m, w in want.router_weights.items():

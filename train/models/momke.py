@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from .fused import fused_router_mix
 from .layers import RouterMLP, router_mix, sinusoidal_position_at, sinusoidal_positions
+from .momke_cache_rows import filled_rows, gather_filled
 from .momke_experts import MoMKEExperts
 
 # Where each architectural choice comes from (paper = seeds/momke-paper.txt, code = wxxv/MoMKE).
@@ -248,6 +249,41 @@ class MoMKE(nn.Module):
             reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i:i + 1][None], 1.0, ones)  # [1, 1, d|3]
         return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=2), dict(zip(ms, slots))
 
+    def streams_step_graph(self) -> "MoMKEStreamsStep":
+        return MoMKEStreamsStep(self)
+
+    def step_streams(self, xs: dict[str, torch.Tensor], position: torch.Tensor | None,
+                     pools: dict[str, list[torch.Tensor]], stream: torch.Tensor,
+                     cached: dict[str, torch.Tensor], present: torch.Tensor):
+        """step() for S streams at once, each with its own pattern (batched conversation turns).
+        xs[m] [S, 1, d_m] for every modality (zeros where absent); position [S] int64 (None
+        without position embeddings); pools[m] = [K_0, V_0, …] each [N, 3, heads, C, d/heads],
+        the caches of N streams of which rows `stream` [S] int64 take part (gathered: the runtime
+        never stacks caches); cached[m] [S]; present [S, 3] bool (modality m reported this turn).
+        An absent modality's representation is zero (as in the full model), so row s equals
+        step() with stream s's pattern; its router weights and new slots are to be ignored.
+        -> logits [S, 1, out], router weights [S, 1, 3, 3], new slots {m: [S, 2Q, 3, heads, d/heads]}"""
+        if not self.cfg.causal:
+            raise ValueError("step_streams(): a bidirectional MoMKE has no step graphs (train with causal=True)")
+        ms = list(xs)
+        hs = {}
+        for m in ms:
+            z = self.proj[m](xs[m])  # [S, 1, d]
+            if self.cfg.positions:
+                z = z + sinusoidal_position_at(position, z.shape[-1], z.dtype)[:, None, :]  # + [S, 1, d]
+            hs[m] = z
+        caches = []
+        for m in ms:  # the filled slots of each stream's caches only: [S, 3, H, T, dh] each
+            rows = filled_rows(pools[m][0], stream, cached[m])
+            caches.append([gather_filled(pool, rows) for pool in pools[m]])
+        out, slots = self.experts.step_streams(torch.stack([hs[m][:, 0] for m in ms], dim=0), caches,
+                                               [cached[m] for m in ms])  # [P, S, 3, d]
+        reps, weights = {}, {}
+        for i, m in enumerate(ms):
+            used = present[:, MODALITIES.index(m)][:, None]  # [S, 1]: R_m = 0 where m is absent
+            reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i][:, None], 1.0, used)  # [S, 1, d|3]
+        return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=2), dict(zip(ms, slots))
+
     def stage1_parameters(self):
         return [p for name, p in self.named_parameters()
                 if name.startswith(("proj.", "experts.", "unimodal_heads."))]
@@ -294,6 +330,30 @@ class MoMKEStep(nn.Module):
             caches[m], cached[m], rest = rest[:n], rest[n], rest[n + 1:]
         logits, weights, slots = self.model.step(xs, position, caches, cached)
         return (logits, weights, *[slots[m] for m in self.pattern])  # [1, 1, C], [1, 1, P, 3], [2Q, …]
+
+
+class MoMKEStreamsStep(nn.Module):
+    """The batched step graph (one for every pattern): inputs as RuntimeFamily.
+    streams_step_graph_inputs (features [S, 1, d_m] of every modality, position [S] if the model
+    uses positions, the streams' pool rows `stream` [S], `present` [S, 3], then per modality its
+    2Q cache pools and filled-slot counts [S]), outputs MoMKEStep's with a leading stream axis
+    and every modality's router weights and new slots."""
+
+    def __init__(self, model: MoMKE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: torch.Tensor):
+        P, n = len(MODALITIES), 2 * self.model.cfg.depth
+        xs = dict(zip(MODALITIES, inputs[:P]))  # [S, 1, d_m]
+        rest = list(inputs[P:])
+        position = rest.pop(0) if self.model.cfg.positions else None
+        stream, present = rest.pop(0), rest.pop(0)
+        pools, cached = {}, {}
+        for m in MODALITIES:  # per modality: its n cache pools, then its filled-slot counts
+            pools[m], cached[m], rest = rest[:n], rest[n], rest[n + 1:]
+        logits, weights, slots = self.model.step_streams(xs, position, pools, stream, cached, present)
+        return (logits, weights, *[slots[m] for m in MODALITIES])  # [S, 1, C], [S, 1, 3, 3], [S, 2Q, …]
 
 
 class MoMKESpecialised(nn.Module):

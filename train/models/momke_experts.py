@@ -151,6 +151,56 @@ class MoMKEExperts(nn.Module):
             x = F.layer_norm(x, (self.d,)) * self.lnf_g[:, None, :] + self.lnf_b[:, None, :]
         return x.transpose(0, 1), [torch.stack(r) for r in slots]  # [P, E, d], [2Q, E, H, hd]
 
+    def step_streams(self, h: torch.Tensor, caches: list[list[torch.Tensor]], cached: list[torch.Tensor]):
+        """step() for S streams at once (batched turns): the same op order per row, so each stream's
+        result equals its own step(). h [P, S, d] (modality i of stream s); caches[i] = [K_0, V_0, …]
+        each [S, E, H, C, d/H]; cached[i] [S] int64 (filled slots per stream)
+        -> out [P, S, E, d], the new utterances' slots [S, 2Q, E, H, d/H] per modality"""
+        P, S, d, E, H = h.shape[0], h.shape[1], self.d, self.E, self.heads
+        hd = d // H
+        sel = slice(None)
+        rows = h.reshape(-1, d)  # [P·S, d]
+        w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(0, sel), 0, sel)  # [E, d, 3d], [E, 3d]
+        w_cat = w.permute(1, 0, 2).reshape(d, E * 3 * d)  # [d, E·3d]
+        qkv = (self._norm(rows) @ w_cat + b.reshape(E * 3 * d)).reshape(-1, E, 3 * d).transpose(0, 1)  # [E, P·S, 3d]
+        x = rows.unsqueeze(0).expand(E, -1, d)  # [E, P·S, d]
+        slots: list[list[torch.Tensor]] = [[] for _ in range(P)]  # per modality: K_0, V_0, … [S, E, H, hd]
+        for j in range(self.Q):
+            if j > 0:
+                w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(j, sel), j, sel)
+                qkv = torch.baddbmm(b[:, None, :], self._norm(x), w)  # [E, P·S, 3d]
+            heads = qkv.reshape(E, P, S, 3, H, hd).permute(3, 1, 2, 0, 4, 5)  # [3, P, S, E, H, hd]
+            ys = []
+            for i in range(P):
+                q, k, v = heads[0, i], heads[1, i], heads[2, i]  # [S, E, H, hd]
+                ys.append(self._attend_cached_streams(q, k, v, caches[i][2 * j], caches[i][2 * j + 1], cached[i]))
+                slots[i] += [k, v]
+            y = torch.stack(ys, dim=0).reshape(P * S, E, d).transpose(0, 1)  # [E, P·S, d]
+            if self.out_proj:
+                y = torch.baddbmm(self.o_b[sel, j][:, None, :], y, self.o_w[sel, j])
+            if self.layer_norm:
+                x = x + y
+                x = x + self._ffn(self._norm(x), j, sel, self.ln2_g, self.ln2_b)
+            else:
+                x = x + y + self._ffn(y, j, sel)
+        if self.layer_norm:
+            x = F.layer_norm(x, (self.d,)) * self.lnf_g[:, None, :] + self.lnf_b[:, None, :]
+        out = x.reshape(E, P, S, d).permute(1, 2, 0, 3)  # [P, S, E, d]
+        return out, [torch.stack(r, dim=1) for r in slots]  # [S, 2Q, E, H, hd] per modality
+
+    def _attend_cached_streams(self, q, k, v, keys, values, cached) -> torch.Tensor:
+        """_attend_cached per stream: q, k, v [S, E, H, hd]; keys/values [S, E, H, C, hd];
+        cached [S] int64 -> [S, E, d]"""
+        S, E, H, hd = q.shape
+        q = (q * (1.0 / math.sqrt(hd))).unsqueeze(3)  # [S, E, H, 1, hd]
+        past = q @ keys.transpose(-1, -2)  # [S, E, H, 1, C]
+        empty = torch.arange(keys.shape[3], device=keys.device)[None, :] >= cached[:, None]  # [S, C]
+        past = past.masked_fill(empty[:, None, None, None, :], torch.finfo(past.dtype).min)
+        own = (q * k.unsqueeze(3)).sum(-1, keepdim=True)  # [S, E, H, 1, 1]
+        p = torch.softmax(torch.cat([past, own], dim=-1), dim=-1)  # [S, E, H, 1, C + 1]
+        out = p[..., :-1] @ values + p[..., -1:] * v.unsqueeze(3)  # [S, E, H, 1, hd]
+        return out.reshape(S, E, H * hd)
+
     def _attend_cached(self, q, k, v, keys, values, cached) -> torch.Tensor:
         """One query over the first `cached` slots of keys/values and its own key/value.
         q, k, v [E, H, hd]; keys/values [E, H, C, hd]; cached [1] int64 -> [E, d]"""
