@@ -61,3 +61,7 @@ class SchedulerClosedError(AnymodalError):
 class BenchWorkerError(AnymodalError):
     """An rt-bench worker process (one variant each) failed or broke the protocol; the message
     names the variant and carries the worker's error or the tail of its stderr."""
+
+
+class ProfileError(AnymodalError):
+    """rt-bench --profile could not read a per-op profile out of ONNX Runtime's trace."""
