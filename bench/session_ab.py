@@ -2,14 +2,15 @@
 (the shared-machine rule: compare only ratios measured together):
 
     python -m anymodal.bench.session_ab --compare rewrites  [--bundle B] [--conditions a,at,atv,masked]
-    python -m anymodal.bench.session_ab --compare executor  ...
+    python -m anymodal.bench.session_ab --compare executor|executor-both  ...
 
 * rewrites: the bundle's ORT copy as stored (rewritten at export, export/graph_rewrites.py) against
   the same copy traced again from the bundle's source run without the rewrites (needs the train
   extra and the run folder; the default bundles have theirs).
-* executor: ORT's sequential executor against its parallel executor (inter-op pool of --threads
-  threads, independent branches such as the three experts' or modalities' chains at once) on
-  the same file with the same intra-op threads.
+* executor: ORT's sequential executor with --threads intra-op threads (what ort-cpu runs) against
+  its parallel executor with --threads inter-op threads and 1 intra-op thread (independent
+  branches, such as the modalities' chains, at once instead of each op split over the cores);
+  executor-both: the parallel executor keeping --threads intra-op threads as well.
 
 Prints per graph: the median over rounds of base/new (> 1: new is faster), the range, both
 p50s, the load and the CPU. No figure is kept anywhere; the README records what was run.
@@ -62,11 +63,15 @@ def _sessions(backend: OrtCpuBackend, graph: str, compare: str, threads: int):
     base_src = new_src = str(path)
     if compare == "rewrites":
         base_src = _unrewritten_copy(backend.bundle, graph)
-    elif compare == "executor":
+    elif compare == "executor":  # the same cores as inter-op threads instead of intra-op ones
+        new_opts.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+        new_opts.inter_op_num_threads = threads
+        new_opts.intra_op_num_threads = 1
+    elif compare == "executor-both":  # parallel branches, each op still split over the threads
         new_opts.execution_mode = ort.ExecutionMode.ORT_PARALLEL
         new_opts.inter_op_num_threads = threads
     else:
-        raise SystemExit(f"--compare {compare!r}: rewrites or executor")
+        raise SystemExit(f"--compare {compare!r}: rewrites, executor or executor-both")
     prov = ["CPUExecutionProvider"]
     return {"base": ort.InferenceSession(base_src, base_opts, providers=prov),
             "new": ort.InferenceSession(new_src, new_opts, providers=prov)}
@@ -93,7 +98,7 @@ def compare_graph(sessions: dict, feeds: dict, rounds: int, seconds: float) -> d
 
 def main(argv=None) -> None:
     ap = bundle_parser(__doc__)
-    ap.add_argument("--compare", required=True, choices=("rewrites", "executor"))
+    ap.add_argument("--compare", required=True, choices=("rewrites", "executor", "executor-both"))
     ap.add_argument("--conditions", default="a,at,atv,masked", help="graphs, comma-separated")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seq", type=int, default=24, help="conversation length (utterance-level models)")
