@@ -264,6 +264,10 @@ def bench(
                                           help="N live conversations at once, as fast as possible: the "
                                                "Scheduler vs one turn at a time (--turns per stream, default "
                                                "50; --max-context default 64)."),
+    profile: Optional[Path] = typer.Option(None, "--profile", metavar="DIR",
+                                           help="Instead of the latency comparison: ORT's per-op profile of "
+                                                "each served graph (op type, nodes, µs, share), its MFLOP, "
+                                                "GFLOP/s and % of a measured matmul peak, written to DIR."),
 ):
     """Compare the authors' computation in PyTorch (eager, compiled, int8), ORT masked, ORT specialised
     (and GPU backends), each in a process of its own, in alternating rounds.
@@ -300,6 +304,20 @@ def bench(
         raise InputError(f"{next(k for k, v in stream_only.items() if v)} needs --stream")
     if all_conditions == (condition is not None):
         raise InputError("give exactly one of --condition PATTERN or --all-conditions")
+    if profile is not None:
+        given = {"--run": run is not None, "--backend": backend != "all", "--in-process": in_process,
+                 "--rounds": rounds != 10, "--warmup-s": warmup_s != 1.0, "--duration-s": duration_s != 3.0,
+                 "--json": json_out is not None, "--markdown": markdown is not None, "--plot": plot is not None}
+        if any(given.values()):
+            raise InputError(f"{next(k for k, v in given.items() if v)} does not apply to --profile")
+        from anymodal.bench.profile_cli import bench_profile_command
+        from anymodal.bench.run import DEFAULT_SHAPES
+
+        return bench_profile_command("all" if all_conditions else [condition], bundle, model,
+                                     _ints(batch, "--batch") if batch else (1,),
+                                     _ints(seq_len, "--seq-len") if seq_len else None,
+                                     DEFAULT_SHAPES if batch is None and seq_len is None else None,
+                                     threads, spinning == OnOff.on, profile, _console())
     from anymodal.bench.report import markdown_report, plot_latency, print_result, write_outputs
     from anymodal.bench.run import DEFAULT_SHAPES, run_bench
 

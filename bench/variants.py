@@ -7,6 +7,7 @@ import functools
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.backends import BACKENDS
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
@@ -41,7 +42,7 @@ def specialised_feeds(bundle: Bundle, req: dict, float_dtype: str):
     return _feeds(bundle, req, float_dtype)
 
 
-def _masked_feeds(bundle: Bundle, req: dict) -> dict:
+def masked_feeds(bundle: Bundle, req: dict) -> dict:
     """All inputs + masks, absent modalities as the family feeds them to the masked graph
     (the paper-code way)."""
     return _feeds(bundle, req, bundle.float_dtype, MASKED)[1]
@@ -53,12 +54,13 @@ def _torch_model_and_args(run: Path | None, bundle: Bundle, req: dict, threads: 
         return None, "no PyTorch checkpoint for this bundle (pass --run RUN)"
     try:
         import torch
+
         from anymodal.train.checkpoint import load_run
     except ImportError:
         return None, "PyTorch is not installed (pip install 'anymodal[train]')"
     torch.set_num_threads(threads)
     model = _load_model(str(Path(run).resolve()), load_run)
-    args = [torch.from_numpy(v) for v in _masked_feeds(bundle, req).values()]  # the masked graph's input order
+    args = [torch.from_numpy(v) for v in masked_feeds(bundle, req).values()]  # the masked graph's input order
     return model, args
 
 
@@ -169,7 +171,7 @@ def ort_variant(name: str, bundle: Bundle, pattern: str, req: dict, threads: int
     backend = BACKENDS[backend_name](bundle, threads=threads, spinning=name == "ort-spin",
                                      graphs="portable" if name == "ort-portable" else "auto")
     if name.endswith("masked"):
-        graph, feeds = "masked", _masked_feeds(bundle, req)
+        graph, feeds = "masked", masked_feeds(bundle, req)
     else:
         graph, feeds = specialised_feeds(bundle, req, bundle.float_dtype)  # the graph of `pattern`
     backend.session(graph)  # load outside the timed region

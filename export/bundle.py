@@ -11,6 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
+from anymodal import __version__
 from anymodal.runtime.atomic_fs import make_temp_dir, publish_dir
 from anymodal.runtime.backends.ort import OrtCpuBackend
 from anymodal.runtime.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
@@ -19,10 +20,9 @@ from anymodal.runtime.jsonio import write_json
 from anymodal.runtime.families.base import STREAMS_STEP_GRAPH
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
-from anymodal import __version__
-
 from .dedup import deduplicate
 from .function_names import check_function_names
+from .graph_rewrites import rewrite_file
 from .int8 import DEFAULT_MAX_DROP, int8_report, quantize_graph
 from .ort_graphs import ORT_COPY_PRECISIONS, has_ort_ops, ort_file, ort_graphs_entry
 from .specs import GRAPH_NAMES, OPSET, PRECISIONS, model_graph_specs
@@ -52,8 +52,11 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
         paths = [quantize_graph(fp32 / n, folder / n) for n in names]
     else:
         paths = [export_graph(model, g, folder / f"{g}.onnx", precision, kernels) for g in GRAPH_NAMES]
-        if with_ort:
-            paths += [export_graph(model, g, folder / ort_file(g), precision, ort_ops=True) for g in GRAPH_NAMES]
+        if with_ort:  # the copies without the tracer's leftover shape plumbing (graph_rewrites.py)
+            copies = [export_graph(model, g, folder / ort_file(g), precision, ort_ops=True) for g in GRAPH_NAMES]
+            for path in copies:
+                rewrite_file(path)
+            paths += copies
     steps = export_step_graphs(model, folder, precision)  # causal models: streaming conversations
     batched = export_streams_step_graphs(model, folder, precision)  # many conversations' turns at once
     steps.update(batched)

@@ -80,3 +80,7 @@ class MissingDependencyError(ExportError):
 
 class BackendClosedError(AnymodalError):
     """A backend was used after close(); its sessions are not re-created behind the caller's back."""
+
+
+class ProfileError(AnymodalError):
+    """rt-bench --profile could not read a per-op profile out of ONNX Runtime's trace."""

@@ -202,8 +202,9 @@ def build_request(input_kind: str, dims: dict[str, int], float_dtype: str, array
 
     bad_items = {}
     for m, f in feats.items():  # cast first: float64 beyond float16's range becomes Inf
-        with np.errstate(over="ignore", invalid="ignore"):
-            feats[m] = f.astype(float_dtype, copy=False)  # no copy when already float_dtype
+        if f.dtype != float_dtype:  # (the common request needs no cast: no errstate to enter)
+            with np.errstate(over="ignore", invalid="ignore"):
+                feats[m] = f.astype(float_dtype)
         if not all_finite(feats[m]):  # rare: locate the bad items
             bad = ~np.isfinite(feats[m]).all(axis=-1) & used[m]  # NaN/Inf matter only where used
             if bad.any():
