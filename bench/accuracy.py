@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime import Runtime
 from anymodal.runtime.errors import DataError
 from anymodal.runtime.metrics import emotion_metrics, sentiment_metrics

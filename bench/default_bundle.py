@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from anymodal.runtime.families import DEFAULT_FAMILY
-
 from anymodal import __version__
+from anymodal.runtime.families import DEFAULT_FAMILY
 
 
 def _code_digest() -> str:
@@ -41,6 +40,7 @@ def default_bundle(progress=print, kind: str = DEFAULT_FAMILY, causal: bool = Fa
         return bundle, run
     try:
         import torch  # noqa: F401
+
         from anymodal.export.bundle import write_bundle
         from anymodal.train.checkpoint import save_run
         from anymodal.train.families import get_train_family

@@ -88,6 +88,7 @@ def latency_by_mode(bundle_dir: str, threads: int | None, patterns=("a", "atv"),
     import time as _time
 
     import numpy as np
+
     from anymodal.bench.variants import make_request
     from anymodal.runtime import Runtime
 

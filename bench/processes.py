@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import BenchWorkerError
 
 WORKER_CODE = "from anymodal.bench.worker import main; main()"

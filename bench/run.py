@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import InputError
 from anymodal.runtime.families import DEFAULT_FAMILY

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from urllib.parse import urlparse
 
 import numpy as np
+
 from anymodal.runtime import Runtime
 from anymodal.runtime.errors import InputError
 from anymodal.runtime.patterns import parse_pattern

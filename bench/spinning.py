@@ -15,6 +15,7 @@ import os
 import time
 
 import numpy as np
+
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import parse_pattern
 from anymodal.runtime.runtime import Runtime

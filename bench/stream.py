@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import InputError, PatternError
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES, parse_pattern
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import InputError
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 

@@ -16,8 +16,8 @@ from anymodal.runtime.atomic_fs import make_temp_dir, publish_dir
 from anymodal.runtime.backends.ort import OrtCpuBackend
 from anymodal.runtime.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from anymodal.runtime.errors import ExportError
-from anymodal.runtime.jsonio import write_json
 from anymodal.runtime.families.base import STREAMS_STEP_GRAPH
+from anymodal.runtime.jsonio import write_json
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
 from .dedup import deduplicate
@@ -27,7 +27,11 @@ from .int8 import DEFAULT_MAX_DROP, int8_report, quantize_graph
 from .ort_graphs import ORT_COPY_PRECISIONS, has_ort_ops, ort_file, ort_graphs_entry
 from .specs import GRAPH_NAMES, OPSET, PRECISIONS, model_graph_specs
 from .step_graphs import export_step_graphs, step_graph_specs, verify_step_graphs
-from .streams_step_graphs import export_streams_step_graphs, streams_step_graph_specs, verify_streams_step_graphs
+from .streams_step_graphs import (
+    export_streams_step_graphs,
+    streams_step_graph_specs,
+    verify_streams_step_graphs,
+)
 from .torch_export import export_graph, versions
 from .verify import verify_graphs
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import CalibrationDataError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import EngineParityError
 from anymodal.runtime.requests import MASKED
@@ -69,6 +70,7 @@ def check_parity(bundle: Bundle, engine_dir: Path, sources: dict[str, Path], pre
     """{reference, error, tolerance, data, graphs: {graph: max error}}; EngineParityError on a miss.
     `sources`: the ONNX file each engine was parsed from; `shapes`: profile shapes per graph."""
     import onnxruntime as ort
+
     from anymodal.runtime.backends.tensorrt import TensorRTBackend
 
     tol = ENGINE_TOLERANCE[precision]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
+
 from anymodal.runtime.errors import ExportError
 
 

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import ExportError
 
 # the headline score per task: WA for emotion, Acc-2 (non-zero) for sentiment

@@ -8,11 +8,11 @@ Triton kernel instead, and older TensorRT's parser inlines the function like ORT
 from __future__ import annotations
 
 import onnx
-from anymodal.kernels.plugin_id import PLUGIN_DOMAIN, PLUGIN_ID, PLUGIN_NAME
 from onnx import AttributeProto, helper
 
-from .specs import OPSET
+from anymodal.kernels.plugin_id import PLUGIN_DOMAIN, PLUGIN_ID, PLUGIN_NAME
 
+from .specs import OPSET
 
 LOCAL_PREFIX = f"{PLUGIN_ID}/"  # no torch-exported tensor is named like this
 

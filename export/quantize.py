@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import ExportError
 
 from .build_deps import require_build_libs

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import ExportError
 from anymodal.runtime.families import get_family, step_graph_name
 from anymodal.runtime.families.base import CACHED, CONTEXT

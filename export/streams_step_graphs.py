@@ -21,10 +21,21 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import ExportError
 from anymodal.runtime.families import get_family
-from anymodal.runtime.families.base import (CACHED, CONTEXT, NEW, PAST, POOL, STEP_POSITION, STEP_PRESENT,
-                                            STEP_STREAM, STREAMS, STREAMS_STEP_GRAPH)
+from anymodal.runtime.families.base import (
+    CACHED,
+    CONTEXT,
+    NEW,
+    PAST,
+    POOL,
+    STEP_POSITION,
+    STEP_PRESENT,
+    STEP_STREAM,
+    STREAMS,
+    STREAMS_STEP_GRAPH,
+)
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
 from .specs import OPSET, TOLERANCE

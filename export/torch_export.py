@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from anymodal.kernels.plugin_id import PLUGIN_DOMAIN
 
 from .ort_graphs import ort_model

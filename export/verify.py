@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from anymodal.runtime.errors import ExportError
 
 from .specs import TOLERANCE, VERIFY_SHAPES, model_graph_specs

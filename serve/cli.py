@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
 from anymodal.runtime.errors import AnymodalError
 
 
@@ -133,11 +134,12 @@ def bench_server(
     markdown: Optional[Path] = typer.Option(None, help="Write the table as markdown."),
 ):
     """p50/p90/p99 and requests per second per transport; every answer checked against in-process."""
+    from rich.console import Console
+
     from anymodal.bench.server import bench_server as run
     from anymodal.bench.server import parse_servers, server_rows
     from anymodal.bench.tables import markdown_table, rich_table
     from anymodal.runtime.jsonio import write_json
-    from rich.console import Console
 
     console = Console()
     levels = [int(c) for c in concurrency.split(",")]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 from anymodal.runtime.requests import SEQUENCES

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime import Runtime
 from anymodal.runtime.bundle import Bundle
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from anymodal.selftest import BUDGET_S
 
 EXE = os.path.join(os.path.dirname(sys.executable), "rt-doctor")

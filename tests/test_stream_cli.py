@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from anymodal.runtime import Runtime
 from anymodal_testing.helpers import DIMS
 

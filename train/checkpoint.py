@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from safetensors.torch import load_file, save_file
+
 from anymodal.runtime.atomic_fs import atomic_write, atomic_write_bytes
 from anymodal.runtime.errors import BundleError, DataError
 from anymodal.runtime.file_integrity import sha256_file
-from safetensors.torch import load_file, save_file
 
 from .models import build_model
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from anymodal.runtime.metrics import sentiment_metrics
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 

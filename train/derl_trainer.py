@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
+
 from anymodal.runtime.errors import InputError
 from anymodal.runtime.metrics import sentiment_metrics
-from tqdm.auto import tqdm
 
 from .data.missing import rate_avail, training_avail
 from .data.mmsa import SequenceSet

@@ -79,9 +79,8 @@ def init_from_env() -> DistContext:
 def main() -> None:
     # run as `python -m anymodal.train.distributed`, this file is `__main__`, a second copy of the
     # module: the trainers read the context of the imported `anymodal.train.distributed`
-    from anymodal.train import distributed as imported
-
     from anymodal.cli import _main, train_app
+    from anymodal.train import distributed as imported
 
     ctx = imported.init_from_env()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from anymodal.runtime.metrics import emotion_metrics, sentiment_metrics
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 

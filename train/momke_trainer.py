@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from anymodal.runtime.errors import InputError
-from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, parse_pattern
 from torch.nn import functional as F
 from tqdm.auto import tqdm
+
+from anymodal.runtime.errors import InputError
+from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, parse_pattern
 
 from . import distributed
 from .data.batching import Batch, iterate_batches

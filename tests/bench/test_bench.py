@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from anymodal.bench.run import run_bench
 from anymodal.bench.timing import latency_stats, measure_interleaved
 from anymodal.export.bundle import write_bundle

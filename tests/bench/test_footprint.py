@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+
 from anymodal.bench.footprint import disk_bytes, footprint, footprint_table
 from anymodal.runtime import BundleError, Runtime
 from anymodal.runtime.patterns import ALL_PATTERNS

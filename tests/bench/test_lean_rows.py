@@ -3,11 +3,11 @@ the overhead figure computed from the interleaved samples; ort-iobinding compute
 session.run computes. Schema and behaviour only, no timing thresholds."""
 
 import numpy as np
+
+from anymodal import Runtime
 from anymodal.bench.report import overhead_lines
 from anymodal.bench.run import predict_overhead, run_bench
 from anymodal.bench.variants import iobinding_call
-
-from anymodal import Runtime
 
 
 def test_overhead_rows_and_figure(small_bundle):

@@ -4,6 +4,7 @@ an option. Schema and behaviour only, no timing thresholds."""
 
 import numpy as np
 import pytest
+
 from anymodal.bench.processes import WorkerPool, measure_rounds
 from anymodal.bench.run import run_bench
 from anymodal.bench.timing import paired_ratio, round_stats, split_rounds

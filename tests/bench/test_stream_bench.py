@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from anymodal.bench.stream import (
     Drop,
     DropSpecError,
@@ -194,6 +195,7 @@ def test_rt_bench_stream_cli_writes_json_and_plot_beside_it(small_bundle, tmp_pa
 @pytest.fixture(scope="module")
 def causal_bundle(tmp_path_factory):
     import torch
+
     from anymodal.export.bundle import write_bundle
     from anymodal.train.models.momke import MoMKE, MoMKEConfig
     from anymodal_testing.helpers import DIMS, run_config

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from anymodal.bench.streams import drop_schedule, run_streams_bench, streams_markdown, window_request
 from anymodal.runtime import Runtime
 

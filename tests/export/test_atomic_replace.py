@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from anymodal.runtime import atomic_fs
 from anymodal.runtime.bundle import MANIFEST, Bundle
 from anymodal.runtime.errors import BundleError

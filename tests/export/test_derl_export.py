@@ -15,7 +15,6 @@ onnx = pytest.importorskip("onnx")
 from anymodal.runtime import Runtime  # noqa: E402
 from anymodal.runtime.errors import ExportError, InputError  # noqa: E402
 from anymodal.train.checkpoint import load_run  # noqa: E402
-
 from anymodal_testing.helpers import DERL_SHAPES  # noqa: E402
 
 NAMES = {"a": "audio", "t": "text", "v": "visual"}

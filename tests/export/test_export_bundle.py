@@ -4,6 +4,7 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+
 from anymodal.export import specs
 from anymodal.export.bundle import write_bundle
 from anymodal.runtime.errors import ExportError

@@ -5,10 +5,11 @@ writes (export/function_names.py), and this runs the check over the bundles the 
 
 import onnx
 import pytest
+from onnx import TensorProto, helper
+
 from anymodal.export.function_names import check_function_names, function_name_collisions
 from anymodal.export.plugin_function import router_mix_function
 from anymodal.runtime.errors import ExportError
-from onnx import TensorProto, helper
 
 BUNDLES = ["small_bundle", "fused_bundle", "derl_bundle", "causal_bundle"]
 

@@ -5,6 +5,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+
 from anymodal.export.specs import GRAPH_NAMES
 from anymodal.export.torch_export import example_feeds
 from anymodal.runtime.families import UtteranceInputs

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from anymodal.bench.accuracy import int8_delta_lines
 from anymodal.export.api import export_run_folder
 from anymodal.export.bundle import write_bundle

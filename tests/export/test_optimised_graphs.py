@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from anymodal.export.ort_optimize import fold_constants
 from anymodal.export.specs import GRAPH_NAMES, model_graph_specs
 from anymodal.export.torch_export import example_feeds, export_graph

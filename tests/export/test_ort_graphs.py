@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+
 from anymodal.export.specs import GRAPH_NAMES, model_graph_specs
 from anymodal.export.torch_export import example_feeds, export_graph
 from anymodal.train.models.momke import MoMKE, MoMKEConfig

@@ -5,6 +5,7 @@ quantised per output channel. Both fail on the code before the fix."""
 import shutil
 
 import pytest
+
 from anymodal.export import quantize
 from anymodal.export.calibration import graph_feeds, training_set
 from anymodal.runtime.bundle import Bundle

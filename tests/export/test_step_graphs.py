@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from anymodal.runtime.errors import BundleError, ExportError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 from anymodal_testing.helpers import DIMS, make_model, random_turns

@@ -5,6 +5,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+
 from anymodal.export.calibration import graph_feeds, training_set
 from anymodal.export.quantize import nonzero_zero_points, quantize_graph_qdq
 from anymodal.export.trt_build import ProfileLimits, engine_key, profile_shapes

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+
 from anymodal.kernels import aot, trt_plugin
 from anymodal.runtime.errors import UnsupportedArchError
 

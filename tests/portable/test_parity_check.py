@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from anymodal_testing.helpers import import_file
 
 HERE = Path(__file__).parent

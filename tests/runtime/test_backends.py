@@ -1,4 +1,5 @@
 import pytest
+
 from anymodal.runtime.backends import AUTO_ORDER, BACKENDS, select_backend
 from anymodal.runtime.backends.base import Backend
 from anymodal.runtime.errors import BackendUnavailableError, InputError

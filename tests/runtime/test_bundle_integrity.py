@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+
 from anymodal.runtime import file_integrity
 from anymodal.runtime.bundle import MANIFEST, Bundle
 from anymodal.runtime.errors import BundleError

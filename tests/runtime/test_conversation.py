@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from anymodal.runtime import Runtime
 from anymodal.runtime.errors import ConversationError, RequestError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES

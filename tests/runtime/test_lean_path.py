@@ -5,11 +5,11 @@ NaN/Inf; the spinning option reaches the ONNX Runtime session. Behaviour only, n
 
 import numpy as np
 import pytest
+
+from anymodal import ModelError, RequestError, Runtime
 from anymodal.runtime.families import softmax
 from anymodal.runtime.requests import all_finite
 from anymodal_testing.helpers import DIMS
-
-from anymodal import ModelError, RequestError, Runtime
 
 SPIN_KEY = "session.intra_op.allow_spinning"
 
@@ -119,9 +119,9 @@ def test_spinning_reaches_the_session_options(small_bundle):
 
 @pytest.mark.parametrize("flag,want", [("on", True), ("off", False)])
 def test_rt_run_spinning_flag_reaches_the_runtime(small_bundle, tmp_path, monkeypatch, flag, want):
-    import anymodal.runtime.runner as runner
     from typer.testing import CliRunner
 
+    import anymodal.runtime.runner as runner
     from anymodal import cli
 
     seen = []

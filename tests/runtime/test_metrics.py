@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+
 from anymodal.runtime.errors import InputError
 from anymodal.runtime.metrics import emotion_metrics, pearson, sentiment_metrics, weighted_f1
 

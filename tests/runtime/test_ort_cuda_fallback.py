@@ -5,6 +5,7 @@ libraries cannot load; on 73efad7 the backend then still reported `ort-cuda`."""
 import numpy as np
 import onnxruntime as real_ort
 import pytest
+
 from anymodal.runtime.backends import ort as ort_backend
 from anymodal.runtime.backends import select_backend
 from anymodal.runtime.errors import BackendUnavailableError

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import onnxruntime
 import pytest
+
 from anymodal.runtime.backends.ort import OrtCpuBackend, OrtCudaBackend
 from anymodal.runtime.bundle import MANIFEST, Bundle
 from anymodal.runtime.errors import BundleError, InputError

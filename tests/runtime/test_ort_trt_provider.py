@@ -5,6 +5,7 @@ and served whatever provider ORT kept."""
 
 import onnxruntime as real_ort
 import pytest
+
 from anymodal.runtime.backends import ort as ort_backend
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import BackendUnavailableError

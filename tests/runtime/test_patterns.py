@@ -1,4 +1,5 @@
 import pytest
+
 from anymodal.runtime.errors import InputError, PatternError
 from anymodal.runtime.patterns import ALL_PATTERNS, parse_pattern, pattern_mask
 

@@ -8,10 +8,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from anymodal.runtime import AnymodalError, Prediction, Runtime
-from anymodal_testing.helpers import DIMS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from anymodal.runtime import AnymodalError, Prediction, Runtime
+from anymodal_testing.helpers import DIMS
 
 NAMES = {"a": "audio", "t": "text", "v": "visual"}
 FLOATS = ("float16", "float32", "float64")

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from anymodal.runtime.prediction import TO_DICT_KEYS
-from anymodal_testing.helpers import DIMS
 
 from anymodal import ModelError, RequestError, Runtime
+from anymodal.runtime.prediction import TO_DICT_KEYS
+from anymodal_testing.helpers import DIMS
 
 
 def x(L=4, B=None, seed=0):

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+
 from anymodal.runtime import BundleError, InputError, Runtime
 from anymodal.runtime.patterns import ALL_PATTERNS
 from anymodal_testing.helpers import DIMS, LABELS

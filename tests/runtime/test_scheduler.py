@@ -9,6 +9,7 @@ from concurrent.futures import CancelledError
 
 import numpy as np
 import pytest
+
 from anymodal.runtime import ModelError, OverloadedError, RequestError, Runtime, SchedulerClosedError
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
 from anymodal.runtime.request_batch import batch_key

@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from anymodal.runtime import ConversationError, OverloadedError, RequestError, Runtime
 from anymodal_testing.helpers import DIMS, random_turns
 

@@ -5,6 +5,7 @@ one conversation's turns kept in order, failures reaching their own turn only.""
 
 import numpy as np
 import pytest
+
 from anymodal.runtime import ConversationError, OverloadedError, Runtime
 from anymodal.runtime.backends.ort import OrtCpuBackend
 from anymodal.runtime.cache_pool import CachePool

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+
 from anymodal.runtime.errors import InputError
 from anymodal.runtime.turns import Turn, TurnError, parse_turn
 

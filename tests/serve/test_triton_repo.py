@@ -8,6 +8,7 @@ import types
 
 import numpy as np
 import pytest
+
 from anymodal.export.triton_repo import write_triton_repo
 from anymodal.runtime import Runtime
 from anymodal.runtime.bundle import Bundle
@@ -100,6 +101,7 @@ def test_bls_router_runs_graph_models_like_the_runtime(small_bundle, tmp_path, m
     """The graphs flavor's router with a stand-in for Triton's BLS that runs each graph model's
     ONNX file from the generated repository with ONNX Runtime."""
     import onnxruntime as ort
+
     from anymodal.serve.triton_model import bls_runtime
 
     repo = write_triton_repo(small_bundle, tmp_path / "repo", flavor="graphs", name="m")

@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+
 from anymodal.runtime import atomic_fs
 from anymodal.runtime.errors import DataError
 from anymodal.train.checkpoint import WEIGHTS, load_run, save_run

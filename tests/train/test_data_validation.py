@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+
 from anymodal.runtime.errors import DataError
 from anymodal.train.data.gcnet import read_gcnet
 from anymodal.train.data.mmsa import read_mmsa

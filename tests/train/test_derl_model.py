@@ -8,7 +8,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from anymodal.train.models.derl import DERL, abs_cosine  # noqa: E402
-
 from anymodal_testing.helpers import derl_args, derl_inputs, make_derl  # noqa: E402
 
 

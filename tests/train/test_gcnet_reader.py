@@ -2,6 +2,7 @@ import pickle
 
 import numpy as np
 import pytest
+
 from anymodal.runtime.errors import DataError
 from anymodal.train.data.gcnet import read_gcnet
 from anymodal.train.data.safe_pickle import safe_load_pickle

@@ -4,11 +4,11 @@ import pickle
 
 import numpy as np
 import pytest
+
 from anymodal.runtime.errors import DataError
 from anymodal.train.data.missing import drop_tokens, rate_avail, training_avail
 from anymodal.train.data.mmsa import read_mmsa
 from anymodal.train.data.synth_mmsa import MmsaSynthConfig, generate_mmsa, parse_shapes
-
 from anymodal_testing.format_samples import write_mmsa_sample
 
 

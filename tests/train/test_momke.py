@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from anymodal.train.checkpoint import load_run, save_run
 from anymodal.train.models.momke import MoMKE, MoMKEConfig, MoMKESpecialised
 from anymodal.train.momke_trainer import TrainConfig, task_loss

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+
 from anymodal.runtime.errors import DataError
 from anymodal.train.models.momke import MoMKE, MoMKEConfig
 from anymodal.train.models.momke_reference import reference_forward

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 from torch import nn
+
 from anymodal.train.models.momke import MoMKE, MoMKEConfig
 from anymodal.train.models.momke_reference import ReferenceMoMKE, build_reference, reference_callable
 

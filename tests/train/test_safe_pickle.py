@@ -10,6 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
+
 from anymodal.runtime.errors import DataError
 from anymodal.train.data.safe_pickle import safe_load_pickle
 

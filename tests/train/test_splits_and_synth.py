@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from anymodal.runtime.errors import DataError
 from anymodal.train.data.batching import collate
 from anymodal.train.data.gcnet import read_gcnet

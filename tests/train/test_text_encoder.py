@@ -12,7 +12,6 @@ transformers = pytest.importorskip("transformers")
 from anymodal.runtime.errors import DataError  # noqa: E402
 from anymodal.train.data.mmsa import read_mmsa  # noqa: E402
 from anymodal.train.data.synth_mmsa import MmsaSynthConfig, generate_mmsa, parse_shapes  # noqa: E402
-
 from anymodal_testing.format_samples import write_mmsa_sample  # noqa: E402
 
 

@@ -1,6 +1,7 @@
 """Training to convergence on synthetic emotion data: the model learns what the data holds."""
 
 import pytest
+
 from anymodal.train.api import evaluate_run
 from anymodal.train.data.synth import SynthConfig, generate
 from anymodal.train.families.momke import train_momke_run

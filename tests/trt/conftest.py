@@ -3,8 +3,9 @@ test's own folder (engines are never written into the shared session bundle)."""
 
 import shutil
 
-from anymodal_testing import fakes
 import pytest
+
+from anymodal_testing import fakes
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import gc
 
 import numpy as np
 import pytest
+
 from anymodal.export.trt_build import build_engines
 from anymodal.runtime import Runtime
 from anymodal.runtime.backends.tensorrt import TensorRTBackend

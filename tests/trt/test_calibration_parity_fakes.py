@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from anymodal.export import quantize
 from anymodal.export.calibration import graph_feeds, training_set
 from anymodal.export.engine_parity import ENGINE_TOLERANCE

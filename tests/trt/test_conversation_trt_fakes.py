@@ -5,6 +5,7 @@ predictions as streaming on ONNX Runtime."""
 import shutil
 
 import numpy as np
+
 from anymodal.export.trt_build import build_engines
 from anymodal.runtime import Runtime
 from anymodal.runtime.backends.tensorrt import TensorRTBackend

@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from anymodal.export.trt_build import build_engines
 from anymodal.runtime.backends.tensorrt import TensorRTBackend
 from anymodal.runtime.bundle import Bundle

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from anymodal.export.trt_build import build_engines
 from anymodal.runtime import Runtime
 from anymodal.runtime.backends.tensorrt import TensorRTBackend

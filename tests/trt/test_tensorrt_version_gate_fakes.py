@@ -4,6 +4,7 @@ backend, and `auto` falls through. Fails on the code before the gate: it built a
 8.6 as if it were 10."""
 
 import pytest
+
 from anymodal.export.trt_build import build_engines
 from anymodal.runtime import Runtime
 from anymodal.runtime.backends.tensorrt import TensorRTBackend

@@ -6,6 +6,7 @@ a key without the device model."""
 import json
 
 import pytest
+
 from anymodal.export.trt_build import build_engines
 
 

@@ -1,9 +1,10 @@
 """The RouterMix QDP against the fake tensorrt.plugin (tests/support/anymodal_testing/fakes), which checks what the real
 module checks. Each test names the issue-#13 defect it pins; all fail on 73efad7's plugin."""
 
-from anymodal_testing import fakes
 import pytest
+
 from anymodal.kernels import trt_plugin
+from anymodal_testing import fakes
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import DataError
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 

@@ -9,6 +9,7 @@ modalities drops a fraction drawn from U(0, 1), fresh every epoch. Evaluation
 from __future__ import annotations
 
 import numpy as np
+
 from anymodal.runtime.patterns import MODALITIES
 
 RATES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 … 0.9; 1.0 (nothing left) is ill-posed

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import DataError
 from anymodal.runtime.patterns import MODALITIES
 

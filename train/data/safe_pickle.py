@@ -13,6 +13,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import DataError
 
 _BUILTINS = {

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.errors import DataError
 from anymodal.runtime.patterns import MODALITIES
 

@@ -16,6 +16,7 @@ def train_derl_run(data, out, preset: str = "mosi", model_overrides: dict | None
     """Train DERL on an MMSA-layout pickle (or its folder) and write the run folder `out`.
     text_encoder: a local BERT-style encoder folder that featurises `text_bert` ids."""
     import torch
+
     from anymodal.runtime.errors import DataError
 
     from ..api import fresh_log

@@ -27,9 +27,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 from torch import nn
 from torch.nn import functional as F
+
+from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 
 from .layers import TransformerStack, sinusoidal_positions
 

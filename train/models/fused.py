@@ -5,6 +5,7 @@ definition is attached as a model-local function by `anymodal.export.plugin_func
 from __future__ import annotations
 
 import torch
+
 from anymodal.kernels.plugin_id import PLUGIN_DOMAIN, PLUGIN_NAME, PLUGIN_NAMESPACE
 
 from .layers import RouterMLP, router_mix

@@ -24,9 +24,10 @@ import functools
 from dataclasses import asdict, dataclass
 
 import torch
-from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 from torch import nn
 from torch.nn import functional as F
+
+from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 
 from .fused import fused_router_mix
 from .layers import RouterMLP, router_mix, sinusoidal_position_at, sinusoidal_positions

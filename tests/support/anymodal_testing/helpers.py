@@ -19,6 +19,7 @@ def import_file(path):
 
 def make_model(hidden=16, depth=1, seed=0, task="emotion", causal=False, preset="paper"):
     import torch
+
     from anymodal.train.models.momke import MoMKE, MoMKEConfig
 
     torch.manual_seed(seed)
@@ -30,6 +31,7 @@ def make_model(hidden=16, depth=1, seed=0, task="emotion", causal=False, preset=
 def random_turns(turns: int, seed: int = 0):
     """(pattern, add() kwargs) for `turns` utterances of a conversation, each with a random pattern."""
     import numpy as np
+
     from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
 
     rng = np.random.default_rng(seed)
@@ -49,6 +51,7 @@ DERL_SHAPES = ((20, 5), (12, 32), (24, 8))  # (T, D) audio, text, visual: small 
 
 def make_derl(hidden=16, seed=0, private=1, shared=3):
     import torch
+
     from anymodal.train.models.derl import DERL, DERLConfig
 
     torch.manual_seed(seed)

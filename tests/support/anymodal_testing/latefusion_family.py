@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from anymodal.runtime.families import (
     Decoded,
     RuntimeFamily,
@@ -132,6 +133,7 @@ def train_latefusion_run(data, out, epochs: int = 25, hidden: int = 32, seed: in
     """Train on a GCNet-layout folder with a random availability pattern per conversation and
     step (one model for all 7 patterns); writes a run folder like every family's."""
     import torch
+
     from anymodal.train.api import fresh_log, load_dataset
     from anymodal.train.checkpoint import save_run
     from anymodal.train.data.batching import iterate_batches

@@ -352,6 +352,7 @@ class ICudaEngine:
     def session(self):
         if self._session is None and self.h.get("plugins"):
             import onnx
+
             from anymodal_testing.fakes.plugin_run import PluginNetworkSession
 
             self._session = PluginNetworkSession(onnx.load_from_string(base64.b64decode(self.h["onnx"])),
