@@ -80,32 +80,43 @@ def _one_by_one(rt, plans: list[list[dict]], max_context: int) -> dict:
     return _summary(lat, time.perf_counter() - t_start, None, len(lat))
 
 
+def _run_clients(n: int, client) -> float:
+    """Run client(k) for k < n on threads released together; the seconds until all are done.
+    The first error a client raised is re-raised here, never lost."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(n + 1)
+
+    def run(k: int) -> None:
+        start.wait()
+        try:
+            client(k)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(n)]
+    for th in pool:
+        th.start()
+    start.wait()
+    t_start = time.perf_counter()
+    for th in pool:
+        th.join()
+    elapsed = time.perf_counter() - t_start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
 def _scheduled(rt, plans: list[list[dict]], max_context: int, max_batch: int, max_delay_ms: float) -> dict:
     lat: list[list[float]] = [[] for _ in plans]
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(plans) + 1)
     with rt.scheduler(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max(256, len(plans)),
                       max_streams=len(plans), max_context=max_context) as s:
         def client(k: int) -> None:
-            start.wait()
-            try:
-                for kw in plans[k]:
-                    t0 = time.perf_counter()
-                    s.submit_turn(k, **kw).result()
-                    lat[k].append((time.perf_counter() - t0) * 1e3)
-            except BaseException as exc:  # noqa: BLE001 - reported by the caller, never lost
-                errors.append(exc)
+            for kw in plans[k]:
+                t0 = time.perf_counter()
+                s.submit_turn(k, **kw).result()
+                lat[k].append((time.perf_counter() - t0) * 1e3)
 
-        pool = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(len(plans))]
-        for th in pool:
-            th.start()
-        start.wait()
-        t_start = time.perf_counter()
-        for th in pool:
-            th.join()
-        elapsed = time.perf_counter() - t_start
-        if errors:
-            raise errors[0]
+        elapsed = _run_clients(len(plans), client)
         memory = {"bytes": s.streams.memory_bytes(), "bound_bytes": s.streams.memory_bound_bytes,
                   "streams": len(s.streams)}
         batched = s.streams.batched
@@ -139,29 +150,14 @@ def _requests(rt, reqs: list[dict], rounds: int, max_batch: int, max_delay_ms: f
             lat.append((time.perf_counter() - t0) * 1e3)
     one = _summary(lat, time.perf_counter() - t_start, None, len(lat))
     lats: list[list[float]] = [[] for _ in reqs]
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(reqs) + 1)
     with rt.scheduler(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max(256, len(reqs))) as s:
         def client(k: int) -> None:
-            start.wait()
-            try:
-                for _ in range(rounds):
-                    t0 = time.perf_counter()
-                    s.submit(**reqs[k]).result()
-                    lats[k].append((time.perf_counter() - t0) * 1e3)
-            except BaseException as exc:  # noqa: BLE001 - reported by the caller, never lost
-                errors.append(exc)
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                s.submit(**reqs[k]).result()
+                lats[k].append((time.perf_counter() - t0) * 1e3)
 
-        pool = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(len(reqs))]
-        for th in pool:
-            th.start()
-        start.wait()
-        t_start = time.perf_counter()
-        for th in pool:
-            th.join()
-        elapsed = time.perf_counter() - t_start
-        if errors:
-            raise errors[0]
+        elapsed = _run_clients(len(reqs), client)
         stats = s.stats
     sched = _summary([x for per in lats for x in per], elapsed, stats.calls, stats.jobs)
     return {"one_by_one": one, "scheduler": sched, "rounds": rounds,
