@@ -111,6 +111,20 @@ def torch_step_reference(model, pattern: str, feeds: dict[str, np.ndarray]) -> d
     return {s.name: o.numpy() for s, o in zip(outputs, outs)}
 
 
+def step_error(got: np.ndarray, ref: np.ndarray, precision: str, where: str) -> float:
+    """The error of one step-graph output against PyTorch (relative to the output's scale below
+    fp32, as verify.compare); ExportError naming `where` on a shape or tolerance miss."""
+    g = got.astype(np.float64)
+    if g.shape != ref.shape:
+        raise ExportError(f"parity failed: {where}: shape {g.shape}, PyTorch {ref.shape}")
+    err = float(np.max(np.abs(g - ref)))
+    if precision != "fp32":
+        err /= max(float(np.max(np.abs(ref))), 1.0)
+    if not np.isfinite(err) or err > TOLERANCE[precision]:
+        raise ExportError(f"parity failed: {where}: error {err:.3g} > {TOLERANCE[precision]:g}")
+    return err
+
+
 def verify_step_graphs(model, backend, precision: str) -> dict:
     """Every step graph on `backend` against PyTorch at VERIFY_PAST cache sizes and fills (the
     first turn's empty caches included); ExportError on the first failure."""
@@ -125,17 +139,8 @@ def verify_step_graphs(model, backend, precision: str) -> dict:
             ref = torch_step_reference(model, pattern, feeds)
             got = backend.run(graph, feeds)
             for name, r in ref.items():
-                g = got[name].astype(np.float64)
-                if g.shape != r.shape:
-                    raise ExportError(f"step graph {graph!r} output {name!r} at caches {past}: shape "
-                                      f"{g.shape}, PyTorch {r.shape}")
-                err = float(np.max(np.abs(g - r)))
-                if precision != "fp32":  # relative to the output's scale, as verify.compare
-                    err /= max(float(np.max(np.abs(r))), 1.0)
-                if not np.isfinite(err) or err > TOLERANCE[precision]:
-                    raise ExportError(f"parity failed: step graph {graph!r}, output {name!r}, caches {past}: "
-                                      f"error {err:.3g} > {TOLERANCE[precision]:g}")
-                worst = max(worst, err)
+                where = f"step graph {graph!r}, output {name!r}, caches {past}"
+                worst = max(worst, step_error(got[name], r, precision, where))
         results[graph] = {"max_error": worst, "caches": [[c, list(f)] for c, f in VERIFY_PAST]}
     return results
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from anymodal.runtime.errors import ExportError
 from anymodal.runtime.families import get_family
 from anymodal.runtime.families.base import (
     CACHED,
@@ -38,8 +37,8 @@ from anymodal.runtime.families.base import (
 )
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
-from .specs import OPSET, TOLERANCE
-from .step_graphs import STEP_PRECISIONS, has_step_graphs, step_graph_specs
+from .specs import OPSET
+from .step_graphs import STEP_PRECISIONS, has_step_graphs, step_error, step_graph_specs
 
 # (context slots, pool rows, rows in the batch, filled slots per batch row and modality a, t, v,
 # pattern per batch row): rows out of order, fills distinct so that mixing streams up fails,
@@ -163,16 +162,7 @@ def verify_streams_step_graphs(model, backend, precision: str) -> dict:
         for s, ref in enumerate(torch_single_steps(model, feeds, patterns)):
             row = batch_row(got, s, patterns[s])
             for name, r in ref.items():
-                g = row[name].astype(np.float64)
-                if g.shape != r.shape:
-                    raise ExportError(f"batched step graph {graph!r} output {name!r}, row {s} of {batch}: shape "
-                                      f"{g.shape}, PyTorch {r.shape}")
-                err = float(np.max(np.abs(g - r)))
-                if precision != "fp32":  # relative to the output's scale, as verify.compare
-                    err /= max(float(np.max(np.abs(r))), 1.0)
-                if not np.isfinite(err) or err > TOLERANCE[precision]:
-                    raise ExportError(f"parity failed: batched step graph {graph!r}, output {name!r}, row {s} "
-                                      f"of batch {batch}: error {err:.3g} > {TOLERANCE[precision]:g}")
-                worst = max(worst, err)
+                where = f"batched step graph {graph!r}, output {name!r}, row {s} of batch {batch}"
+                worst = max(worst, step_error(row[name], r, precision, where))
     return {graph: {"max_error": worst, "batches": [[c, p, list(r), [list(f) for f in fs], list(pats)]
                                                     for c, p, r, fs, pats in VERIFY_STREAMS]}}
