@@ -68,22 +68,28 @@ def example_step_feeds(specs, past: tuple[int, tuple], seed: int, position: int 
 
 def export_step_graph(model, pattern: str, path: Path, precision: str) -> Path:
     """Trace one pattern's step graph to ONNX (the cache axes dynamic)."""
-    import torch
-
-    from .ort_optimize import fold_constants
-
     dtype = "float16" if precision == "fp16" else "float32"
     module = model.step_graph(pattern).eval()
     if precision == "fp16":
         module = copy.deepcopy(module).half()  # never touch the fp32 model (the parity reference)
     inputs, outputs = step_graph_specs(model, pattern, dtype)
     feeds = example_step_feeds(inputs, TRACE_PAST, seed=0, position=TRACE_PAST[1][0])
+    return trace_to_onnx(module, inputs, outputs, feeds, path, precision, dynamic=inputs)
+
+
+def trace_to_onnx(module, inputs, outputs, feeds: dict, path: Path, precision: str, dynamic) -> Path:
+    """Trace `module` on `feeds` (one array per input spec) into `path`; the specs in `dynamic`
+    keep their named axes dynamic; fp32 graphs are constant-folded."""
+    import torch
+
+    from .ort_optimize import fold_constants
+
     args = tuple(torch.from_numpy(feeds[s.name]) for s in inputs)
-    dynamic = {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)} for s in inputs}
+    axes = {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)} for s in dynamic}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notices; parity is verified after
         torch.onnx.export(module, args, str(path), input_names=[s.name for s in inputs],
-                          output_names=[s.name for s in outputs], dynamic_axes=dynamic,
+                          output_names=[s.name for s in outputs], dynamic_axes=axes,
                           opset_version=OPSET, dynamo=False, do_constant_folding=True)
     if precision == "fp32":
         fold_constants(path)

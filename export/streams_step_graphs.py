@@ -17,7 +17,6 @@ beside the step graphs as STREAMS_STEP_GRAPH, deduplicated with them, listed in 
 from __future__ import annotations
 
 import copy
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,7 @@ from anymodal.runtime.families.base import (
 )
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
-from .specs import OPSET
-from .step_graphs import STEP_PRECISIONS, has_step_graphs, step_error, step_graph_specs
+from .step_graphs import STEP_PRECISIONS, has_step_graphs, step_error, step_graph_specs, trace_to_onnx
 
 # (context slots, pool rows, rows in the batch, filled slots per batch row and modality a, t, v,
 # pattern per batch row): rows out of order, fills distinct so that mixing streams up fails,
@@ -90,26 +88,13 @@ def example_streams_feeds(specs, batch: tuple, seed: int) -> dict:
 
 def export_streams_step_graph(model, path: Path, precision: str) -> Path:
     """Trace the batched step graph to ONNX (stream, pool and cache axes dynamic)."""
-    import torch
-
-    from .ort_optimize import fold_constants
-
     dtype = "float16" if precision == "fp16" else "float32"
     module = model.streams_step_graph().eval()
     if precision == "fp16":
         module = copy.deepcopy(module).half()  # never touch the fp32 model (the parity reference)
     inputs, outputs = streams_step_graph_specs(model, dtype)
     feeds = example_streams_feeds(inputs, TRACE_STREAMS, seed=0)
-    args = tuple(torch.from_numpy(feeds[s.name]) for s in inputs)
-    dynamic = {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)} for s in inputs + outputs}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notices; parity is verified after
-        torch.onnx.export(module, args, str(path), input_names=[s.name for s in inputs],
-                          output_names=[s.name for s in outputs], dynamic_axes=dynamic,
-                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
-    if precision == "fp32":
-        fold_constants(path)
-    return path
+    return trace_to_onnx(module, inputs, outputs, feeds, path, precision, dynamic=inputs + outputs)
 
 
 def export_streams_step_graphs(model, folder: Path, precision: str) -> dict[str, Path]:
