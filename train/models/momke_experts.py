@@ -140,13 +140,7 @@ class MoMKEExperts(nn.Module):
                 ys.append(self._attend_cached(q, k, v, caches[i][2 * j], caches[i][2 * j + 1], cached[i]))
                 slots[i] += [k, v]
             y = torch.stack(ys, dim=1)  # [E, P, d]
-            if self.out_proj:
-                y = torch.baddbmm(self.o_b[sel, j][:, None, :], y, self.o_w[sel, j])
-            if self.layer_norm:
-                x = x + y
-                x = x + self._ffn(self._norm(x), j, sel, self.ln2_g, self.ln2_b)
-            else:
-                x = x + y + self._ffn(y, j, sel)
+            x = self._step_block_out(x, y, j, sel)
         if self.layer_norm:
             x = F.layer_norm(x, (self.d,)) * self.lnf_g[:, None, :] + self.lnf_b[:, None, :]
         return x.transpose(0, 1), [torch.stack(r) for r in slots]  # [P, E, d], [2Q, E, H, hd]
@@ -176,13 +170,7 @@ class MoMKEExperts(nn.Module):
                 ys.append(self._attend_cached_streams(q, k, v, caches[i][2 * j], caches[i][2 * j + 1], cached[i]))
                 slots[i] += [k, v]
             y = torch.stack(ys, dim=0).reshape(P * S, E, d).transpose(0, 1)  # [E, P·S, d]
-            if self.out_proj:
-                y = torch.baddbmm(self.o_b[sel, j][:, None, :], y, self.o_w[sel, j])
-            if self.layer_norm:
-                x = x + y
-                x = x + self._ffn(self._norm(x), j, sel, self.ln2_g, self.ln2_b)
-            else:
-                x = x + y + self._ffn(y, j, sel)
+            x = self._step_block_out(x, y, j, sel)
         if self.layer_norm:
             x = F.layer_norm(x, (self.d,)) * self.lnf_g[:, None, :] + self.lnf_b[:, None, :]
         out = x.reshape(E, P, S, d).permute(1, 2, 0, 3)  # [P, S, E, d]
@@ -213,6 +201,16 @@ class MoMKEExperts(nn.Module):
         p = torch.softmax(torch.cat([past, own], dim=-1), dim=-1)  # [E, H, 1, C + 1]
         out = p[..., :-1] @ values + p[..., -1:] * v.unsqueeze(2)  # [E, H, 1, hd]
         return out.reshape(E, H * hd)
+
+    def _step_block_out(self, x: torch.Tensor, y: torch.Tensor, j: int, sel) -> torch.Tensor:
+        """Block j's output in the step paths (eval, no dropout): x, y [E, R, d] -> [E, R, d]:
+        the output projection of the attention y, then the residual and the FFN."""
+        if self.out_proj:
+            y = torch.baddbmm(self.o_b[sel, j][:, None, :], y, self.o_w[sel, j])
+        if self.layer_norm:
+            x = x + y
+            return x + self._ffn(self._norm(x), j, sel, self.ln2_g, self.ln2_b)
+        return x + y + self._ffn(y, j, sel)
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         """LayerNorm without its affine part (folded into the next matmul), or nothing."""
