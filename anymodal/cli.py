@@ -12,29 +12,12 @@ from typing import Optional
 
 import typer
 
-from anymodal.choices import CONDITIONS, Backend, BuildPrecision, Kernels, Layout, NonFinite, OnOff, Split
-from anymodal.runtime.errors import AnymodalError
-
-
-def _app(help: str) -> typer.Typer:
-    return typer.Typer(help=help, add_completion=False, no_args_is_help=True,
-                       pretty_exceptions_enable=False)
-
-
-def _main(app: typer.Typer) -> None:
-    """Run an app; anymodal's typed errors become one clear line and exit status 2."""
-    try:
-        app()
-    except AnymodalError as exc:
-        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(2)
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
+from anymodal.choices import Backend, BuildPrecision, Kernels, Layout, NonFinite, OnOff, Split
+from anymodal.cli_app import MAIN_JOB, require, subcommand_invoked
+from anymodal.cli_app import app as _app
+from anymodal.cli_app import console as _console
+from anymodal.cli_app import ints as _ints
+from anymodal.cli_app import main as _main
 
 # --------------------------------------------------------------------------- rt-data
 data_app = _app("Generate datasets (synthetic data in the benchmark layouts).")
@@ -124,18 +107,25 @@ def eval_main():
 
 
 # --------------------------------------------------------------------------- rt-export
-export_app = _app("Export a trained run to a verified bundle of per-pattern ONNX graphs.")
+export_app = _app()
 
 
-@export_app.command()
+@export_app.callback(**MAIN_JOB)
 def export_run(
-    run: Path = typer.Option(..., help="Run folder written by rt-train."),
-    out: Path = typer.Option(..., help="Bundle folder to write (replaced atomically)."),
+    ctx: typer.Context,
+    run: Optional[Path] = typer.Option(None, help="Run folder written by rt-train (required)."),
+    out: Optional[Path] = typer.Option(None, help="Bundle folder to write, replaced atomically (required)."),
     precision: str = typer.Option("fp32", help="fp32 | fp16 | int8, or several: fp32,fp16 / fp32,int8 (variants in one bundle)."),
     kernels: Kernels = typer.Option(Kernels.standard, help="fused: RouterMix TensorRT-plugin nodes."),
     max_drop: float = typer.Option(1.0, help="int8: refuse if any condition loses more points on val."),
 ):
-    """7 specialised graphs + masked graph, shared weights, parity-checked against PyTorch."""
+    """Export a trained run to a verified bundle of per-pattern ONNX graphs.
+
+    Without a subcommand: 7 specialised graphs + masked graph, shared weights, parity-checked
+    against PyTorch. `rt-export triton` writes a Triton model repository for a bundle."""
+    if subcommand_invoked(ctx):
+        return
+    require(run=run, out=out)
     from anymodal.export.api import export_run_folder
 
     bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels.value, max_drop)
@@ -154,189 +144,94 @@ def _print_bundle_summary(bundle: Path) -> None:
                f"{mf['params']['served'] / 1e6:.2f} M served parameters)")
 
 
+@export_app.command("triton")
+def export_triton(
+    bundle: Path = typer.Option(..., help="Bundle folder."),
+    out: Path = typer.Option(..., help="Model repository folder (only the model's folders are replaced)."),
+    flavor: str = typer.Option("runtime", help="runtime (one Python-backend model) | graphs (a model per "
+                                               "graph + a BLS router)."),
+    name: str = typer.Option("anymodal", help="Model name in the repository."),
+    instances: int = typer.Option(1, help="Model instances (processes) serving in parallel."),
+    threads: Optional[int] = typer.Option(None, help="Intra-op threads per instance (default: all cores)."),
+    backend: str = typer.Option("auto", help="runtime flavor: Runtime backend inside the server."),
+    precision: Optional[str] = typer.Option(None, help="Bundle precision variant (default: its first)."),
+    max_batch: int = typer.Option(64, help="Largest batch Triton's dynamic batcher forms."),
+    queue_delay_us: int = typer.Option(200, help="Dynamic batching: longest wait for more requests (µs)."),
+    link: bool = typer.Option(False, help="Link the bundle into the repository instead of copying it."),
+    engines: Optional[str] = typer.Option(None, help="graphs flavor: engines/<NAME> of rt-build -> tensorrt_plan "
+                                                     "models instead of ONNX Runtime ones."),
+    scheduler: bool = typer.Option(False, "--scheduler", help="Answer each batch through a runtime Scheduler: "
+                                                              "requests of one graph join across lengths."),
+):
+    """A Triton Inference Server model repository for a bundle: configs generated from its
+    manifest, dynamic batching on."""
+    from anymodal.export.triton_repo import write_triton_repo
+
+    repo = write_triton_repo(bundle, out, flavor, name, instances, threads, backend, precision, max_batch,
+                             queue_delay_us, link, engines, scheduler)
+    typer.echo(f"wrote model {name!r} ({flavor} flavor) to the Triton repository {repo}")
+
+
 # --------------------------------------------------------------------------- rt-run
-run_app = _app("One prediction from a bundle (torch-free).")
+run_app = _app()
 SPINNING_HELP = ("ONNX Runtime intra-op spinning (CPU): on saves thread wake-ups when the caller owns its "
                  "cores; off (default) when they are shared (README, Performance).")
+BACKEND_HELP = "Inference backend (auto: the fastest that runs here)."
+PRECISION_HELP = "Bundle precision variant (default: its first)."
+NONFINITE_HELP = "NaN/Inf in an item: refused, or that item of that modality treated as absent."
 
 
-@run_app.command()
+@run_app.callback(**MAIN_JOB)
 def run_once(
-    bundle: Path = typer.Option(..., help="Bundle folder."),
+    ctx: typer.Context,
+    bundle: Optional[Path] = typer.Option(None, help="Bundle folder (required)."),
     audio: Optional[Path] = typer.Option(None, help=".npy [L, dim] or [B, L, dim] audio features."),
     text: Optional[Path] = typer.Option(None, help=".npy text features."),
     visual: Optional[Path] = typer.Option(None, help=".npy visual features."),
-    backend: Backend = typer.Option(Backend("auto"), help="Inference backend (auto: the fastest that runs here)."),
-    precision: Optional[str] = typer.Option(None, help="Bundle precision variant (default: its first)."),
-    nonfinite: NonFinite = typer.Option(NonFinite.error, help="NaN/Inf in an item: refused, or that item of "
-                                                             "that modality treated as absent."),
+    backend: Backend = typer.Option(Backend("auto"), help=BACKEND_HELP),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
+    nonfinite: NonFinite = typer.Option(NonFinite.error, help=NONFINITE_HELP),
     spinning: OnOff = typer.Option(OnOff.off, help=SPINNING_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print Prediction.to_dict() as JSON."),
-    stream: Optional[str] = typer.Option(None, "--stream", metavar="FILE.jsonl|-",
-                                         help="Follow a conversation: one turn per JSONL line ('-' = stdin), "
-                                              "one JSON prediction per line as it goes (README: Streaming tools)."),
-    max_context: int = typer.Option(64, help="--stream: utterances the conversation keeps."),
-    keep_going: bool = typer.Option(False, "--keep-going", help="--stream: answer a bad line with an error "
-                                                                "record and go on (exit status 2 at the end)."),
 ):
-    """Absent sensors are simply not given; the graph is chosen from those that are."""
-    from anymodal.runtime.errors import InputError
-    from anymodal.runtime.jsonio import dumps
-    from anymodal.runtime.runner import describe, predict_files, stream_turns
+    """One prediction from a bundle (torch-free).
 
-    if stream is not None:
-        if any(x is not None for x in (audio, text, visual)) or json_out:
-            raise InputError("--stream takes its features from the turns file: no --audio/--text/--visual/--json")
-        stream_turns(bundle, stream, sys.stdout, backend.value, precision, max_context, nonfinite.value, keep_going)
+    Without a subcommand: one request; absent sensors are simply not given, the graph is chosen
+    from those that are. `rt-run stream` follows a conversation turn by turn."""
+    if subcommand_invoked(ctx):
         return
-    if max_context != 64 or keep_going:
-        raise InputError("--max-context and --keep-going need --stream")
+    require(bundle=bundle)
+    from anymodal.runtime.jsonio import dumps
+    from anymodal.runtime.runner import describe, predict_files
 
     pred = predict_files(bundle, {"a": audio, "t": text, "v": visual}, backend.value, precision,
                          nonfinite.value, spinning=spinning == OnOff.on)
     typer.echo(dumps(pred.to_dict()) if json_out else describe(pred))
 
 
-def export_main():
-    if sys.argv[1:2] == ["triton"]:  # rt-export triton: a Triton model repository (anymodal.serve.cli)
-        from anymodal.serve.cli import export_triton_main
+@run_app.command("stream")
+def run_stream(
+    turns: str = typer.Argument(..., metavar="TURNS", help="FILE.jsonl, or - for stdin: one turn per JSON line."),
+    bundle: Path = typer.Option(..., help="Bundle folder."),
+    backend: Backend = typer.Option(Backend("auto"), help=BACKEND_HELP),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
+    nonfinite: NonFinite = typer.Option(NonFinite.error, help=NONFINITE_HELP),
+    max_context: int = typer.Option(64, help="Utterances the conversation keeps."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="Answer a bad line with an error record and "
+                                                                "go on (exit status 2 at the end)."),
+):
+    """Follow a conversation: one JSON prediction per turn, printed as it goes."""
+    from anymodal.runtime.runner import stream_turns
 
-        return export_triton_main()
+    stream_turns(bundle, turns, sys.stdout, backend.value, precision, max_context, nonfinite.value, keep_going)
+
+
+def export_main():
     _main(export_app)
 
 
 def run_main():
     _main(run_app)
-
-
-# --------------------------------------------------------------------------- rt-bench
-bench_app = _app("Latency, throughput, efficiency and parameters per availability condition.")
-
-
-def _ints(spec: str, option: str) -> tuple[int, ...]:
-    from anymodal.runtime.errors import InputError
-
-    try:
-        values = tuple(int(x) for x in spec.split(","))
-    except ValueError:
-        raise InputError(f"{option} takes integers like 1,8 — got {spec!r}") from None
-    if not values or min(values) < 1:
-        raise InputError(f"{option} values must be >= 1, got {spec!r}")
-    return values
-
-
-@bench_app.command()
-def bench(
-    condition: Optional[str] = typer.Option(None, help=f"Pattern to serve: {CONDITIONS} (or a,v; or use "
-                                                       "--all-conditions)."),
-    all_conditions: bool = typer.Option(False, "--all-conditions", help="All 7 conditions in one table."),
-    bundle: Optional[Path] = typer.Option(None, help="Bundle folder (default: built-in paper-sized --model)."),
-    model: Optional[str] = typer.Option(None, help="Model family of the default bundle (a registered family; "
-                                                   "default: the first)."),
-    run: Optional[Path] = typer.Option(None, help="Run folder for the PyTorch reference of --bundle."),
-    backend: str = typer.Option("all", help="Variants, comma-separated (reference-eager, reference-compiled, "
-                                            "reference-int8, torch, ort-masked, ort, ort-int8, runtime, …) or all."),
-    batch: Optional[str] = typer.Option(None, help="Batch sizes, e.g. 1,8 (default sweep: B1×L24 and B16×L50)."),
-    seq_len: Optional[str] = typer.Option(None, help="MoMKE conversation lengths, e.g. 24 (default) or 12,48; "
-                                                     "DERL uses its sequence lengths."),
-    threads: Optional[int] = typer.Option(None, help="Intra-op threads for every variant (default: all cores)."),
-    warmup_s: float = typer.Option(1.0, help="Warm-up seconds per condition."),
-    duration_s: float = typer.Option(3.0, help="Measured seconds per condition."),
-    spinning: OnOff = typer.Option(OnOff.off, help="Intra-op spinning of the runtime and session-run rows "
-                                                    "(the ort / ort-spin rows always show off / on)."),
-    in_process: bool = typer.Option(False, "--in-process", help="All variants in this one process, interleaved "
-                                    "call by call (default: each variant in a process of its own; PyTorch's "
-                                    "and ORT's thread pools side by side slow each other)."),
-    rounds: int = typer.Option(10, help="Alternating rounds per condition; the figure is the median of the "
-                                        "rounds' medians, with their range."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
-    markdown: Optional[Path] = typer.Option(None, help="Write a markdown report."),
-    plot: Optional[Path] = typer.Option(None, help="Write a PNG latency plot (--stream: per-turn latency; "
-                                                   "default beside --json)."),
-    stream: bool = typer.Option(False, "--stream", help="A live conversation turn by turn: streaming "
-                                                        "(Conversation.add) vs re-scoring the window."),
-    turns: int = typer.Option(200, help="--stream: turns in the conversation."),
-    max_context: Optional[int] = typer.Option(None, help="--stream: Conversation max_context (default: --turns)."),
-    drop: Optional[str] = typer.Option(None, help="--stream: sensors absent per turn range, e.g. v@5-12,a@20-22 "
-                                                  "(1-based, inclusive)."),
-    repeats: int = typer.Option(3, help="--stream: timed passes over the conversation."),
-    streams: Optional[str] = typer.Option(None, "--streams", metavar="N[,N…]",
-                                          help="N live conversations at once, as fast as possible: the "
-                                               "Scheduler vs one turn at a time (--turns per stream, default "
-                                               "50; --max-context default 64)."),
-    profile: Optional[Path] = typer.Option(None, "--profile", metavar="DIR",
-                                           help="Instead of the latency comparison: ORT's per-op profile of "
-                                                "each served graph (op type, nodes, µs, share), its MFLOP, "
-                                                "GFLOP/s and % of a measured matmul peak, written to DIR."),
-):
-    """Compare the authors' computation in PyTorch (eager, compiled, int8), ORT masked, ORT specialised
-    (and GPU backends), each in a process of its own, in alternating rounds.
-    With --stream: per-turn latency of a live conversation (--condition = its sensors, default a,t,v)."""
-    from anymodal.runtime.errors import InputError
-
-    if streams is not None:
-        given = {"--stream": stream, "--condition": condition is not None, "--all-conditions": all_conditions,
-                 "--model": model is not None, "--run": run is not None, "--backend": backend != "all",
-                 "--batch": batch is not None, "--seq-len": seq_len is not None, "--warmup-s": warmup_s != 1.0,
-                 "--duration-s": duration_s != 3.0, "--drop": drop is not None, "--repeats": repeats != 3,
-                 "--plot": plot is not None}
-        if any(given.values()):
-            raise InputError(f"{next(k for k, v in given.items() if v)} does not apply to --streams")
-        from anymodal.bench.streams import bench_streams_command
-
-        return bench_streams_command(tuple(_ints(streams, "--streams")), bundle, threads,
-                                     turns if turns != 200 else 50, max_context or 64, json_out, markdown,
-                                     _console())
-    stream_only = {"--turns": turns != 200, "--max-context": max_context is not None, "--drop": drop is not None,
-                   "--repeats": repeats != 3}
-    if stream:
-        given = {"--all-conditions": all_conditions, "--model": model is not None, "--run": run is not None,
-                 "--backend": backend != "all", "--batch": batch is not None, "--seq-len": seq_len is not None,
-                 "--warmup-s": warmup_s != 1.0, "--duration-s": duration_s != 3.0, "--in-process": in_process,
-                 "--rounds": rounds != 10}
-        if any(given.values()):
-            raise InputError(f"{next(k for k, v in given.items() if v)} does not apply to --stream")
-        from anymodal.bench.stream import bench_stream_command
-
-        return bench_stream_command(condition, bundle, threads, turns, max_context, drop, repeats, json_out,
-                                    markdown, plot, _console())
-    if any(stream_only.values()):
-        raise InputError(f"{next(k for k, v in stream_only.items() if v)} needs --stream")
-    if all_conditions == (condition is not None):
-        raise InputError("give exactly one of --condition PATTERN or --all-conditions")
-    if profile is not None:
-        given = {"--run": run is not None, "--backend": backend != "all", "--in-process": in_process,
-                 "--rounds": rounds != 10, "--warmup-s": warmup_s != 1.0, "--duration-s": duration_s != 3.0,
-                 "--json": json_out is not None, "--markdown": markdown is not None, "--plot": plot is not None}
-        if any(given.values()):
-            raise InputError(f"{next(k for k, v in given.items() if v)} does not apply to --profile")
-        from anymodal.bench.profile_cli import bench_profile_command
-        from anymodal.bench.run import DEFAULT_SHAPES
-
-        return bench_profile_command("all" if all_conditions else [condition], bundle, model,
-                                     _ints(batch, "--batch") if batch else (1,),
-                                     _ints(seq_len, "--seq-len") if seq_len else None,
-                                     DEFAULT_SHAPES if batch is None and seq_len is None else None,
-                                     threads, spinning == OnOff.on, profile, _console())
-    from anymodal.bench.report import markdown_report, plot_latency, print_result, write_outputs
-    from anymodal.bench.run import DEFAULT_SHAPES, run_bench
-
-    console = _console()
-    result = run_bench("all" if all_conditions else [condition], bundle, run, backend,
-                       _ints(batch, "--batch") if batch else (1,), _ints(seq_len, "--seq-len") if seq_len else None,
-                       threads, warmup_s, duration_s, progress=lambda s: console.print(f"[dim]{s}[/dim]"), model=model,
-                       shapes=DEFAULT_SHAPES if batch is None and seq_len is None else None,
-                       spinning=spinning == OnOff.on, in_process=in_process, rounds=rounds)
-    print_result(result, console)
-    write_outputs(result, json_out, markdown, markdown_report, plot, plot_latency)
-
-
-def bench_main():
-    if any(a == "--server" or a.startswith("--server=") for a in sys.argv[1:]):  # against a Triton server
-        from anymodal.serve.cli import bench_server_main
-
-        return bench_server_main()
-    _main(bench_app)
 
 
 # --------------------------------------------------------------------------- rt-report

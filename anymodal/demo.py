@@ -7,25 +7,31 @@ OUT/report.md and OUT/latency.png.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
+import typer
 from rich.console import Console
+
+from anymodal import cli_app
 
 # Demo-sized model and schedule: converges on the synthetic data in about a minute on 2 cores.
 DEMO_MODEL = dict(hidden=64, depth=2, heads=2, dropout=0.3)
 DEMO_EPOCHS = dict(epochs_stage1=15, epochs_stage2=15, lr=1e-3)
 STEPS = 5
 
+demo_app = cli_app.app(no_args_is_help=False)
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", type=Path, default=Path("demo-out"))
-    ap.add_argument("--conversations", type=int, default=300)
-    ap.add_argument("--bench-seconds", type=float, default=5.0)
-    args = ap.parse_args(argv)
 
+@demo_app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), help="Folder for the data, run, bundle and report."),
+    conversations: int = typer.Option(300, help="Synthetic IEMOCAP-like conversations."),
+    bench_seconds: float = typer.Option(5.0, help="rt-bench: measured seconds per condition."),
+) -> None:
+    """The whole pipeline on embedded synthetic data, with progress: synthetic IEMOCAP-like data ->
+    MoMKE -> export + verify -> accuracy per condition through the runtime -> rt-bench --condition
+    a,v -> OUT/report.md and OUT/latency.png."""
     from anymodal.bench.accuracy import accuracy_report
     from anymodal.bench.report import markdown_report, plot_latency, print_result
     from anymodal.bench.run import run_bench
@@ -37,15 +43,15 @@ def main(argv=None) -> None:
     from anymodal.train.families.momke import train_momke_run
     from anymodal.train.momke_trainer import TrainConfig
 
-    console, out, t0 = Console(), args.out, time.time()
+    console, t0 = Console(), time.time()
     out.mkdir(parents=True, exist_ok=True)
 
     def step(i, title):
         console.rule(f"[bold]{i}/{STEPS} {title}[/bold]  [dim]{time.time() - t0:.0f} s[/dim]")
 
     step(1, "synthetic data")
-    data = generate(SynthConfig(task="emotion4", conversations=args.conversations), out / "data")
-    console.print(f"{args.conversations} IEMOCAP-like conversations in {data}")
+    data = generate(SynthConfig(task="emotion4", conversations=conversations), out / "data")
+    console.print(f"{conversations} IEMOCAP-like conversations in {data}")
 
     step(2, "train MoMKE (all-patterns protocol)")
     run = train_momke_run(data, "iemocap4", out / "run", model_overrides=DEMO_MODEL,
@@ -65,7 +71,7 @@ def main(argv=None) -> None:
     console.print(f"largest difference to the PyTorch evaluation: {100 * worst:.2f} points")
 
     step(5, "rt-bench --condition a,v")
-    bench = run_bench(["a,v"], bundle, run, duration_s=args.bench_seconds,
+    bench = run_bench(["a,v"], bundle, run, duration_s=bench_seconds,
                       progress=lambda s: console.print(f"[dim]{s}[/dim]"))
     write_json(bench, out / "bench.json")
     print_result(bench, console)
@@ -80,6 +86,10 @@ def main(argv=None) -> None:
               f"Total time: {time.time() - t0:.0f} s."]
     (out / "report.md").write_text("\n".join(report) + "\n")
     console.print(f"report: {out / 'report.md'}, plot: {out / 'latency.png'}  ({time.time() - t0:.0f} s)")
+
+
+def main() -> None:
+    cli_app.main(demo_app)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import sys
 
 import typer
 
-app = typer.Typer(add_completion=False, help="What this machine can run: versions, devices, backends.")
+from anymodal import cli_app
+
+app = cli_app.app("What this machine can run: versions, devices, backends.", no_args_is_help=False)
 
 
 @app.command()
@@ -39,7 +41,7 @@ def doctor(
 
 
 def main():
-    app()
+    cli_app.main(app)
 
 
 if __name__ == "__main__":

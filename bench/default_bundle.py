@@ -33,7 +33,7 @@ def cache_dir(kind: str, causal: bool = False) -> Path:
 def default_bundle(progress=print, kind: str = DEFAULT_FAMILY, causal: bool = False) -> tuple[Path, Path]:
     """(bundle folder, run folder) of a registered family's paper-sized model, building them on
     first use (needs the train extra). causal: the same model with causal attention (its config's
-    `causal` field), whose bundle streams conversations (rt-bench --stream)."""
+    `causal` field), whose bundle streams conversations (rt-bench stream)."""
     root = cache_dir(kind, causal)
     bundle, run = root / "bundle", root / "run"
     if (bundle / "manifest.json").is_file() and (run / "model.safetensors").is_file():
@@ -58,7 +58,7 @@ def default_bundle(progress=print, kind: str = DEFAULT_FAMILY, causal: bool = Fa
         model = _causal(model, kind)
     save_run(run, model, meta)
     # int8: random weights have no validation data, so its accuracy is recorded as not measured;
-    # the causal bundle serves rt-bench --stream, which times fp32 only
+    # the causal bundle serves rt-bench stream, which times fp32 only
     precisions = ("fp32",) if causal else family.paper_precisions
     write_bundle(model, {**meta, "source_run": str(run)}, bundle, precisions=precisions)
     return bundle, run

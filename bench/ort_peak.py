@@ -1,4 +1,4 @@
-"""The yardstick of rt-bench --profile's "% of peak": the best fp32 rate of one large MatMul run
+"""The yardstick of rt-bench profile's "% of peak": the best fp32 rate of one large MatMul run
 by ONNX Runtime itself at the profiled sessions' thread count (the same GEMM library, threads and
 session options as the graphs), beside numpy's BLAS rate (bench/machine.py)."""
 

@@ -2,7 +2,7 @@
 checks, graph choice, feeds, file re-checks, output checks, decoding, the Prediction), measured
 in situ, i.e. right after graph runs as in serving, not in a loop of its own.
 
-    python -m anymodal.bench.overhead [--bundle B] [--conditions a,at,atv] [--shapes 1x24,16x50]
+    rt-bench overhead [--bundle B] [--conditions a,at,atv] [--shapes 1x24,16x50]
 
 rt-bench's `runtime − session-run` compares two rows' wall times; this splits one call, so
 its `outside` figure is free of session.run's noise (min / p10 / p50 over --calls calls).
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +20,6 @@ from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import parse_pattern
 from anymodal.runtime.runtime import Runtime
 
-from .tool_args import bundle_or_default, bundle_parser
 from .variants import make_request
 
 
@@ -51,24 +51,31 @@ def outside_session_run(bundle_dir, pattern: str, batch: int, seq: int, calls: i
             "session_run_p50_us": float(np.percentile(inside, 50)) / 1e3}
 
 
-def main(argv=None) -> None:
-    ap = bundle_parser(__doc__)
-    ap.add_argument("--conditions", default="a,at,atv", help="patterns, comma-separated")
-    ap.add_argument("--shapes", default="1x24", help="BxL pairs, comma-separated")
-    ap.add_argument("--calls", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args(argv)
-    bundle = bundle_or_default(args.bundle)
-    print(f"1-min load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, {args.threads} threads")
-    for shape in args.shapes.split(","):
-        batch, seq = (int(v) for v in shape.split("x"))
-        for cond in args.conditions.split(","):
-            r = outside_session_run(bundle, parse_pattern(cond), batch, seq, args.calls, args.threads)
-            o = r["outside_us"]
-            print(f"{{{','.join(r['condition'])}}} B{batch}×L{seq}: outside session.run min {o['min']:.0f} "
-                  f"p10 {o['p10']:.0f} p50 {o['p50']:.0f} µs; session.run p50 {r['session_run_p50_us']:.0f} µs "
-                  f"({r['calls']} calls)", flush=True)
+def overhead_line(r: dict) -> str:
+    o = r["outside_us"]
+    return (f"{{{','.join(r['condition'])}}} B{r['batch']}×L{r['seq']}: outside session.run min {o['min']:.0f} "
+            f"p10 {o['p10']:.0f} p50 {o['p50']:.0f} µs; session.run p50 {r['session_run_p50_us']:.0f} µs "
+            f"({r['calls']} calls)")
 
 
-if __name__ == "__main__":
-    main()
+def overhead_command(bundle_dir: Path | None, conditions: list[str], shapes: list[tuple[int, int]], calls: int,
+                     threads: int, json_out: Path | None, echo=print) -> list[dict]:
+    """`rt-bench overhead`: one line per shape and condition as it is measured; the records as JSON."""
+    from anymodal.runtime.errors import InputError
+    from anymodal.runtime.jsonio import write_json
+
+    if calls < 1:
+        raise InputError(f"--calls must be >= 1, got {calls}")
+    if bundle_dir is None:
+        from .default_bundle import default_bundle
+
+        bundle_dir = default_bundle(echo)[0]
+    echo(f"1-min load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, {threads} threads")
+    records = []
+    for batch, seq in shapes:
+        for cond in conditions:
+            records.append(outside_session_run(bundle_dir, parse_pattern(cond), batch, seq, calls, threads))
+            echo(overhead_line(records[-1]))
+    if json_out:
+        write_json({"bundle": str(bundle_dir), "threads": threads, "records": records}, json_out)
+    return records

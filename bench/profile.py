@@ -1,4 +1,4 @@
-"""rt-bench --profile DIR: where each served graph's time goes, per op type, from ONNX Runtime's
+"""rt-bench profile --out DIR: where each served graph's time goes, per op type, from ONNX Runtime's
 own profiler, next to the graph's FLOPs, its achieved GFLOP/s and this machine's matmul peak.
 
 For every condition (and, with --all-conditions, the masked graph) the graph ort-cpu serves is

@@ -1,4 +1,4 @@
-"""`rt-bench --profile DIR`: the command around bench/profile.py (bundle, shapes, printing)."""
+"""`rt-bench profile --out DIR`: the command around bench/profile.py (bundle, shapes, printing)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`rt-bench --server`: client-side latency and throughput against a running Triton server,
+"""`rt-bench server`: client-side latency and throughput against a running Triton server,
 HTTP and/or gRPC, at several concurrencies, beside the in-process Runtime on the same request
 (same thread count calling it). Every answer is checked against the in-process one."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
@@ -129,3 +130,27 @@ def server_rows(result: dict):
              f"{r['throughput_per_s']:.1f}", f"{r['p50_vs_in_process']:.2f}×", str(r["mismatches"])]
             for r in result["rows"]]
     return header, rows
+
+
+def bench_server_command(server: str, condition: str, bundle: Path, concurrency: list[int], model_name: str,
+                         seq_len: int, threads: int | None, warmup_s: float, duration_s: float,
+                         json_out: Path | None, markdown: Path | None, console) -> dict:
+    """`rt-bench server`: run, print the table, write JSON / markdown."""
+    from anymodal.runtime.jsonio import write_json
+
+    from .tables import markdown_table, rich_table
+
+    result = bench_server(parse_servers(server), bundle, [c for c in condition.split(";") if c], concurrency,
+                          model_name, seq_len, threads, warmup_s, duration_s,
+                          progress=lambda s: console.print(f"[dim]{s}[/dim]"))
+    header, rows = server_rows(result)
+    m = result["machine"]
+    console.print(rich_table(f"rt-bench server — {result['model_kind']} — {m['cpu']} ({m['cores']} cores)",
+                             header, rows))
+    if json_out:
+        write_json(result, json_out)
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(markdown_table(header, rows) + f"\n\nmachine: {m['cpu']} ({m['cores']} cores), "
+                            f"{m['timestamp']}\n")
+    return result

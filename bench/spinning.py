@@ -2,7 +2,7 @@
 the Runtime's default (`spinning=False`). rt-bench's ort / ort-spin rows show latency only;
 spinning workers keep burning CPU after a call returns, which a latency row cannot see.
 
-    python -m anymodal.bench.spinning [--bundle B] [--condition a] [--gap-ms 2] [--blocks 6]
+    rt-bench spinning [--bundle B] [--condition a] [--gap-ms 2] [--blocks 6]
 
 Two Runtimes (off, on) serve the same request in alternating blocks of 40 calls, with a gap
 between calls as a server has between requests; CPU = process CPU time over the block (the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -20,7 +21,6 @@ from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.patterns import parse_pattern
 from anymodal.runtime.runtime import Runtime
 
-from .tool_args import bundle_or_default, bundle_parser
 from .variants import make_request
 
 BLOCK = 40
@@ -55,22 +55,29 @@ def spinning_report(bundle_dir, pattern: str = "a", threads: int = 2, blocks: in
     return out
 
 
-def main(argv=None) -> None:
-    ap = bundle_parser(__doc__)
-    ap.add_argument("--condition", default="a")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--blocks", type=int, default=6)
-    ap.add_argument("--gap-ms", type=float, default=2.0)
-    args = ap.parse_args(argv)
-    bundle = bundle_or_default(args.bundle)
-    r = spinning_report(bundle, parse_pattern(args.condition), args.threads, args.blocks, args.gap_ms / 1e3)
-    print(f"{{{','.join(r['condition'])}}} B1, {r['threads']} threads, {r['requests']} requests per mode, "
-          f"gap {r['gap_ms']:g} ms, 1-min load {r['loadavg_1min']:.1f} on {os.cpu_count()} cores")
-    for mode in ("off", "on"):
-        m = r[mode]
-        print(f"spinning {mode:3s}: p50 {m['p50_ms']:.3f} ms, p90 {m['p90_ms']:.3f} ms, min {m['min_ms']:.3f} ms, "
-              f"CPU {m['cpu_ms_per_request']:.3f} ms per request")
+def spinning_lines(r: dict) -> list[str]:
+    head = (f"{{{','.join(r['condition'])}}} B1, {r['threads']} threads, {r['requests']} requests per mode, "
+            f"gap {r['gap_ms']:g} ms, 1-min load {r['loadavg_1min']:.1f} on {os.cpu_count()} cores")
+    return [head] + [f"spinning {mode:3s}: p50 {m['p50_ms']:.3f} ms, p90 {m['p90_ms']:.3f} ms, "
+                     f"min {m['min_ms']:.3f} ms, CPU {m['cpu_ms_per_request']:.3f} ms per request"
+                     for mode, m in ((mode, r[mode]) for mode in ("off", "on"))]
 
 
-if __name__ == "__main__":
-    main()
+def spinning_command(bundle_dir: Path | None, condition: str, threads: int, blocks: int, gap_ms: float,
+                     json_out: Path | None, echo=print) -> dict:
+    """`rt-bench spinning`: the report's lines; the report as JSON."""
+    from anymodal.runtime.errors import InputError
+    from anymodal.runtime.jsonio import write_json
+
+    if blocks < 1 or gap_ms < 0:
+        raise InputError(f"--blocks must be >= 1 and --gap-ms >= 0, got {blocks} and {gap_ms:g}")
+    if bundle_dir is None:
+        from .default_bundle import default_bundle
+
+        bundle_dir = default_bundle(echo)[0]
+    r = spinning_report(bundle_dir, parse_pattern(condition), threads, blocks, gap_ms / 1e3)
+    for line in spinning_lines(r):
+        echo(line)
+    if json_out:
+        write_json({"bundle": str(bundle_dir), **r}, json_out)
+    return r

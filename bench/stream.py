@@ -1,4 +1,4 @@
-"""`rt-bench --stream`: a live conversation of L turns with sensors dropping in and out.
+"""`rt-bench stream`: a live conversation of L turns with sensors dropping in and out.
 
 Every turn is timed two ways, interleaved (alternating order) so machine noise hits both:
   stream   Conversation.add of the one new utterance (step graphs + KV caches on a causal
@@ -330,13 +330,13 @@ def stream_summary_lines(res: dict) -> list[str]:
 
 def print_stream_result(res: dict, console) -> None:
     header, rows = stream_rows(res)
-    print_section(console, f"rt-bench --stream — {res['model']}, {res['turns']} turns", header, rows,
+    print_section(console, f"rt-bench stream — {res['model']}, {res['turns']} turns", header, rows,
                   stream_summary_lines(res))
 
 
 def stream_markdown(res: dict) -> str:
     header, rows = stream_rows(res)
-    return markdown_section("rt-bench --stream", header, rows, stream_summary_lines(res))
+    return markdown_section("rt-bench stream", header, rows, stream_summary_lines(res))
 
 
 def plot_stream(res: dict, path: str | Path) -> Path:
@@ -384,7 +384,7 @@ def plot_stream(res: dict, path: str | Path) -> Path:
 def bench_stream_command(condition: str | None, bundle: Path | None, threads: int | None, turns: int,
                          max_context: int | None, drop: str | None, repeats: int, json_out: Path | None,
                          markdown: Path | None, plot: Path | None, console) -> dict:
-    """`rt-bench --stream`: run, print the table, write JSON / markdown / the PNG (beside the JSON
+    """`rt-bench stream`: run, print the table, write JSON / markdown / the PNG (beside the JSON
     unless --plot names it)."""
     from .report import write_outputs
 

@@ -1,4 +1,4 @@
-"""`rt-bench --streams N[,N…]`: N live conversations at once, each turn sent as soon as the
+"""`rt-bench streams --streams N[,N…]`: N live conversations at once, each turn sent as soon as the
 previous one of its stream was answered (as fast as possible), sensors dropping in and out.
 
 Per N, three runs on the same turns (one Runtime, so the same sessions):
@@ -260,18 +260,18 @@ def streams_summary_lines(res: dict) -> list[str]:
 
 def print_streams_result(res: dict, console) -> None:
     header, rows = streams_rows(res)
-    print_section(console, f"rt-bench --streams — {res['model']}, {res['turns']} turns per stream", header, rows,
+    print_section(console, f"rt-bench streams — {res['model']}, {res['turns']} turns per stream", header, rows,
                   streams_summary_lines(res))
 
 
 def streams_markdown(res: dict) -> str:
     header, rows = streams_rows(res)
-    return markdown_section("rt-bench --streams", header, rows, streams_summary_lines(res))
+    return markdown_section("rt-bench streams", header, rows, streams_summary_lines(res))
 
 
 def bench_streams_command(streams: tuple[int, ...], bundle: Path | None, threads: int | None, turns: int,
                           max_context: int, json_out: Path | None, markdown: Path | None, console) -> dict:
-    """`rt-bench --streams`: run, print the table, write JSON / markdown."""
+    """`rt-bench streams`: run, print the table, write JSON / markdown."""
     from .report import write_outputs
 
     res = run_streams_bench(bundle, streams, turns, max_context, threads,

@@ -1,5 +1,5 @@
 """ONNX surgery on the ORT-optimised copies (export/ort_graphs.py): remove the shape plumbing the
-tracer leaves and ONNX Runtime's session optimiser keeps (rt-bench --profile found them in every
+tracer leaves and ONNX Runtime's session optimiser keeps (rt-bench profile found them in every
 served graph). Each pass is exact (no arithmetic changes), so the rewritten graph computes
 bit-for-bit what the traced one does; tests/export/test_graph_rewrites.py holds every pattern
 and the masked graph of both families to <= 1e-4 anyway.

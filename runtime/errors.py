@@ -83,4 +83,4 @@ class BackendClosedError(AnymodalError):
 
 
 class ProfileError(AnymodalError):
-    """rt-bench --profile could not read a per-op profile out of ONNX Runtime's trace."""
+    """rt-bench profile could not read a per-op profile out of ONNX Runtime's trace."""

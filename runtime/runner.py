@@ -41,7 +41,7 @@ def describe(pred: Prediction) -> str:
 
 def stream_turns(bundle: Path, source: str, out, backend: str = "auto", precision: str | None = None,
                  max_context: int = 64, nonfinite: str = "error", keep_going: bool = False) -> int:
-    """`rt-run --stream`: follow the conversation in a JSONL file of turns (runtime/turns.py;
+    """`rt-run stream`: follow the conversation in a JSONL file of turns (runtime/turns.py;
     "-" = stdin, references relative to the current folder) and write one JSON line per turn to
     `out` as it goes: {"line", "id", **TurnPrediction.to_dict()}. A bad line raises TurnError
     naming it; with keep_going it is answered with {"line", "id", "error"} instead, the
@@ -55,7 +55,7 @@ def stream_turns(bundle: Path, source: str, out, backend: str = "auto", precisio
 
     stdin = source == "-"
     if not stdin and not Path(source).is_file():
-        raise RequestError(f"--stream: turns file not found: {source}")
+        raise RequestError(f"turns file not found: {source}")
     base = Path(os.path.realpath(Path.cwd() if stdin else Path(source).parent))
     refused, done = [], 0
     with Runtime(bundle, backend=backend, precision=precision) as rt:

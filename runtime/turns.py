@@ -1,4 +1,4 @@
-"""The turns of a live conversation as JSON Lines (`rt-run --stream`): one utterance per line.
+"""The turns of a live conversation as JSON Lines (`rt-run stream`): one utterance per line.
 
     {"audio": [0.12, -0.3, ...], "text": "feats/t17.npy", "visual": null}
     {"id": "u18", "audio": "feats/a18.npy", "text": [...], "visual": [...], "present": ["audio", "text"]}

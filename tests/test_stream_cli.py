@@ -1,4 +1,4 @@
-"""rt-run --stream: a JSONL file (or stdin) of turns in, one JSON prediction per turn out."""
+"""rt-run stream: a JSONL file (or stdin) of turns in, one JSON prediction per turn out."""
 
 import json
 import os
@@ -46,7 +46,7 @@ def turns_dir(tmp_path):
 
 def test_stream_prints_one_prediction_per_turn_as_a_conversation(small_bundle, turns_dir):
     folder, expected = turns_dir
-    res = rt_run("--bundle", str(small_bundle), "--stream", str(folder / "turns.jsonl"), "--max-context", "3",
+    res = rt_run("stream", "--bundle", str(small_bundle), str(folder / "turns.jsonl"), "--max-context", "3",
                  cwd="/")  # references resolve against the file's folder, not the current one
     assert res.returncode == 0, res.stderr
     got = [json.loads(line) for line in res.stdout.splitlines()]
@@ -64,13 +64,13 @@ def test_stream_prints_one_prediction_per_turn_as_a_conversation(small_bundle, t
 def test_a_bad_line_stops_with_its_number_after_the_good_ones(small_bundle, tmp_path):
     lines = [{"audio": [0.1] * DIMS[0]}, {"audio": [0.1] * DIMS[0], "txt": [1]}, {"audio": [0.2] * DIMS[0]}]
     (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
-    res = rt_run("--bundle", str(small_bundle), "--stream", str(tmp_path / "t.jsonl"))
+    res = rt_run("stream", "--bundle", str(small_bundle), str(tmp_path / "t.jsonl"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "error: TurnError: line 2: unknown key 'txt'" in res.stderr
     assert [json.loads(x)["line"] for x in res.stdout.splitlines()] == [1]
     # a turn the conversation itself refuses (here: a wrong dim) names its line too
     (tmp_path / "d.jsonl").write_text(json.dumps({"text": [0.0] * 3}) + "\n")
-    res = rt_run("--bundle", str(small_bundle), "--stream", str(tmp_path / "d.jsonl"))
+    res = rt_run("stream", "--bundle", str(small_bundle), str(tmp_path / "d.jsonl"))
     assert res.returncode == 2 and "line 1: text: 3 numbers, the model expects 10" in res.stderr
 
 
@@ -78,7 +78,7 @@ def test_keep_going_answers_bad_lines_and_fails_at_the_end(small_bundle, tmp_pat
     lines = ['{"audio": %s}' % json.dumps([0.1] * DIMS[0]), "{oops", '{"audio": null}',
              '{"audio": %s, "id": "last"}' % json.dumps([0.3] * DIMS[0])]
     (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n")
-    res = rt_run("--bundle", str(small_bundle), "--stream", str(tmp_path / "t.jsonl"), "--keep-going")
+    res = rt_run("stream", "--bundle", str(small_bundle), str(tmp_path / "t.jsonl"), "--keep-going")
     got = [json.loads(x) for x in res.stdout.splitlines()]
     assert [g["line"] for g in got] == [1, 2, 3, 4]
     assert "not valid JSON" in got[1]["error"] and "no sensor reported" in got[2]["error"]
@@ -87,18 +87,21 @@ def test_keep_going_answers_bad_lines_and_fails_at_the_end(small_bundle, tmp_pat
 
 
 def test_option_mistakes_are_typed(small_bundle, tmp_path):
-    res = rt_run("--bundle", str(small_bundle), "--stream", str(tmp_path / "none.jsonl"))
-    assert res.returncode == 2 and "turns file not found" in res.stderr
+    res = rt_run("stream", "--bundle", str(small_bundle), str(tmp_path / "none.jsonl"))
+    assert res.returncode == 2 and "RequestError: turns file not found" in res.stderr
+    # the features come from the turns file; the conversation's options belong to `stream`
     np.save(tmp_path / "a.npy", np.zeros((2, DIMS[0]), np.float32))
-    res = rt_run("--bundle", str(small_bundle), "--stream", "-", "--audio", str(tmp_path / "a.npy"))
-    assert res.returncode == 2 and "--stream takes its features from the turns file" in res.stderr
+    res = rt_run("stream", "--bundle", str(small_bundle), "-", "--audio", str(tmp_path / "a.npy"))
+    assert res.returncode == 2 and "No such option: --audio" in res.stderr
     res = rt_run("--bundle", str(small_bundle), "--audio", str(tmp_path / "a.npy"), "--max-context", "8")
-    assert res.returncode == 2 and "need --stream" in res.stderr
+    assert res.returncode == 2 and "No such option: --max-context" in res.stderr
+    res = rt_run("--bundle", str(small_bundle), "stream", "-")
+    assert res.returncode == 2 and "InputError: --bundle is an option of `rt-run` itself" in res.stderr
 
 
 def test_stdin_is_answered_turn_by_turn(small_bundle, tmp_path):
     """Each prediction comes back before the next turn is sent (a live source, not a batch)."""
-    proc = subprocess.Popen([RT_RUN, "--bundle", str(small_bundle), "--stream", "-"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([RT_RUN, "stream", "--bundle", str(small_bundle), "-"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)

@@ -1,4 +1,4 @@
-"""rt-bench --profile: per-op tables of each served graph from ORT's profiler, with FLOPs,
+"""rt-bench profile: per-op tables of each served graph from ORT's profiler, with FLOPs,
 GFLOP/s and % of a measured matmul peak. Schema and arithmetic only, no timing thresholds."""
 
 import json
@@ -63,12 +63,12 @@ def test_profile_writes_a_table_per_served_graph(small_bundle, tmp_path):
 
 def test_rt_bench_profile_cli(small_bundle, tmp_path):
     out = tmp_path / "prof"
-    res = subprocess.run([RT_BENCH, "--condition", "a,t", "--bundle", str(small_bundle), "--batch", "2",
-                          "--seq-len", "5", "--threads", "1", "--profile", str(out)],
+    res = subprocess.run([RT_BENCH, "profile", "--condition", "a,t", "--bundle", str(small_bundle), "--batch", "2",
+                          "--seq-len", "5", "--threads", "1", "--out", str(out)],
                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "400"})
     assert res.returncode == 0, res.stderr
     assert "graph at (at.ort.onnx) B2×L5:" in res.stdout and "% of the ORT matmul peak" in res.stdout
     assert (out / "at-B2xL5.json").is_file()
-    bad = subprocess.run([RT_BENCH, "--condition", "a", "--bundle", str(small_bundle), "--rounds", "3",
-                          "--profile", str(out)], capture_output=True, text=True)
-    assert bad.returncode == 2 and "--rounds does not apply to --profile" in bad.stderr + bad.stdout
+    bad = subprocess.run([RT_BENCH, "profile", "--condition", "a", "--bundle", str(small_bundle), "--rounds", "3",
+                          "--out", str(out)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "No such option: --rounds" in bad.stderr + bad.stdout

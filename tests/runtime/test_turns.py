@@ -1,4 +1,4 @@
-"""The JSONL turns format of `rt-run --stream` (runtime/turns.py)."""
+"""The JSONL turns format of `rt-run stream` (runtime/turns.py)."""
 
 import json
 import os

@@ -25,7 +25,14 @@ def parse_config(path):
 
 
 def test_runtime_flavor_config_matches_the_bundle(small_bundle, tmp_path):
-    repo = write_triton_repo(small_bundle, tmp_path / "repo", threads=2, instances=3)
+    from typer.testing import CliRunner
+
+    from anymodal.cli import export_app
+
+    repo = tmp_path / "repo"
+    res = CliRunner().invoke(export_app, ["triton", "--bundle", str(small_bundle), "--out", str(repo), "--threads",
+                                          "2", "--instances", "3"])  # the command around write_triton_repo
+    assert res.exit_code == 0 and f"(runtime flavor) to the Triton repository {repo}" in res.output, res.output
     cfg = parse_config(repo / "anymodal" / "config.pbtxt")
     b = Bundle(small_bundle)
     assert cfg.backend == "python" and cfg.max_batch_size == 64 and cfg.instance_group[0].count == 3

@@ -3,6 +3,7 @@ and a small DERL bundle from one repository; every answer compared with Runtime.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import urllib.request
@@ -176,12 +177,19 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(server, runt
     assert server.ready()
 
 
-def test_rt_bench_server_measures_both_transports_beside_in_process(server, bundles):
-    from anymodal.bench.server import bench_server
+def test_rt_bench_server_measures_both_transports_beside_in_process(server, bundles, tmp_path):
+    from typer.testing import CliRunner
 
-    servers = {"http": server.endpoints.http, "grpc": server.endpoints.grpc}
-    res = bench_server(servers, bundles["momke"], ["a,v"], (1, 2), "momke", seq=6, threads=1,
-                       warmup_s=0.05, duration_s=0.3, progress=lambda s: None)
+    from anymodal.bench_cli import bench_app
+
+    urls = f"http://{server.endpoints.http},grpc://{server.endpoints.grpc}"
+    out = CliRunner().invoke(bench_app, [
+        "server", "--server", urls, "--condition", "a,v", "--bundle", str(bundles["momke"]), "--concurrency", "1,2",
+        "--model-name", "momke", "--seq-len", "6", "--threads", "1", "--warmup-s", "0.05", "--duration-s", "0.3",
+        "--json", str(tmp_path / "s.json"), "--markdown", str(tmp_path / "s.md")], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "rt-bench server — momke" in out.output and "| p50 vs in-process |" in (tmp_path / "s.md").read_text()
+    res = json.loads((tmp_path / "s.json").read_text())
     assert [(r["transport"], r["concurrency"]) for r in res["rows"]] == [
         ("in-process", 1), ("http", 1), ("grpc", 1), ("in-process", 2), ("http", 2), ("grpc", 2)]
     for r in res["rows"]:

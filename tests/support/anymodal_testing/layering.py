@@ -64,9 +64,9 @@ RULES = (
          "the CLI imports everything lazily, inside each command (rt-* --help without torch)",
          allowed=("anymodal/cli.py",)),  # cli: only the torch-free family registry at import
 )
-# cli.py may import at module level only torch-free modules: the runtime, its choices (enums)
-# and the families' registry (it lists `rt-train <family>`)
-CLI_MODULE_LEVEL = ("anymodal.train.families", "anymodal.choices")
+# cli.py may import at module level only torch-free modules: the runtime, its choices (enums),
+# the commands' shared app helper and the families' registry (it lists `rt-train <family>`)
+CLI_MODULE_LEVEL = ("anymodal.train.families", "anymodal.choices", "anymodal.cli_app")
 
 
 def _imports(tree: ast.AST, package: str):
