@@ -61,7 +61,7 @@ lint: $(LINKED)
 # The guide (docs/, nav in mkdocs.yml) as a static site in site/; --strict fails on a broken
 # internal link or a page missing from the nav (tests/docs/test_site.py runs the same build)
 docs: $(LINKED)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # Refresh the lock from pyproject.toml (docs/development.md). --upgrade takes the newest releases
 # the pyproject ranges allow; without it pip-tools keeps every pin it can.
