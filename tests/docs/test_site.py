@@ -1,6 +1,7 @@
 """The guide builds as a site with --strict (what `make docs` runs): every page is in the nav and
 every internal link and anchor resolves. Built in-process into a temporary folder."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,12 @@ def test_a_broken_link_fails_the_build(tmp_path, monkeypatch):
     page.write_text(page.read_text() + "\n[gone](performance.md#no-such-section)\n")
     with pytest.raises(Abort):
         _build(tmp_path / "mkdocs.yml", tmp_path / "site")
+
+
+def test_the_readme_is_a_front_door_to_every_page():
+    """README stays short (measurements live on the performance page) and links every guide page."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    linked = set(re.findall(r"\]\(docs/([^)#]+\.md)", readme))
+    assert pages - {"index.md"} <= linked, f"not linked from README: {sorted(pages - linked - {'index.md'})}"
