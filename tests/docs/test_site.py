@@ -13,29 +13,32 @@ from mkdocs.exceptions import Abort  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _build(config_file: Path, site: Path) -> None:
-    mkdocs_build.build(load_config(config_file=str(config_file), strict=True, site_dir=str(site)))
+def _build(site: Path, **overrides) -> None:
+    cfg = load_config(config_file=str(ROOT / "mkdocs.yml"), strict=True, site_dir=str(site), **overrides)
+    mkdocs_build.build(cfg)
 
 
 def test_the_guide_builds_strict(tmp_path, monkeypatch):
     monkeypatch.setenv("NO_MKDOCS_2_WARNING", "1")
-    _build(ROOT / "mkdocs.yml", tmp_path / "site")
+    _build(tmp_path / "site")
     pages = {p.relative_to(ROOT / "docs").with_suffix("") for p in (ROOT / "docs").glob("*.md")}
     built = {p.parent.relative_to(tmp_path / "site") for p in (tmp_path / "site").rglob("index.html")}
     assert {Path(".") if p.name == "index" else p for p in pages} <= built
 
 
 def test_a_broken_link_fails_the_build(tmp_path, monkeypatch):
-    """The check itself: the same config over a copy of docs/ with one link to a missing anchor."""
-    import shutil
-
+    """The check itself: mkdocs.yml's settings over two pages, one linking to a missing anchor."""
     monkeypatch.setenv("NO_MKDOCS_2_WARNING", "1")
-    shutil.copytree(ROOT / "docs", tmp_path / "docs")
-    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
-    page = tmp_path / "docs" / "index.md"
-    page.write_text(page.read_text() + "\n[gone](performance.md#no-such-section)\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "other.md").write_text("# Other\n\n## Here\n")
+    nav = [{"Home": "index.md"}, {"Other": "other.md"}]
+    plain = dict(docs_dir=str(docs), nav=nav, theme={"name": "mkdocs"}, plugins=[])  # the checks are mkdocs
+    (docs / "index.md").write_text("# Home\n\n[there](other.md#here)\n")
+    _build(tmp_path / "ok", **plain)
+    (docs / "index.md").write_text("# Home\n\n[gone](other.md#no-such-section)\n")
     with pytest.raises(Abort):
-        _build(tmp_path / "mkdocs.yml", tmp_path / "site")
+        _build(tmp_path / "broken", **plain)
 
 
 def test_the_readme_is_a_front_door_to_every_page():
