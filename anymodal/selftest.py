@@ -22,7 +22,7 @@ import numpy as np
 from . import selftest_trt
 from .selftest_bundles import Bundles, Skip, small_momke
 
-BUDGET_S = 300  # the whole self-test on one GPU (issue 22: at most five minutes)
+BUDGET_S = 300  # the whole self-test on one GPU (at most five minutes: docs/ARCHITECTURE.md §10)
 TOL = {"fp32": dict(atol=1e-5, rtol=1e-4), "fp16": dict(atol=2e-2, rtol=2e-2)}
 KERNEL_SHAPES = ((1, 100, 3), (17, 128, 6), (1000, 256, 3), (33, 512, 6), (5, 64, 16), (250, 37, 2))
 

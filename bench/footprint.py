@@ -13,7 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Goals for the paper-sized MoMKE bundle (issue "Jetson-ready"), reported beside the figures.
+# Goals for the paper-sized MoMKE bundle (the Jetson memory and start-up budget, docs/jetson.md),
+# reported beside the figures.
 GOALS = {"import_s": 0.3, "loaded_mb": 150.0}
 
 

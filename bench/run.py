@@ -1,5 +1,5 @@
 """rt-bench: latency, throughput, efficiency and parameters of one condition (or all 7), every
-variant measured in alternating rounds (DESIGN §9): by default each in a process of its own
+variant measured in alternating rounds (docs/ARCHITECTURE.md §9): by default each in a process of its own
 (bench/processes.py), with in_process=True all in this one (interleaved call by call)."""
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES, parse_pattern
 from .tables import markdown_section, print_section
 from .timing import latency_stats
 
-# the goals of issue 15, shown beside the measured figures (never used to decide anything)
+# the streaming goals (turn cost flat, faster than re-scoring, cheap pattern switches), shown
+# beside the measured figures (never used to decide anything; docs/performance.md)
 GOAL_FLATNESS, GOAL_SPEEDUP, GOAL_SWITCH_MS = 1.3, 5.0, 0.05
 EARLY_TURN, SPEEDUP_TURN = 10, 50
 NEIGHBOURHOOD = 5  # a turn's robust latency: median over the passes × the 5 turns nearest to it

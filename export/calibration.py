@@ -1,7 +1,7 @@
 """The data TensorRT engines are calibrated (INT8) and parity-checked on: conversations of the
 training split the bundle records, read from `--calib-data` or from the run the bundle was
 exported from. Never random features for calibration: scales fitted to noise clip real
-activations (issue 22). Only the fp32/fp16 parity check may fall back to random features
+activations. Only the fp32/fp16 parity check may fall back to random features
 (export/engine_parity.py), and engines.json then says so."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What an exported bundle holds, declared in one place (DESIGN §12): graph names, inputs and
+"""What an exported bundle holds, declared in one place (docs/ARCHITECTURE.md §12): graph names, inputs and
 their dynamic axes, outputs, opset, shapes used for tracing and verification, tolerances."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Step graphs of a causal model (streaming conversations, issue 15): per pattern, one graph that
-scores one new utterance against the cached keys/values of each present modality stream.
+"""Step graphs of a causal model (streaming conversations, docs/ARCHITECTURE.md §7a): per
+pattern, one graph that scores one new utterance against the cached keys/values of each present
+modality stream.
 
     inputs   <modality> [1, 1, dim] per present modality, position int64 [1] (models with
              position embeddings), then per present modality past_<modality>_<i> (its n caches,

@@ -1,4 +1,4 @@
-"""The batched step graph (issue 25, conversation turns): one graph that scores the new
+"""The batched step graph (conversation turns, docs/ARCHITECTURE.md §7a): one graph that scores the new
 utterances of S conversations at once, each with its own pattern, each against its own cached
 keys/values.
 

@@ -1,4 +1,4 @@
-"""TensorRT engines for a bundle, built on the target GPU (DESIGN §6): one engine per graph,
+"""TensorRT engines for a bundle, built on the target GPU (docs/ARCHITECTURE.md §6): one engine per graph,
 optimisation profiles from the bundle's input specs, a timing cache, cached under
 `engines/<sm>-<device>-trt<version>-<precision>/`. The folder is built under a temporary name
 and renamed when complete, with an engines.json (sha256 per plan, device, profile bounds) the

@@ -1,4 +1,4 @@
-"""RouterMix in numpy: the single source of truth for the fused kernel (DESIGN §8).
+"""RouterMix in numpy: the single source of truth for the fused kernel (docs/ARCHITECTURE.md §8).
 
 For rows n: h = GELU(x[n] @ w1 + b1); logits = h @ w2 + b2; weights = softmax(logits / τ);
 mixed[n] = mask[n] · Σ_e weights[n, e] · experts[n, e, :].

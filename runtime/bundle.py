@@ -1,4 +1,4 @@
-"""Reading a bundle folder (DESIGN §6): manifest, graph files, integrity checks.
+"""Reading a bundle folder (docs/ARCHITECTURE.md §6): manifest, graph files, integrity checks.
 
     manifest.json
     graphs/<pattern>.onnx, graphs/masked.onnx, graphs/weights.bin        (fp32)

@@ -1,7 +1,7 @@
 """The key/value caches of many conversations in one array per (modality, cache): a row per
-conversation (issue 25, batched turns). A batched step graph is fed the whole pools, in place,
-and the rows of the conversations in its batch; each Conversation keeps views of its row, so its
-own single-stream turns (and cache rebuilds) write the very same memory.
+conversation (batched turns, docs/ARCHITECTURE.md §7b). A batched step graph is fed the whole
+pools, in place, and the rows of the conversations in its batch; each Conversation keeps views
+of its row, so its own single-stream turns (and cache rebuilds) write the very same memory.
 
     pool = CachePool(runtime, max_rows=64, max_context=64)
     conv = Conversation(runtime, 64, pool=pool)   # takes a row; conv.detach() gives it back

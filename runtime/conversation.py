@@ -1,4 +1,4 @@
-"""Following a live conversation one utterance at a time (numpy only; issue 15).
+"""Following a live conversation one utterance at a time (numpy only; docs/ARCHITECTURE.md §7a).
 
     conv = rt.conversation(max_context=64)
     p = conv.add(audio=a_i, text=t_i)      # one utterance; visual absent this turn

@@ -1,4 +1,4 @@
-"""Evaluation metrics in numpy (DESIGN §11), importable without torch.
+"""Evaluation metrics in numpy (docs/ARCHITECTURE.md §11), importable without torch.
 
 Sentiment (MOSI/MOSEI) follows the MMSA conventions that MoMKE and DERL report:
 * Acc-2 *has0*: truth `y >= 0` vs prediction `p >= 0`, over all samples.

@@ -1,4 +1,4 @@
-"""Modalities and modality-availability patterns (DESIGN §3).
+"""Modalities and modality-availability patterns (docs/ARCHITECTURE.md §3).
 
 A pattern is a non-empty subset of the modalities, named by its letters in canonical order
 (`a` audio, `t` text, `v` visual): `a t v at av tv atv`. Pattern names are the file stems of

@@ -1,4 +1,4 @@
-"""The torch-free Runtime: picks the graph from the sensors that reported data (DESIGN §7).
+"""The torch-free Runtime: picks the graph from the sensors that reported data (docs/ARCHITECTURE.md §7).
 
     rt = Runtime("bundle/", backend="auto")
     p = rt.predict(audio=a, text=t, visual=None)     # None = sensor absent

@@ -1,4 +1,5 @@
-"""Many callers, few graph calls: a thread-safe queue that groups pending work by graph (issue 25).
+"""Many callers, few graph calls: a thread-safe queue that groups pending work by graph
+(docs/ARCHITECTURE.md §7b).
 
     with rt.scheduler(max_batch=16, max_delay_ms=2, max_queue=256) as s:
         fut = s.submit(audio=a, text=t)            # concurrent.futures.Future[Prediction]

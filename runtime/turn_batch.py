@@ -1,4 +1,4 @@
-"""Turns of many conversations as ONE batched step-graph call (issue 25).
+"""Turns of many conversations as ONE batched step-graph call (docs/ARCHITECTURE.md §7b).
 
     results = run_turn_batch(pool, [(conv, req), ...])   # TurnPrediction or the exception, in order
 

@@ -1,4 +1,4 @@
-"""Every module under the mapped folders ships in the distribution (DESIGN §1)."""
+"""Every module under the mapped folders ships in the distribution (docs/ARCHITECTURE.md §1)."""
 
 import sys
 from pathlib import Path
@@ -56,7 +56,7 @@ def _resolve(extras: dict, name: str) -> set[str]:
 
 
 def test_trt_extra_asks_for_a_pycuda_that_builds_on_cuda13():
-    """Issue 22: pycuda < 2025.1.2 does not compile against CUDA 13 (cuCtxCreate's new
+    """pycuda < 2025.1.2 does not compile against CUDA 13 (cuCtxCreate's new
     signature; inducer/pycuda#485, fixed by #487 in v2025.1.2), where `pip install` builds it."""
     from packaging.requirements import Requirement
 

@@ -3,8 +3,9 @@
 Protocols:
 * `fixed` (paper comparison): stage 2 sees only the modalities of one condition; one model
   per test condition. Stage 1 trains each expert on its own (complete) training modality.
-* `all-patterns` (deployment default): in stage 2 every conversation of every batch gets an
-  availability pattern drawn uniformly from the 7, so one model serves all of them.
+* `all-patterns` (deployment default): in stage 2 every conversation of every batch is seen
+  under k distinct availability patterns drawn uniformly from the 7 (patterns_per_step, default
+  all 7), so one model serves all of them.
 The best epoch of each stage is chosen on the validation split (never on test); only its
 weights are kept (a state-dict copy, not a model object per epoch).
 """

@@ -1,4 +1,5 @@
-"""One small base class for every inference backend (DESIGN §12, after Polygraphy's runners).
+"""One small base class for every inference backend (docs/ARCHITECTURE.md §7 and §12, after
+Polygraphy's runners).
 
 Lifecycle: construct (cheap) -> `session(graph)` loads lazily, once, thread-safely ->
 `run(graph, feeds)` -> `close()`, after which `session`/`run` raise BackendClosedError (a
@@ -21,13 +22,14 @@ class Backend:
     name = "abstract"
     install_hint = ""
     # Memory over speed (set before the first session loads): ONNX Runtime then keeps no
-    # prepacked copy of the weights per graph (paper-sized MoMKE, all 8 graphs used: 146 -> 108
-    # MiB PSS, 3-4 % slower; rt-report footprint measures it, docs/jetson.md has the table).
+    # prepacked copy of the weights per graph, which otherwise multiplies the memory by the
+    # number of loaded graphs, at a small cost in speed (docs/ARCHITECTURE.md §7; figures from
+    # rt-report footprint in docs/jetson.md).
     low_memory = False
     # CPU intra-op busy-waiting (ONNX Runtime's session.intra_op.allow_spinning; set before the
-    # first session loads; GPU engines ignore it). Off by default: measured on the shared 2-core
-    # machine it doubled the CPU per request and the p90 (bench/spinning.py); on cores the caller
-    # owns it saves each op's thread wake-up (rt-bench: ort vs ort-spin). README, Performance.
+    # first session loads; GPU engines ignore it). Off by default: on shared cores spinning
+    # workers starve the caller and burn CPU per request; on cores the caller owns it saves each
+    # op's thread wake-up (docs/ARCHITECTURE.md §7; figures in docs/performance.md).
     spinning = False
 
     def __init__(self, bundle: Bundle, threads: int | None = None):

@@ -1,5 +1,5 @@
 """Model families, runtime side (numpy only). Built-in: MoMKE (utterances), DERL (sequences).
-A new family subclasses RuntimeFamily and calls register_family() once (docs/ARCHITECTURE.md,
+A new family subclasses RuntimeFamily and calls register_family() once (docs/ARCHITECTURE.md §4a,
 "Add a family")."""
 
 from .base import Decoded, RuntimeFamily, head_outputs, softmax, step_graph_name

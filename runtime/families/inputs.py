@@ -1,5 +1,6 @@
 """The two input kinds a family can declare: the graph inputs they imply (the contract between
-the exporter and the runtime, DESIGN §12) and how a validated Request becomes those feeds.
+the exporter and the runtime, docs/ARCHITECTURE.md §6) and how a validated Request becomes
+those feeds.
 
     utterances   <modality> [batch, seq, dim] per present modality, mask [batch, seq];
                  masked graph: all three + avail [batch, seq, 3] (per-utterance availability)

@@ -1,4 +1,4 @@
-"""Killing a writer never leaves a broken or missing bundle (hardening issue, items 5 and 7).
+"""Killing a writer never leaves a broken or missing bundle (docs/ARCHITECTURE.md §6).
 
 Two kinds of kill: the real exporter (`rt-export`'s write_bundle) SIGKILLed by the test at random
 times over an existing bundle, and the publish step SIGKILLed at every one of its filesystem

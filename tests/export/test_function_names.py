@@ -1,4 +1,4 @@
-"""Issue 22: no model-local function may share a name with its graph. onnx-tensorrt binds a
+"""No model-local function may share a name with its graph. onnx-tensorrt binds a
 function's formal input to the outer tensor of the same name (the masked graph's RouterMix
 read the graph's `mask` instead of `mask & avail[m]`); the exporter checks every graph it
 writes (export/function_names.py), and this runs the check over the bundles the fixtures make."""

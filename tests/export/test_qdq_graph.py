@@ -1,4 +1,4 @@
-"""The QDQ graph TensorRT's INT8 engines are built from (export/quantize.py), issue 22: ORT's
+"""The QDQ graph TensorRT's INT8 engines are built from (export/quantize.py): ORT's
 quantiser must write nothing into the bundle, and the experts' batched weights must be
 quantised per output channel. Both fail on the code before the fix."""
 

@@ -1,4 +1,4 @@
-"""Issue 22: GPU architectures and the AOT PTX ISA version. Triton's LLVM aborts the process
+"""GPU architectures and the AOT PTX ISA version. Triton's LLVM aborts the process
 ("PTX version 8.0 does not support target 'sm_100a'") when the pinned ISA predates the target,
 so Blackwell gets the ISA of the first CUDA that knows it and an arch the table does not know
 is refused with a typed error before Triton runs."""

@@ -1,4 +1,4 @@
-"""Static checks of the AOT artefacts TensorRT would load (issue #13), on CPU: PTX ISA
+"""Static checks of the AOT artefacts TensorRT would load (docs/ARCHITECTURE.md §8), on CPU: PTX ISA
 .version within what the oldest driver of each target JIT-compiles, the entry's .param count
 equal to the arguments TensorRT's AOT launcher passes (inputs, 4 scalars, outputs), no TF32
 instruction in any kernel, shared memory within the 48 KiB a launch gets without opt-in.

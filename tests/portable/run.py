@@ -1,5 +1,5 @@
 """Run the torch-free runtime on another interpreter or CPU architecture and compare it with
-this machine's results (issue: Jetson-ready).
+this machine's results (docs/ARCHITECTURE.md §10, docs/jetson.md).
 
     python tests/portable/run.py --target py310      # JetPack 6's Python, from a local python3.10
     python tests/portable/run.py --target aarch64    # arm64 Debian root filesystem under qemu-user

@@ -1,4 +1,4 @@
-"""Bundle files and manifest as a hostile user would edit them (hardening issue, items 3, 4, 7):
+"""Bundle files and manifest as a hostile user would edit them (docs/ARCHITECTURE.md §6-§7):
 every corruption, manifest edit and path escape is a BundleError naming the file; a file changed
 after it was verified is refused before it is used again; unchanged bundles are not re-hashed."""
 

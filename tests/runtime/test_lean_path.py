@@ -1,4 +1,4 @@
-"""The lean request path (issue 17, item 4): what Runtime.predict serves equals decoding a raw
+"""The lean request path (docs/ARCHITECTURE.md §7): what Runtime.predict serves equals decoding a raw
 session.run; Predictions own their arrays; the whole-array finite checks still refuse every
 NaN/Inf; the spinning option reaches the ONNX Runtime session. Behaviour only, no timings
 (rt-bench measures the overhead: tests/bench/test_lean_rows.py checks its rows)."""

@@ -1,4 +1,4 @@
-"""ort-cuda is usable only when ORT really runs on CUDA (issue #13). onnxruntime-gpu lists the
+"""ort-cuda is usable only when ORT really runs on CUDA. onnxruntime-gpu lists the
 CUDA provider whenever it is installed and silently falls back to the CPU when CUDA/cuDNN
 libraries cannot load; on 73efad7 the backend then still reported `ort-cuda`."""
 

@@ -1,4 +1,4 @@
-"""ort-trt (ONNX Runtime's TensorRT provider), issue 22: provider options (engine cache in the
+"""ort-trt (ONNX Runtime's TensorRT provider): provider options (engine cache in the
 bundle, fp16 from the variant's precision, the chosen device) and a session that fell back from
 TensorRT refused by name. Fails on the backend before the fix, which passed bare provider names
 and served whatever provider ORT kept."""

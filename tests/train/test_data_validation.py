@@ -1,5 +1,5 @@
-"""Bad training data is a DataError naming file, conversation/sample id and field (hardening
-issue, item 6): non-finite features, labels out of range or NaN, empty splits, ragged
+"""Bad training data is a DataError naming file, conversation/sample id and field
+(docs/ARCHITECTURE.md §5): non-finite features, labels out of range or NaN, empty splits, ragged
 conversations, inconsistent lengths, missing keys — for the GCNet and MMSA readers."""
 
 import pickle

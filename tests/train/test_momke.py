@@ -122,4 +122,4 @@ def test_train_config_validates_protocol():
     assert TrainConfig(protocol="fixed", condition="v,a").condition == "av"
     with pytest.raises(InputError, match="patterns-per-step"):
         TrainConfig(patterns_per_step=8)
-    assert TrainConfig().lr == 1e-4  # the paper's Adam learning rate (DESIGN §4)
+    assert TrainConfig().lr == 1e-4  # the paper's Adam learning rate (docs/ARCHITECTURE.md §4)

@@ -1,4 +1,4 @@
-"""TensorRTBackend.close() and what happens without it (issue 22). Each test fails on the backend
+"""TensorRTBackend.close() and what happens without it. Each test fails on the backend
 before the fix: close() popped the context and then let the TensorRT execution contexts,
 engines and streams go with no context current; a backend dropped without close() had no
 finalizer; run() after close() silently re-created the sessions."""

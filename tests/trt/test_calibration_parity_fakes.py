@@ -1,4 +1,4 @@
-"""Issue 22, item 4: INT8 engines calibrated on the training split the bundle records (or
+"""INT8 engines calibrated on the training split the bundle records (or
 --calib-data), never on random features; every engine checked against ONNX Runtime after the
 build, a miss failing the build with EngineParityError naming the graph. Each test fails on the
 code before this change (random calibration, no parity check)."""

@@ -1,5 +1,5 @@
 """rt-doctor on a torch-free GPU machine (a Jetson serving with TensorRT): devices are listed
-through pycuda. Fails on the doctor before issue 22, which listed devices through torch only."""
+through pycuda. Fails on the earlier doctor, which listed devices through torch only."""
 
 import sys
 

@@ -1,9 +1,9 @@
 """Fused bundles through the fake TensorRT, both ways TensorRT imports a RouterMix node
-(issue 22): inlined from its ONNX local function when no plugin creator is registered (TensorRT
-10.3-10.8, or a kernel that does not fit), with onnx-tensorrt's rule that a formal input named
-like an outer tensor reads the outer tensor; or as a plugin layer whose AOT function is called
-at build time and whose kernel runs (emulated) at enqueue. Either way the masked graph must zero
-the rows of absent modalities, as ONNX Runtime does."""
+(docs/ARCHITECTURE.md §8): inlined from its ONNX local function when no plugin creator is
+registered (TensorRT 10.3-10.8, or a kernel that does not fit), with onnx-tensorrt's rule that a
+formal input named like an outer tensor reads the outer tensor; or as a plugin layer whose AOT
+function is called at build time and whose kernel runs (emulated) at enqueue. Either way the
+masked graph must zero the rows of absent modalities, as ONNX Runtime does."""
 
 import json
 import shutil

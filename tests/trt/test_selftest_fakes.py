@@ -1,8 +1,9 @@
 """The TensorRT checks of `rt-doctor --selftest` run end to end against the fakes, so the code
 a GPU machine runs has run before (builds per precision with rt-build's parity check, profile
 edges, the masked graph with mixed availability, a fused bundle's plugin layers, streaming
-re-scoring, 2,000 predictions from 8 threads, tamper refusal). Issue 22: the masked, fused and
-streaming checks did not exist, and the memory check called mem_get_info() with no context."""
+re-scoring, 2,000 predictions from 8 threads, tamper refusal). The masked, fused and
+streaming checks were added after the first GPU run, and the memory check once called
+mem_get_info() with no context."""
 
 import pytest
 

@@ -1,6 +1,6 @@
 """The TensorRT backend against the fake tensorrt/pycuda (tests/support/anymodal_testing/fakes); engines execute through
 ONNX Runtime on the bytes in fake device memory, so wrong dtypes or stale buffers show up as
-wrong numbers. Issue-#13 defects pinned here, each failing on 73efad7's backend: feeds copied
+wrong numbers. Defects pinned here, each failing on 73efad7's backend: feeds copied
 in their own dtype; set_input_shape / execute_async_v3 results ignored; cuda.mem_alloc per
 call; buffers freed after the context was popped (leak from other threads); pageable host
 memory; engines.json never read (tampered, missing, interrupted); profile bounds unchecked;
@@ -181,7 +181,7 @@ def test_engine_precision_follows_the_bundle_precision(fake_gpu, bundle_copy):
 
 
 def test_asking_for_fp32_never_serves_lower_precision_engines(fake_gpu, bundle_copy):
-    """Issue 22: Runtime(precision="fp32") was served by fp16 (or int8) engines when no fp32
+    """Runtime(precision="fp32") was served by fp16 (or int8) engines when no fp32
     build existed; now a BundleError names the engine folders there are (auto falls through)."""
     fake_gpu()
     build_engines(bundle_copy, "fp16", progress=quiet)

@@ -1,4 +1,4 @@
-"""rt-build against the fake tensorrt/pycuda (tests/support/anymodal_testing/fakes). Defects of issue #13 pinned here
+"""rt-build against the fake tensorrt/pycuda (tests/support/anymodal_testing/fakes). Defects pinned here
 (each fails on 73efad7): pycuda.autoinit left a private context current; engines.json never
 protected an interrupted build; asymmetric Q/DQ refused by TensorRT's parser; device 0 and
 a key without the device model."""

@@ -1,5 +1,5 @@
 """The RouterMix QDP against the fake tensorrt.plugin (tests/support/anymodal_testing/fakes), which checks what the real
-module checks. Each test names the issue-#13 defect it pins; all fail on 73efad7's plugin."""
+module checks. Each test names the defect it pins; all fail on 73efad7's plugin."""
 
 import pytest
 
@@ -125,7 +125,7 @@ def test_fake_refuses_what_the_old_plugin_did(trt_env):
 
 
 def test_aot_takes_every_registered_attribute_by_position(trt_env):
-    """Issue 22 blocker: the real plugin calls aot_impl(*inputs, *all attributes, outputs,
+    """Blocker: the real plugin calls aot_impl(*inputs, *all attributes, outputs,
     tactic) by position (_plugin_class.py 10.13 l.391/418-419); _aot without
     plugin_namespace got 11 arguments for 10 parameters on every fused graph."""
     trt, calls = trt_env()
@@ -170,7 +170,7 @@ def test_fake_passes_attributes_like_tensorrt(trt_env):
     (6, ("B", "L"), "FLOAT", "mask must be bool"),
 ])
 def test_weight_shapes_and_types_are_checked(trt_env, index, shape, dtype, what):
-    """Issue 22 minor: w1 = [D, D] and the weight dtypes were unchecked: the kernel indexes
+    """w1 = [D, D] and the weight dtypes were unchecked: the kernel indexes
     the buffers with d, E, do and would read out of bounds."""
     trt, calls = trt_env()
     trt_plugin.register_router_mix_plugin(90)
@@ -186,7 +186,7 @@ def test_weight_shapes_and_types_are_checked(trt_env, index, shape, dtype, what)
 
 
 def test_arch_newer_than_the_aot_table_is_not_registered(trt_env):
-    """Issue 22: an unknown arch (sm_130) would reach Triton's LLVM with a PTX ISA too old for
+    """An unknown arch (sm_130) would reach Triton's LLVM with a PTX ISA too old for
     it, which aborts the process; it is refused with the reason and nothing is registered."""
     trt, calls = trt_env()
     ok, why = trt_plugin.register_router_mix_plugin(130)

@@ -1,4 +1,4 @@
-"""Reader for the GCNet layout used by MoMKE (IEMOCAP, CMU-MOSI, CMU-MOSEI), DESIGN §5.
+"""Reader for the GCNet layout used by MoMKE (IEMOCAP, CMU-MOSI, CMU-MOSEI), docs/ARCHITECTURE.md §5.
 
     <root>/<label pickle>
     <root>/features/<feature name>/<utterance id>.npy      vector, or [T, dim] averaged over T

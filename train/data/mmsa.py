@@ -1,4 +1,4 @@
-"""The MMSA layout (DESIGN §5; used by DERL/LNLN for MOSI and MOSEI): one pickle holding
+"""The MMSA layout (docs/ARCHITECTURE.md §5; used by DERL/LNLN for MOSI and MOSEI): one pickle holding
 `train`, `valid`, `test` dicts of sequence-level features.
 
     text [N, 50, 768] (BERT features)  or  text_bert [N, 3, 50] (ids / attention mask / segments)

@@ -1,5 +1,5 @@
 """Model families, training/export side. Built-in: MoMKE, DERL; more register themselves with
-register_train_family() (docs/ARCHITECTURE.md, "Add a family")."""
+register_train_family() (docs/ARCHITECTURE.md §4a, "Add a family")."""
 
 from .derl import DERLTrain
 from .momke import MoMKETrain

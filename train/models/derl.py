@@ -8,7 +8,7 @@ Pipeline per modality m (a, t, v), on sequences [B, T_m, D_m] with a padding mas
 Training adds MLCR: input-, disentanglement- and joint-level L1 reconstruction of the
 complete-input encodings from the corrupted ones, plus the orthogonality loss.
 
-Choices where the paper is silent (documented in docs/ARCHITECTURE.md):
+Choices where the paper is silent (documented in docs/ARCHITECTURE.md §4):
 * The unified representation is the N bottleneck positions of the encoder output (Eq. 2:
   U_m in R^{N x D}); every modality then has the same length N, which Eq. 15 needs.
 * A missing text token is a learned 768-d input vector `unk_text` (the [UNK] representation

@@ -101,7 +101,8 @@ class TransformerStack(nn.Module):
 
 
 class RouterMLP(nn.Module):
-    """Soft router: d -> hidden (default d) GELU -> E logits, token-wise (DESIGN §8 RouterMix)."""
+    """Soft router: d -> hidden (default d) GELU -> E logits, token-wise (RouterMix,
+    docs/ARCHITECTURE.md §8)."""
 
     def __init__(self, dim: int, experts: int, hidden: int | None = None):
         super().__init__()

@@ -10,7 +10,7 @@ experts' weights concatenated (LayerNorm affine folded in); later blocks use a b
 over the expert axis. Heads come from a reshape, not per-head slices.
 causal=True (anymodal's streaming option): utterance i attends to utterances j <= i only, and
 `step` runs one new utterance per modality stream against the cached keys/values of the stream's
-earlier utterances (the same maths, row by row: DESIGN in docs/ARCHITECTURE.md "Streaming").
+earlier utterances (the same maths, row by row: docs/ARCHITECTURE.md §7a).
 """
 
 from __future__ import annotations

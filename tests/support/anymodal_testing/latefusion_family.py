@@ -1,5 +1,5 @@
 """A third model family, registered from this module only: the proof that the family interface is
-real, and the worked example of docs/ARCHITECTURE.md "Add a family".
+real, and the worked example of docs/ARCHITECTURE.md §4a ("Add a family").
 
 Late-fusion MLP baseline (utterance-level, no context between utterances):
     e_m = MLP_m(x_m)                                  [B, L, h] per modality

@@ -1,4 +1,4 @@
-"""Faithful CPU fakes of `tensorrt`, `tensorrt.plugin` and `pycuda.driver` (issue #13).
+"""Faithful CPU fakes of `tensorrt`, `tensorrt.plugin` and `pycuda.driver`.
 
 They enforce what the real libraries enforce and the anymodal code must respect: QDP's
 annotation/signature checks and ShapeExpr without `__int__` (read off the tensorrt bindings
