@@ -50,7 +50,8 @@ def test_continuations_comments_prompts_and_pipes(tmp_path, monkeypatch):
     md.write_text("```bash\nrt-eval --run R \\\n    --json F   # a comment --not-an-option\n"
                   "producer | rt-run --bundle B -\n```\n\n```console\n$ rt-doctor --json\n"
                   "rt-output-line --looks-like-a-command\n```\n\nInline `rt-report params --bundle B` and\n"
-                  "a span over two lines: `rt-bench --condition a,v\n--threads 2`.\n")
+                  "a span over two lines: `rt-bench --condition a,v\n--threads 2`.\n\n"
+                  "```\nrt-doctor and its self-test (a listing, not a command)\n```\n")
     monkeypatch.setattr(dc, "ROOT", tmp_path)
     assert [(s.line, s.text) for s in dc.shown_commands(md)] == [
         (2, "rt-eval --run R --json F"), (4, "rt-run --bundle B -"), (8, "rt-doctor --json"),

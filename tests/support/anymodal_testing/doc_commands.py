@@ -1,6 +1,6 @@
 """The commands README.md and docs/*.md show, and what each one's --help says (tests/docs/test_commands.py).
 
-A command is a line of a shell code block (``` / ```bash / ```sh / ```console; in a block that
+A command is a line of a shell code block (```bash / ```sh / ```shell / ```console; in a block that
 uses `$ ` prompts only the prompted lines, the rest being output), `\\` continuations joined and
 `# comments` cut, or an inline code span, that starts with `rt-`, `$ rt-` or `make `. Each rt-*
 command runs in-process through its console-script entry point ([project.scripts]), so the
@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SHELL_LANGS = {"", "bash", "sh", "shell", "console"}
+SHELL_LANGS = {"bash", "sh", "shell", "console"}  # an unmarked block is a listing or output
 OPTION = re.compile(r"(?<![\w$-])(--[a-z0-9][a-z0-9-]*)")
 PROGRAM = re.compile(r"rt-[a-z]+")
 PLACEHOLDER = re.compile(r"^(<.*>|…|\.\.\.|[A-Z][A-Z0-9_]*)$")  # <family>, …, RUN: not a subcommand
@@ -171,7 +171,7 @@ def check_command(cmd: str, helps: HelpCache, make_targets: set[str]) -> list[st
         return [f"{prog} is not a console script of pyproject.toml"]
     paths: list[tuple[str, ...]] = [()]
     for word in words[1:]:
-        if word.startswith("-") or PLACEHOLDER.match(word):
+        if word.startswith(("-", "[")) or PLACEHOLDER.match(word):
             break
         alternatives = word.split("|")  # `rt-report accuracy|params`: each must be a subcommand
         missing = [a for a in alternatives for p in paths if not helps.is_subcommand(prog, p, a)]
