@@ -18,7 +18,7 @@ DEMO_OUT ?= demo-out
 PKG_DIRS := anymodal runtime runtime/backends runtime/families export kernels train train/data \
             train/models train/families bench serve
 
-.PHONY: demo test test-fast fuzz test-py310 test-aarch64 lint lock clean
+.PHONY: demo test test-fast fuzz test-py310 test-aarch64 lint docs lock clean
 
 # the dev/CI environment: exactly the lock (torch is the CPU wheel); GPU machines install
 # '.[gpu,dev]' by hand instead, never both onnxruntime builds
@@ -58,7 +58,12 @@ test-py310 test-aarch64: test-%: $(LINKED)
 lint: $(LINKED)
 	$(BIN)/ruff check .
 
-# Refresh the lock from pyproject.toml (README: Development). --upgrade takes the newest releases
+# The guide (docs/, nav in mkdocs.yml) as a static site in site/; --strict fails on a broken
+# internal link or a page missing from the nav (tests/docs/test_site.py runs the same build)
+docs: $(LINKED)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# Refresh the lock from pyproject.toml (docs/development.md). --upgrade takes the newest releases
 # the pyproject ranges allow; without it pip-tools keeps every pin it can.
 LOCK_ARGS ?=
 lock:
@@ -69,4 +74,4 @@ lock:
 	  --no-emit-trusted-host -o $(LOCK) pyproject.toml
 
 clean:
-	rm -rf $(VENV) .lock-venv $(DEMO_OUT) build *.egg-info
+	rm -rf $(VENV) .lock-venv $(DEMO_OUT) build site *.egg-info

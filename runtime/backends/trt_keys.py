@@ -46,7 +46,7 @@ MIN_TENSORRT = (10, 0)  # the tensor-name API and explicit-batch networks by def
 def tensorrt_version_problem(version: str) -> str | None:
     """Why this TensorRT cannot run anymodal's build/backend code, or None. TensorRT 8.6
     (JetPack 6.0) makes an implicit-batch network from create_network(0), which the ONNX parser
-    refuses; anymodal is written for TensorRT 10 and 11 (README, GPUs and Jetson)."""
+    refuses; anymodal is written for TensorRT 10 and 11 (docs/gpu.md)."""
     try:
         major_minor = tuple(int(p) for p in version.split(".")[:2])
     except ValueError:

@@ -139,5 +139,5 @@ def test_parameter_report_adds_up():
 
 def test_paper_sized_derl_parameter_count():
     rep = DERL(type(make_derl().cfg)()).parameter_report()  # MOSI preset defaults
-    assert 1.5e6 < rep["total"] < 2.2e6  # the README explains the gap to the paper's 2.89 M
+    assert 1.5e6 < rep["total"] < 2.2e6  # docs/performance.md (DERL) explains the gap to the paper's 2.89 M
     assert math.isclose(rep["total"], sum(rep["components"].values()))
