@@ -72,6 +72,9 @@ lock:
 	CUSTOM_COMPILE_COMMAND="make lock" .lock-venv/bin/pip-compile -q $(LOCK_ARGS) --extra cpu --extra dev \
 	  --all-build-deps --allow-unsafe --strip-extras --no-emit-find-links --no-emit-index-url \
 	  --no-emit-trusted-host -o $(LOCK) pyproject.toml
+	# the dev extra names anymodal's own extras, so pip-compile pins the project itself by this
+	# checkout's path; the Makefile installs it editable instead, so that entry is dropped
+	sed -i -e '/^anymodal @ file:/{N;d;}' $(LOCK)
 
 clean:
 	rm -rf $(VENV) .lock-venv $(DEMO_OUT) build site *.egg-info

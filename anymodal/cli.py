@@ -175,7 +175,7 @@ def export_triton(
 # --------------------------------------------------------------------------- rt-run
 run_app = _app()
 SPINNING_HELP = ("ONNX Runtime intra-op spinning (CPU): on saves thread wake-ups when the caller owns its "
-                 "cores; off (default) when they are shared (README, Performance).")
+                 "cores; off (default) when they are shared (docs/performance.md).")
 BACKEND_HELP = "Inference backend (auto: the fastest that runs here)."
 PRECISION_HELP = "Bundle precision variant (default: its first)."
 NONFINITE_HELP = "NaN/Inf in an item: refused, or that item of that modality treated as absent."

@@ -13,7 +13,7 @@
   executor-both: the parallel executor keeping --threads intra-op threads as well.
 
 Prints per graph: the median over rounds of base/new (> 1: new is faster), the range, both
-p50s, the load and the CPU. No figure is kept anywhere; the README records what was run.
+p50s, the load and the CPU. No figure is kept anywhere; docs/performance.md records what was run.
 """
 
 from __future__ import annotations

@@ -114,3 +114,12 @@ def test_the_built_wheel_holds_the_manifest_schema_and_requires_jsonschema(tmp_p
         assert "anymodal/runtime/manifest-v1.schema.json" in z.namelist()
         meta = z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode()
     assert "Requires-Dist: jsonschema" in meta
+
+
+def test_the_lock_pins_only_index_releases():
+    """Every entry of the dev/CI lock is `name==version` from the package index: no local path
+    (pip-compile pins the project itself by the checkout's path, which a fresh clone elsewhere
+    does not have; `make lock` drops that entry) and no URL."""
+    lock = (ROOT / "requirements" / "dev-cpu.lock").read_text()
+    entries = [ln for ln in lock.splitlines() if ln and not ln.startswith((" ", "#"))]
+    assert entries and all("==" in e and "@" not in e for e in entries), [e for e in entries if "==" not in e]
