@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import sys
 
 from ..errors import InputError
 
 _FAMILIES: dict = {}
-FAMILY_MODULES_ENV = "ANYMODAL_FAMILIES"  # comma-separated modules that register more families
+FAMILY_MODULES_ENV = "ANYMODAL_FAMILIES"  # comma-separated modules (or .py files) that register families
 
 
 def register_family(family) -> None:
@@ -43,6 +45,21 @@ def import_family_modules() -> None:
     _imported = True
     for name in filter(None, (s.strip() for s in os.environ.get(FAMILY_MODULES_ENV, "").split(","))):
         try:
-            importlib.import_module(name)
-        except ImportError as exc:
+            _import(name)
+        except (ImportError, OSError) as exc:
             raise InputError(f"{FAMILY_MODULES_ENV}: cannot import {name!r} ({exc})") from exc
+
+
+def _import(name: str) -> None:
+    """A module name, or the path of a .py file: for interpreters that ignore PYTHONPATH
+    (Triton's Python-backend stub)."""
+    if not name.endswith(".py"):
+        importlib.import_module(name)
+        return
+    stem = os.path.splitext(os.path.basename(name))[0]
+    spec = importlib.util.spec_from_file_location(stem, name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"not a Python file: {name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[stem] = module
+    spec.loader.exec_module(module)
