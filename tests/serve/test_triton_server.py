@@ -25,6 +25,8 @@ from anymodal_testing.triton_fixtures import group_pids, infer, success_count  #
 PROTOCOLS = ("http", "grpc")
 MODELS = ("momke", "derl")
 LATEFUSION = latefusion_family.NAME
+# the stubs' Python ignores PYTHONPATH: the example family's module is named by its file
+SERVER_ENV = {"ANYMODAL_FAMILIES": latefusion_family.__file__}
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +58,7 @@ def server(bundles, tmp_path_factory):
     repo = tmp_path_factory.mktemp("triton-repo")
     for name, bundle in bundles.items():
         write_triton_repo(bundle, repo, name=name, threads=1)
-    # the stubs' Python ignores PYTHONPATH: the family's module is named by its file
-    srv = TritonServer(repo, env={"ANYMODAL_FAMILIES": latefusion_family.__file__})
+    srv = TritonServer(repo, env=SERVER_ENV)
     try:
         srv.start(timeout_s=60)
         yield srv
@@ -254,7 +255,7 @@ def test_scheduler_flavor_served_for_real(bundles, tmp_path):
             arrays = {k: v[:, : 2 + i % 4] for k, v in arrays.items()}
         work.append((model, arrays))
     got: list = [None] * len(work)
-    with TritonServer(repo) as srv:
+    with TritonServer(repo, env=SERVER_ENV) as srv:
         def client(k: int) -> None:
             for j in range(k, len(work), 6):
                 try:
