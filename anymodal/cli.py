@@ -79,17 +79,12 @@ def eval_run(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """Print WA/UA/F1 (emotion) or Acc-2/F1/MAE/Corr (sentiment) for a t v at av tv atv."""
-    from anymodal.bench.tables import condition_rows, rate_rows, rich_table
+    from anymodal.bench.tables import print_evaluation
     from anymodal.runtime.jsonio import write_json
     from anymodal.train.api import evaluate_run
 
     res = evaluate_run(run, data, split.value)
-    console = _console()
-    if "rates" in res:  # DERL: intra-modal table first, as in the paper
-        header, rows = rate_rows(res["rates"], res["rates_average"])
-        console.print(rich_table(f"{res['dataset']} ({split}) intra-modal missing — {run}", header, rows))
-    header, rows = condition_rows(res["conditions"])
-    console.print(rich_table(f"{res['dataset']} ({split}) — {run}", header, rows))
+    print_evaluation(_console(), res, f"{res['dataset']} ({split})", f"— {run}")
     if json_out:
         write_json(res, json_out)
 
@@ -254,17 +249,12 @@ def report_accuracy(
 ):
     """The paper's Table-2 layout, computed through the runtime (what is actually served)."""
     from anymodal.bench.accuracy import accuracy_report, int8_delta_lines
-    from anymodal.bench.tables import condition_rows, rate_rows, rich_table
+    from anymodal.bench.tables import print_evaluation
     from anymodal.runtime.jsonio import write_json
 
     res = accuracy_report(bundle, data, split.value, backend.value, precision=precision)
     console = _console()
-    if "rates" in res:  # DERL: the intra-modal table too
-        header, rows = rate_rows(res["rates"], res["rates_average"])
-        console.print(rich_table(f"{res['dataset']} ({split}) intra-modal missing via {res['backend']}",
-                                 header, rows))
-    header, rows = condition_rows(res["conditions"])
-    console.print(rich_table(f"{res['dataset']} ({split}) via {res['backend']} — {bundle}", header, rows))
+    print_evaluation(console, res, f"{res['dataset']} ({split})", f"via {res['backend']} — {bundle}")
     for line in int8_delta_lines(bundle):
         console.print(line, markup=False, highlight=False)
     if json_out:

@@ -70,11 +70,11 @@ def _causal(model, kind: str):
 
     import torch
 
-    cfg = getattr(model, "cfg", None)
-    fields = {f.name for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else set()
-    if "causal" not in fields:
+    from anymodal.export.capabilities import has_causal_variant
+
+    if not has_causal_variant(model):
         from anymodal.runtime.errors import InputError
 
         raise InputError(f"the {kind} family has no causal variant (its config has no 'causal' field)")
     torch.manual_seed(0)
-    return type(model)(dataclasses.replace(cfg, causal=True)).eval()
+    return type(model)(dataclasses.replace(model.cfg, causal=True)).eval()

@@ -38,13 +38,19 @@ def condition_rows(conditions: dict):
     return header, rows
 
 
-def rate_rows(rates: dict, average: dict):
-    """DERL's intra-modal table: one row per missing rate, then the average over rates."""
-    cols = SENTIMENT_COLUMNS
-    header = ["missing rate"] + [h for _, h in cols]
-    rows = [[r] + [fmt(k, rates[r].get(k)) for k, _ in cols] for r in sorted(rates, key=float)]
-    rows.append(["average"] + [fmt(k, average.get(k)) for k, _ in cols])
-    return header, rows
+def evaluation_rows(table: dict):
+    """Header and rows (strings) of one table of an evaluation result (train/data/layout.py:
+    {"title", "first", "rows": {label: metrics}}), in its own row order."""
+    cols = columns_for(table["rows"])
+    header = [table["first"]] + [h for _, h in cols]
+    return header, [[label] + [fmt(k, m.get(k)) for k, _ in cols] for label, m in table["rows"].items()]
+
+
+def print_evaluation(console, res: dict, prefix: str, suffix: str) -> None:
+    """Every table of an evaluation result, first to last, titled `prefix [its title] suffix`."""
+    for t in res["tables"]:
+        header, rows = evaluation_rows(t)
+        console.print(rich_table(" ".join(x for x in (prefix, t["title"], suffix) if x), header, rows))
 
 
 def rich_table(title: str, header, rows):

@@ -31,7 +31,7 @@ def make_request(bundle: Bundle, pattern: str, batch: int, seq: int | None, seed
 def _feeds(bundle: Bundle, req: dict, float_dtype: str, graph: str | None = None):
     """(graph, feeds) through the runtime's request pipeline; graph None = the one it picks."""
     family = bundle.family
-    r = build_request(family.inputs.name, bundle.dims, float_dtype,
+    r = build_request(family.inputs, bundle.dims, float_dtype,
                       {m: req.get(MODALITY_NAMES[m]) for m in MODALITIES})
     graph = graph or r.graph
     return graph, family.feeds(r, graph, bundle.dims, float_dtype, bundle.model["config"])

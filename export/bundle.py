@@ -20,6 +20,7 @@ from anymodal.runtime.families.base import STREAMS_STEP_GRAPH
 from anymodal.runtime.jsonio import write_json
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
+from .capabilities import FusedRouter
 from .dedup import deduplicate
 from .function_names import check_function_names
 from .graph_rewrites import rewrite_file
@@ -106,7 +107,7 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
             raise ExportError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
     if "int8" in precisions and "fp32" not in precisions:
         raise ExportError("--precision int8 needs fp32 in the same bundle (its accuracy reference): use fp32,int8")
-    if kernels == "fused" and not hasattr(model, "fused_router"):  # the family's RouterMix switch
+    if kernels == "fused" and not isinstance(model, FusedRouter):  # the family's RouterMix switch
         raise ExportError(f"--kernels fused: {model.kind} has no RouterMix-shaped routers (no fused_router switch)")
     model = model.eval()
     data = run_config.get("data", {})

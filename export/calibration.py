@@ -1,8 +1,10 @@
-"""The data TensorRT engines are calibrated (INT8) and parity-checked on: conversations of the
+"""The data TensorRT engines are calibrated (INT8) and parity-checked on: samples of the
 training split the bundle records, read from `--calib-data` or from the run the bundle was
-exported from. Never random features for calibration: scales fitted to noise clip real
-activations. Only the fp32/fp16 parity check may fall back to random features
-(export/engine_parity.py), and engines.json then says so."""
+exported from, by the family's dataset layout (train/data/layout.py). Each sample becomes a
+request, and the request the graph's feeds, exactly as it would be served (the family's input
+kind). Never random features for calibration: scales fitted to noise clip real activations.
+Only the fp32/fp16 parity check may fall back to random features (export/engine_parity.py),
+and engines.json then says so."""
 
 from __future__ import annotations
 
@@ -13,77 +15,73 @@ from pathlib import Path
 import numpy as np
 
 from anymodal.runtime.bundle import Bundle
-from anymodal.runtime.errors import CalibrationDataError
-from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
-from anymodal.runtime.requests import MASKED, UTTERANCES
+from anymodal.runtime.errors import AnymodalError, CalibrationDataError
+from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
+from anymodal.runtime.requests import MASKED, build_request
 
-DEFAULT_CONVERSATIONS = 64  # the first conversations of the split; MinMax scales settle well before
+DEFAULT_SAMPLES = 64  # the first samples of the split; MinMax scales settle well before
 
 
 @dataclass
 class CalibrationSet:
-    """Per-conversation features {modality: [L, dim]} and where they came from (for engines.json)."""
+    """Per-sample features {modality: [T_m, dim]} and where they came from (for engines.json)."""
     source: str
     samples: list[dict] = field(default_factory=list)
 
     def record(self) -> dict:
-        return {"data": self.source, "conversations": len(self.samples)}
+        return {"data": self.source, "samples": len(self.samples)}
 
 
 def data_root(bundle: Bundle, calib_data: Path | None) -> Path:
-    """`--calib-data`, else the data root in the config.json of the run the bundle came from."""
+    """`--calib-data`, else the data root in the config.json of the run the bundle came from
+    (a folder, or a file for layouts stored as one file)."""
     if calib_data is not None:
-        if not Path(calib_data).is_dir():
-            raise CalibrationDataError(f"--calib-data {calib_data}: not a folder")
+        if not Path(calib_data).exists():
+            raise CalibrationDataError(f"--calib-data {calib_data}: not a folder or file")
         return Path(calib_data)
     run = bundle.manifest.get("source_run")
     config = Path(run) / "config.json" if run else None
     if config is None or not config.is_file():
         raise CalibrationDataError(f"{bundle.path}: the bundle records no reachable training run "
                                    f"({'no source_run' if not run else 'no config.json in it'}); "
-                                   "pass --calib-data <the dataset folder it was trained on>")
+                                   "pass --calib-data <the dataset it was trained on>")
     root = json.loads(config.read_text()).get("data", {}).get("root")
-    if not root or not Path(root).is_dir():
+    if not root or not Path(root).exists():
         raise CalibrationDataError(f"{config}: data root {root!r} is not reachable from here; "
-                                   "pass --calib-data <the dataset folder>")
+                                   "pass --calib-data <the dataset>")
     return Path(root)
 
 
-def training_set(bundle: Bundle, calib_data: Path | None,
-                 conversations: int = DEFAULT_CONVERSATIONS) -> CalibrationSet:
-    """The recorded training split (GCNet layout, as the bundle was trained on)."""
-    if bundle.family.inputs.name != UTTERANCES:  # the feeds below are conversations
-        raise CalibrationDataError(f"calibration builds conversation (utterance-input) feeds; "
-                                   f"{bundle.model['kind']} takes {bundle.family.inputs.name}: not implemented")
-    info = bundle.manifest.get("data") or {}
-    train = (info.get("splits") or {}).get("train")
-    if not train or not info.get("dataset") or not info.get("features"):
-        raise CalibrationDataError(f"{bundle.path}: the manifest records no training split "
-                                   "(data.dataset, data.features, data.splits.train): re-export from the run folder")
-    root = data_root(bundle, calib_data)
-    from anymodal.train.data.gcnet import read_gcnet  # numpy only: no torch
+def training_set(bundle: Bundle, calib_data: Path | None, limit: int = DEFAULT_SAMPLES) -> CalibrationSet:
+    """The recorded training split, read by the family's dataset layout."""
+    from anymodal.train.data.layouts import get_layout  # numpy only: no torch
 
-    ds = read_gcnet(root, info["dataset"], tuple(info["features"]))
-    convs = ds.split_by(train)[:conversations]
+    info = bundle.manifest.get("data") or {}
+    layout = get_layout(bundle.family.dataset_layout)
+    try:
+        source, samples = layout.calibration_samples(info, lambda: data_root(bundle, calib_data), limit)
+    except CalibrationDataError:
+        raise
+    except AnymodalError as exc:  # the layout's DataError: no split recorded, unreadable data …
+        raise CalibrationDataError(f"{bundle.path}: {exc}") from exc
     for m in MODALITIES:
-        if ds.dims[m] != bundle.dims[m]:
-            raise CalibrationDataError(f"{root}: {MODALITY_NAMES[m]} features have {ds.dims[m]} dims, "
+        dim = samples[0][m].shape[-1] if samples else bundle.dims[m]
+        if dim != bundle.dims[m]:
+            raise CalibrationDataError(f"{source}: {MODALITY_NAMES[m]} features have {dim} dims, "
                                        f"the bundle's model takes {bundle.dims[m]}")
-    return CalibrationSet(f"train split of {info['dataset']} ({len(train)} conversations)",
-                          [{m: np.asarray(c.features[m], np.float32) for m in MODALITIES} for c in convs])
+    return CalibrationSet(source, samples)
 
 
 def graph_feeds(bundle: Bundle, graph: str, cal: CalibrationSet, max_seq: int, seed: int = 0):
-    """One batch-1 feed per conversation for `graph` (cut to the profile's max_seq). The masked
-    graph gets mixed availability (each utterance one of the seven patterns), as it is served."""
-    names = {s["name"] for s in bundle.graphs[graph]["inputs"]}
+    """One batch-1 feed per sample for `graph` (each array cut to the profile's max_seq), made by
+    the input kind from a validated request: the graph's modalities, and for the masked graph
+    mixed availability (the kind's calibration_present), as it is served."""
+    family, config = bundle.family, bundle.model["config"]
+    kind = family.inputs
     rng = np.random.default_rng(seed)
+    mods = MODALITIES if graph == MASKED else tuple(graph)
     for s in cal.samples:
-        L = min(len(s["a"]), max_seq)
-        feeds = {MODALITY_NAMES[m]: s[m][None, :L] for m in MODALITIES if MODALITY_NAMES[m] in names}
-        feeds["mask"] = np.ones((1, L), bool)
-        if "avail" in names:
-            pats = rng.integers(len(ALL_PATTERNS), size=L) if graph == MASKED else None
-            feeds["avail"] = np.array([[[m in ALL_PATTERNS[p] for m in MODALITIES] for p in pats]], bool) \
-                if pats is not None else np.ones((1, L, 3), bool)
-        yield feeds
+        arrays = {m: s[m][:max_seq] for m in mods}
+        present = kind.calibration_present(arrays, rng) if graph == MASKED else None
+        req = build_request(kind, bundle.dims, "float32", arrays, present=present)
+        yield family.feeds(req, graph, bundle.dims, "float32", config)

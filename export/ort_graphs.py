@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 
+from .capabilities import FusedRouter, ort_switches
+
 # Precisions that get an ORT copy: fp32, and int8 (its MatMul weights quantised from the fp32
 # copy). fp16 has none: ORT's CPU provider has no fp16 kernels for these ops.
 ORT_COPY_PRECISIONS = ("fp32", "int8")
@@ -23,16 +25,15 @@ def ort_file(graph: str) -> str:
 
 def has_ort_ops(model) -> bool:
     """Whether any module of the model can emit contrib ops (else the copy would equal the graph)."""
-    return any(hasattr(m, "ort_ops") for m in model.modules())
+    return bool(ort_switches(model))
 
 
 def ort_model(model):
     """A copy of `model` with every `ort_ops` switch on (the parity reference stays untouched)."""
     model = copy.deepcopy(model)
-    for m in model.modules():
-        if hasattr(m, "ort_ops"):
-            m.ort_ops = True
-    if hasattr(model, "fused_router"):  # the RouterMix plugin node is for TensorRT, not ORT
+    for m in ort_switches(model):
+        m.ort_ops = True
+    if isinstance(model, FusedRouter):  # the RouterMix plugin node is for TensorRT, not ORT
         model.fused_router = False
     return model
 

@@ -26,6 +26,7 @@ from anymodal.runtime.families import get_family, step_graph_name
 from anymodal.runtime.families.base import CACHED, CONTEXT
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 
+from .capabilities import StepGraphs
 from .specs import OPSET, TOLERANCE
 
 STEP_PRECISIONS = ("fp32", "fp16")
@@ -38,7 +39,7 @@ VERIFY_PAST = ((1, (0, 0, 0)), (4, (1, 0, 3)), (9, (5, 8, 1)))
 def has_step_graphs(model) -> bool:
     """Causal models of a family that declares a cache layout, with a step module to export."""
     family = get_family(model.kind)
-    return family.cache_layout(model.cfg.to_dict()) is not None and hasattr(model, "step_graph")
+    return family.cache_layout(model.cfg.to_dict()) is not None and isinstance(model, StepGraphs)
 
 
 def step_graph_specs(model, pattern: str, float_dtype: str = "float32") -> tuple[list, list]:

@@ -36,6 +36,7 @@ from anymodal.runtime.families.base import (
 )
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
 
+from .capabilities import StreamsStepGraph
 from .step_graphs import STEP_PRECISIONS, has_step_graphs, step_error, step_graph_specs, trace_to_onnx
 
 # (context slots, pool rows, rows in the batch, filled slots per batch row and modality a, t, v,
@@ -99,7 +100,7 @@ def export_streams_step_graph(model, path: Path, precision: str) -> Path:
 
 def export_streams_step_graphs(model, folder: Path, precision: str) -> dict[str, Path]:
     """{STREAMS_STEP_GRAPH: file}; {} where step graphs are not made."""
-    if precision not in STEP_PRECISIONS or not has_step_graphs(model) or not hasattr(model, "streams_step_graph"):
+    if precision not in STEP_PRECISIONS or not has_step_graphs(model) or not isinstance(model, StreamsStepGraph):
         return {}
     return {STREAMS_STEP_GRAPH: export_streams_step_graph(model, folder / f"{STREAMS_STEP_GRAPH}.onnx", precision)}
 

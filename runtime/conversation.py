@@ -67,7 +67,7 @@ class Conversation:
 
     def __init__(self, runtime, max_context: int = 64, pool=None):
         family = runtime.family
-        if not getattr(family, "supports_conversation", False):
+        if not family.supports_conversation:
             raise ConversationError(
                 f"{runtime.bundle.path}: a {family.name} model cannot follow a conversation: its graphs "
                 f"do not score the utterances of one conversation (use Runtime.predict per sample)")

@@ -14,7 +14,8 @@ from dataclasses import replace
 import numpy as np
 
 from .families.base import Decoded
-from .requests import UTTERANCES, Request
+from .families.input_kind import pad as _pad
+from .requests import Request
 
 
 def batch_key(req: Request) -> tuple:
@@ -24,27 +25,11 @@ def batch_key(req: Request) -> tuple:
     return req.graph, req.pattern, tuple(req.features)
 
 
-def _pad(x: np.ndarray, length: int) -> np.ndarray:
-    """[B, T, ...] -> [B, length, ...], zeros after T (features) / False (masks)."""
-    if x.shape[1] == length:
-        return x
-    out = np.zeros((x.shape[0], length, *x.shape[2:]), x.dtype)
-    out[:, :x.shape[1]] = x
-    return out
-
-
 def merge_requests(reqs: list[Request]) -> Request:
     """One Request whose batch is the members' batches, in order (all of one batch_key)."""
     first = reqs[0]
     mods = tuple(first.features)
-    if first.input_kind == UTTERANCES:  # one length axis shared by the modalities
-        L = max(r.features[mods[0]].shape[1] for r in reqs)
-        lengths = dict.fromkeys(mods, L)
-        shared = np.concatenate([_pad(next(iter(r.mask.values())), L) for r in reqs])  # [B, L]
-        mask = dict.fromkeys(mods, shared)
-    else:  # each modality its own token axis
-        lengths = {m: max(r.features[m].shape[1] for r in reqs) for m in mods}
-        mask = {m: np.concatenate([_pad(r.mask[m], lengths[m]) for r in reqs]) for m in mods}  # [B, T_m]
+    lengths, mask = first.input_kind.merged_masks([r.mask for r in reqs], mods)  # padded to the longest
     features = {m: np.concatenate([_pad(r.features[m], lengths[m]) for r in reqs]) for m in mods}  # [B, T_m, D_m]
     present = {m: np.concatenate([_pad(r.present[m], lengths[m]) for r in reqs]) for m in mods}  # [B, T_m]
     same_lengths = all(r.features[m].shape[1] == lengths[m] for r in reqs for m in mods)
@@ -59,12 +44,10 @@ def merge_requests(reqs: list[Request]) -> Request:
 def split_decoded(dec: Decoded, reqs: list[Request]) -> list[Decoded]:
     """The merged call's Decoded outputs, one per member: its batch rows and, for utterances,
     its own length (outputs [B, L, ...]); copies, so no Prediction holds another's memory."""
-    utterances = reqs[0].input_kind == UTTERANCES
     out, lo = [], 0
     for r in reqs:
         hi = lo + r.batch
-        index = (slice(lo, hi), slice(0, next(iter(r.features.values())).shape[1])) if utterances \
-            else (slice(lo, hi),)
+        index = r.input_kind.rows_of(lo, hi, r.mask)  # its batch rows (utterances: and its length)
 
         def cut(x):
             return None if x is None else x[index].copy()

@@ -1,14 +1,11 @@
 """One request pipeline for every model family: validate what the caller gave, once.
 
 A request is the caller's arrays for the modalities that reported data, plus optional
-`lengths` (real items per sample) and `present` (per-item availability). Two input kinds:
+`lengths` (real items per sample) and `present` (per-item availability). The family's input
+kind (runtime/families/utterances.py, sequences.py) says how lengths are given and checked;
+every other check is the same for every kind.
 
-    utterances  every modality [L, dim] or [B, L, dim], one length L shared by the modalities
-                (MoMKE: the utterances of a conversation); lengths [B]; present[m] [(B,) L]
-    sequences   every modality [T_m, dim] or [B, T_m, dim], its own length per modality
-                (DERL: the tokens of one sample); lengths {m: [B]}; present {m: [(B,) T_m]}
-
-An *item* is an utterance or a token. Everything wrong is a RequestError (a ValueError) naming
+An *item* is one position of a modality's array (the kind's `item`: an utterance, a token). Everything wrong is a RequestError (a ValueError) naming
 the argument and what was expected; nothing is guessed or silently dropped.
 """
 
@@ -16,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from .errors import PatternError, RequestError
 from .patterns import MODALITIES, MODALITY_NAMES, parse_pattern
 
-UTTERANCES, SEQUENCES = "utterances", "sequences"
 MASKED = "masked"
 NONFINITE_POLICIES = ("error", "absent")
 _FLOATS = (np.float16, np.float32, np.float64)
@@ -32,7 +29,7 @@ _FLOATS = (np.float16, np.float32, np.float64)
 class Request:
     """A validated request. Arrays are batched; absent/padding entries of features are zero."""
 
-    input_kind: str  # UTTERANCES | SEQUENCES
+    input_kind: Any  # the family's InputKind (runtime/families/input_kind.py)
     features: dict[str, np.ndarray]  # m -> [B, T_m, D_m] in the bundle's float dtype (given modalities)
     mask: dict[str, np.ndarray]  # m -> [B, T_m] bool: real items (within lengths)
     present: dict[str, np.ndarray]  # m -> [B, T_m] bool: items the model uses (subset of mask)
@@ -116,7 +113,7 @@ def _features(m: str, value, dim: int) -> np.ndarray:
     return arr
 
 
-def _lengths(value, B: int, T: int, batched: bool, what: str) -> np.ndarray:
+def lengths_mask(value, B: int, T: int, batched: bool, what: str) -> np.ndarray:
     """[B] int lengths in 1..T (one sample: an int is fine) -> [B, T] bool mask of real items."""
     arr = np.asarray(value) if isinstance(value, (int, np.integer)) else _array(value, what)
     if not batched and arr.ndim == 0:
@@ -142,7 +139,7 @@ def _present(m: str, value, shape: tuple[int, int]) -> np.ndarray:
     return arr
 
 
-def _per_modality(arg, what: str) -> dict:
+def per_modality(arg, what: str) -> dict:
     if arg is None:
         return {}
     if not isinstance(arg, dict):
@@ -156,9 +153,10 @@ def _per_modality(arg, what: str) -> dict:
     return out
 
 
-def build_request(input_kind: str, dims: dict[str, int], float_dtype: str, arrays: dict,
+def build_request(input_kind, dims: dict[str, int], float_dtype: str, arrays: dict,
                   present=None, lengths=None, nonfinite: str = "error") -> Request:
-    """Validate a request. arrays: {m: array or None}; None = sensor absent."""
+    """Validate a request for a family of `input_kind` (an InputKind). arrays: {m: array or None};
+    None = sensor absent."""
     if nonfinite not in NONFINITE_POLICIES:
         raise RequestError(f"nonfinite: expected one of {', '.join(NONFINITE_POLICIES)}, got {nonfinite!r}")
     given = {m: _features(m, x, dims[m]) for m, x in arrays.items() if x is not None}
@@ -175,25 +173,10 @@ def build_request(input_kind: str, dims: dict[str, int], float_dtype: str, array
 
     if len({f.shape[0] for f in feats.values()}) > 1:
         raise RequestError(f"modalities disagree on the batch size: {shapes()}")
-    B = next(iter(feats.values())).shape[0]
 
-    if input_kind == UTTERANCES:
-        if len({f.shape[1] for f in feats.values()}) > 1:
-            raise RequestError(f"modalities disagree on the conversation length: {shapes()}")
-        L = next(iter(feats.values())).shape[1]
-        if isinstance(lengths, dict):
-            raise RequestError("lengths: expected [B] utterance counts shared by the modalities, got a dict")
-        shared = np.ones((B, L), bool) if lengths is None else _lengths(lengths, B, L, batched, "lengths")
-        mask = {m: shared for m in feats}
-    else:
-        lens = _per_modality(lengths, "lengths")
-        for m in lens:
-            if m not in feats:
-                raise RequestError(f"lengths[{_name(m)}] given but no {_name(m)} array")
-        mask = {m: np.ones(f.shape[:2], bool) if m not in lens
-                else _lengths(lens[m], B, f.shape[1], batched, f"lengths[{_name(m)}]") for m, f in feats.items()}
+    mask = input_kind.masks(feats, lengths, batched)  # m -> [B, T_m] real items
 
-    pres = _per_modality(present, "present")
+    pres = per_modality(present, "present")
     for m in pres:
         if m not in feats:
             raise RequestError(f"present[{_name(m)}] given but no {_name(m)} array")
@@ -210,9 +193,9 @@ def build_request(input_kind: str, dims: dict[str, int], float_dtype: str, array
             if bad.any():
                 if nonfinite == "error":
                     b, t = np.argwhere(bad)[0]
-                    item = "utterance" if input_kind == UTTERANCES else "token"
                     raise RequestError(f"{_name(m)}: NaN or Inf (after conversion to {float_dtype}) at batch "
-                                       f"{b}, {item} {t}; pass nonfinite='absent' to treat such items as absent")
+                                       f"{b}, {input_kind.item} {t}; pass nonfinite='absent' to treat such "
+                                       "items as absent")
                 bad_items[m] = bad
                 used[m] = used[m] & ~bad
         if not (all_real and used[m] is mask[m]) and not used[m].all():
@@ -225,16 +208,5 @@ def build_request(input_kind: str, dims: dict[str, int], float_dtype: str, array
         raise RequestError("nothing present: every modality is absent for every item after present/nonfinite")
     if all(used[m] is mask[m] for m in feats):  # no present/nonfinite exclusions: every real item
         return req  # is used, and every sample has at least one (lengths >= 1)
-    if input_kind == UTTERANCES:
-        real = shared
-        covered = np.any([used[m] for m in feats], axis=0)
-        if (real & ~covered).any():
-            b, t = np.argwhere(real & ~covered)[0]
-            raise RequestError(f"present: utterance {t} of batch {b} has every modality absent; "
-                               "drop it (lengths) or give a modality")
-    else:
-        covered = np.any([used[m].any(axis=1) for m in feats], axis=0)  # [B]
-        if not covered.all():
-            b = int(np.argmin(covered))
-            raise RequestError(f"present: sample {b} has every token of every modality absent")
+    input_kind.check_covered(mask, used)
     return req

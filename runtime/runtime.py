@@ -19,7 +19,7 @@ from .bundle import Bundle
 from .errors import BundleError, ModelError
 from .patterns import MODALITIES
 from .prediction import Prediction
-from .requests import UTTERANCES, Request, all_finite, build_request
+from .requests import Request, all_finite, build_request
 
 
 class Runtime:
@@ -61,7 +61,7 @@ class Runtime:
         """What every request reads from the manifest, looked up once (the request path)."""
         b = self.bundle
         self._dims, self._float_dtype, self._config = b.dims, b.float_dtype, b.model["config"]
-        self._task, self._input_kind = b.task, self.family.inputs.name
+        self._task, self._input_kind = b.task, self.family.inputs
         self._class_names = np.asarray(b.labels, dtype=object)  # indexed by argmax when decoding
 
     @property
@@ -100,7 +100,7 @@ class Runtime:
         # backends return arrays the caller owns (Backend.run), so the Prediction may keep views
         # of them; float32 outputs are not copied, fp16 ones are decoded in float32
         out = {k: np.asarray(v, dtype=np.float32) for k, v in self.backend.run(graph, feeds).items()}
-        rows = next(iter(req.mask.values())) if self._input_kind == UTTERANCES else None  # [B, L]
+        rows = self._input_kind.item_rows(req.mask)  # [B, L] when outputs have a row per item
         padded = rows is not None and not req.complete and not rows.all()
         for name, value in out.items():  # outputs at padding rows (utterances) are never served
             real = value[rows] if padded and value.shape[:2] == rows.shape else value

@@ -36,22 +36,22 @@ def _batch_size(arrays: Arrays) -> int:
     return next(iter(arrays.values())).shape[0] if arrays else 1
 
 
-def _run_group(predict: Callable, sequence_model: bool, members: list[Arrays]) -> list[Arrays]:
+def _run_group(predict: Callable, input_kind, members: list[Arrays]) -> list[Arrays]:
     sizes = [_batch_size(a) for a in members]
     joined = {n: np.concatenate([a[n] for a in members]) for n in members[0]} if len(members) > 1 \
         else members[0]
-    outputs = prediction_outputs(predict(**predict_kwargs(sequence_model, joined)), sum(sizes),
-                                 sequence_model)
+    outputs = prediction_outputs(predict(**predict_kwargs(input_kind, joined)), sum(sizes))
     bounds = np.cumsum([0, *sizes])
     return [{n: v[lo:hi] for n, v in outputs.items()} for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
-def run_batch(predict: Callable, sequence_model: bool, batch: list[Arrays]) -> list[Arrays | Exception]:
-    """Answer every request of a batch: its output tensors, or the exception it raised."""
+def run_batch(predict: Callable, input_kind, batch: list[Arrays]) -> list[Arrays | Exception]:
+    """Answer every request of a batch: its output tensors, or the exception it raised.
+    input_kind: the served family's (Runtime.family.inputs)."""
     results: list[Arrays | Exception | None] = [None] * len(batch)
     for idx in group_requests(batch):
         try:
-            for i, out in zip(idx, _run_group(predict, sequence_model, [batch[i] for i in idx])):
+            for i, out in zip(idx, _run_group(predict, input_kind, [batch[i] for i in idx])):
                 results[i] = out
         except Exception as exc:  # noqa: BLE001 — every error goes back to its own request
             if len(idx) == 1:
@@ -59,13 +59,13 @@ def run_batch(predict: Callable, sequence_model: bool, batch: list[Arrays]) -> l
                 continue
             for i in idx:
                 try:
-                    results[i] = _run_group(predict, sequence_model, [batch[i]])[0]
+                    results[i] = _run_group(predict, input_kind, [batch[i]])[0]
                 except Exception as single:  # noqa: BLE001
                     results[i] = single
     return results
 
 
-def run_scheduled(scheduler, sequence_model: bool, batch: list[Arrays]) -> list[Arrays | Exception]:
+def run_scheduled(scheduler, input_kind, batch: list[Arrays]) -> list[Arrays | Exception]:
     """Answer a batch through a runtime Scheduler (runtime/scheduler.py): every request is
     submitted at once, so requests of one graph run as one call even when their lengths differ
     (run_batch joins equal shapes only); a bad request's error, or an OverloadedError when the
@@ -73,7 +73,7 @@ def run_scheduled(scheduler, sequence_model: bool, batch: list[Arrays]) -> list[
     futures: list = []
     for arrays in batch:
         try:
-            futures.append(scheduler.submit(**predict_kwargs(sequence_model, arrays)))
+            futures.append(scheduler.submit(**predict_kwargs(input_kind, arrays)))
         except Exception as exc:  # noqa: BLE001 — every error goes back to its own request
             futures.append(exc)
     results: list[Arrays | Exception] = []
@@ -81,7 +81,7 @@ def run_scheduled(scheduler, sequence_model: bool, batch: list[Arrays]) -> list[
         try:
             if isinstance(fut, Exception):
                 raise fut
-            results.append(prediction_outputs(fut.result(), _batch_size(arrays), sequence_model))
+            results.append(prediction_outputs(fut.result(), _batch_size(arrays)))
         except Exception as exc:  # noqa: BLE001
             results.append(exc)
     return results

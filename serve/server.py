@@ -90,8 +90,10 @@ class TritonServer:
     """`with TritonServer(repo) as srv:` — a tritonserver on loopback, stopped on exit."""
 
     def __init__(self, repo: str | Path, http_port: int | None = None, grpc_port: int | None = None,
-                 metrics_port: int | None = None, host: str = LOOPBACK, log: Path | None = None):
+                 metrics_port: int | None = None, host: str = LOOPBACK, log: Path | None = None,
+                 env: dict[str, str] | None = None):
         self.repo = Path(repo).resolve()
+        self.env = dict(env or {})  # added to this process's environment (e.g. ANYMODAL_FAMILIES)
         ports = [p or free_port(host) for p in (http_port, grpc_port, metrics_port)]
         self.endpoints = Endpoints(host, *ports)
         self._work = Path(tempfile.mkdtemp(prefix="anymodal-triton-"))
@@ -109,7 +111,7 @@ class TritonServer:
 
     def start(self, timeout_s: float = 60.0) -> TritonServer:
         prepare_backends(self._work / "backends")
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}  # the stubs inherit it: $ANYMODAL_FAMILIES reaches them
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the stub's Python
         libs = str(server_dist().parent.parent / "nvidia_pytriton.libs")  # the stub's own libraries
         env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (env.get("LD_LIBRARY_PATH"), libs) if p)

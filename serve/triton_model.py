@@ -21,7 +21,6 @@ from anymodal.runtime import Runtime
 from anymodal.runtime.bundle import Bundle
 
 from .batching import error_message, run_batch, run_scheduled
-from .family_io import sequence_inputs
 
 GRAPH_OUTPUTS = ("logits", "router_weights")
 
@@ -65,7 +64,7 @@ class TritonPythonModel:
             threads = int(params.get("threads", "0")) or None
             self.runtime = Runtime(bundle, backend=params.get("backend", "auto"),
                                    precision=params.get("precision") or None, threads=threads, preload=True)
-        self.sequence_model = sequence_inputs(self.runtime.bundle)
+        self.input_kind = self.runtime.family.inputs
         self.input_names = [i["name"] for i in config["input"]]
         self.scheduler = None
         if params.get("scheduler") == "on":  # requests of one graph joined across lengths
@@ -82,8 +81,8 @@ class TritonPythonModel:
             tensors = {n: pb_utils.get_input_tensor_by_name(request, n) for n in self.input_names}
             batch.append({n: t.as_numpy() for n, t in tensors.items() if t is not None})
         responses = []
-        results = run_scheduled(self.scheduler, self.sequence_model, batch) if self.scheduler \
-            else run_batch(self.runtime.predict, self.sequence_model, batch)
+        results = run_scheduled(self.scheduler, self.input_kind, batch) if self.scheduler \
+            else run_batch(self.runtime.predict, self.input_kind, batch)
         for result in results:
             if isinstance(result, Exception):
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(error_message(result))))

@@ -9,6 +9,7 @@ from anymodal.runtime.errors import DataError
 
 from .checkpoint import load_run
 from .data.gcnet import read_gcnet
+from .data.layouts import get_layout
 from .data.specs import SYNTH_FEATURES
 from .data.splits import make_splits
 from .families import get_train_family
@@ -47,19 +48,4 @@ def evaluate_run(run, data=None, split: str = "test") -> dict:
 def synth_data(layout: str, out, task: str = "emotion4", conversations: int = 150, samples: int = 600,
                dims: str | None = None, seed: int = 0) -> str:
     """`rt-data synth`: write synthetic data in a layout; returns what was written (one line)."""
-    if layout == "mmsa":
-        from .data.synth_mmsa import MOSI_SHAPES, MmsaSynthConfig, generate_mmsa, parse_shapes
-
-        shapes = parse_shapes(dims) if dims else MOSI_SHAPES
-        path = generate_mmsa(MmsaSynthConfig(samples=samples, shapes=shapes, seed=seed), out)
-        return f"wrote synthetic sentiment data ({samples} samples, MMSA layout) to {path}"
-    if layout != "gcnet":
-        raise DataError(f"--layout {layout!r} is not available; choose gcnet or mmsa")
-    from .data.synth import SynthConfig, generate
-
-    try:
-        d = tuple(int(x) for x in (dims or "64,96,48").split(","))
-    except ValueError:
-        raise DataError(f"--dims must be three integers audio,text,visual, got {dims!r}") from None
-    path = generate(SynthConfig(task=task, conversations=conversations, dims=d, seed=seed), out)
-    return f"wrote synthetic {task} data ({conversations} conversations) to {path}"
+    return get_layout(layout).synth(out, task, conversations, samples, dims, seed)

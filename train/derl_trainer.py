@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from anymodal.runtime.errors import InputError
 from anymodal.runtime.metrics import sentiment_metrics
 
+from . import distributed
 from .data.missing import rate_avail, training_avail
 from .data.mmsa import SequenceSet
 from .derl_evaluate import batch_args, predict_scores
@@ -42,7 +43,13 @@ class DERLTrainConfig:
 
 def train_derl(model, train: SequenceSet, valid: SequenceSet, cfg: DERLTrainConfig,
                log_path: Path | None = None, progress: bool = True) -> dict:
+    """Train in place. Under torchrun (train/distributed.py) every rank draws the same global
+    batch and trains on its rows of it; its mean losses are weighted by its share of the batch
+    (every DERL loss is a mean over samples of equal-sized terms), so the summed gradients equal
+    the one-process ones."""
     torch.manual_seed(cfg.seed)
+    ctx = distributed.current()  # one process: the whole batch, weight 1
+    ctx.broadcast_parameters(model)
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
@@ -56,15 +63,24 @@ def train_derl(model, train: SequenceSet, valid: SequenceSet, cfg: DERLTrainConf
         order = rng.permutation(len(train))
         sums = {"loss": 0.0, "task": 0.0, "dec": 0.0, "rec": 0.0}
         for start in range(0, len(order), cfg.batch_size):
-            idx = np.sort(order[start:start + cfg.batch_size])
+            idx = np.sort(order[start:start + cfg.batch_size])  # the global batch
+            # the global batch's arrays (trimmed to its longest sequences), then this rank's rows:
+            # each rank sees the lengths one process would, so the element means agree
             xs, masks, avails = batch_args(train, idx, avail)
             target = torch.from_numpy(train.labels[idx])[:, None]  # [B, 1]
-            losses = model.losses(xs, masks, avails, target)
+            mine = torch.from_numpy(ctx.shard(len(idx)))
+            share = len(mine) / len(idx)
             opt.zero_grad()
-            losses["loss"].backward()
+            values = dict.fromkeys(sums, 0.0)
+            if len(mine):
+                losses = model.losses(*({m: v[mine] for m, v in d.items()} for d in (xs, masks, avails)),
+                                      target[mine])
+                (losses["loss"] * share).backward()
+                values = {k: float(losses[k].detach()) * share for k in sums}
+            ctx.sum_gradients(model.parameters())
             opt.step()
             for k in sums:
-                sums[k] += float(losses[k].detach()) * len(idx) / len(train)
+                sums[k] += ctx.sum_value(values[k]) * len(idx) / len(train)
         sched.step()
         val = sentiment_metrics(valid.labels, predict_scores(model, valid, val_avail))
         if val["mae"] < best["mae"]:
@@ -72,7 +88,7 @@ def train_derl(model, train: SequenceSet, valid: SequenceSet, cfg: DERLTrainConf
         entry = {"epoch": epoch, **{f"train_{k}": v for k, v in sums.items()},
                  "val_mae": val["mae"], "val_corr": val["corr"], "lr": sched.get_last_lr()[0]}
         bar.set_postfix(loss=f"{sums['loss']:.3f}", val_mae=f"{val['mae']:.3f}", best=best["epoch"])
-        if log_path is not None:
+        if log_path is not None and ctx.is_main:
             with Path(log_path).open("a") as fh:
                 fh.write(json.dumps(entry) + "\n")
     model.load_state_dict(best["state"])

@@ -2,10 +2,10 @@
 
     torchrun --nproc-per-node 2 -m anymodal.train.distributed momke --data D --dataset iemocap4 --out RUN
 
-The arguments are rt-train's. Every rank builds the same model (same seed, then rank 0's
-parameters broadcast) and draws the same global batch; rank r trains on conversations r, r+W, …
-of it (the distributed sampler) and scales its mean loss by its share of the batch's real
-utterances. Summing the gradients over ranks (one all-reduce per step, what DDP's reducer does)
+The arguments are rt-train's, for any registered family (its trainer uses this context). Every
+rank builds the same model (same seed, then rank 0's parameters broadcast) and draws the same
+global batch; rank r trains on samples r, r+W, … of it (the distributed sampler) and scales its
+mean loss by its share of the batch (MoMKE: of the batch's real utterances; DERL: of its samples). Summing the gradients over ranks (one all-reduce per step, what DDP's reducer does)
 then gives exactly the one-process gradient of the global batch, so the runs agree. Validation
 runs on every rank (same weights, same selected epoch); only rank 0 logs and writes the run.
 """
@@ -84,10 +84,6 @@ def main() -> None:
 
     ctx = imported.init_from_env()
     try:
-        if ctx.world > 1 and sys.argv[1:2] != ["momke"]:
-            print("error: InputError: distributed training is implemented for `momke` only "
-                  f"(got {' '.join(sys.argv[1:2]) or 'no model'}); run DERL in one process", file=sys.stderr)
-            sys.exit(2)
         sys.argv[0] = "rt-train (distributed)"
         if not ctx.is_main:
             os.environ["TQDM_DISABLE"] = "1"

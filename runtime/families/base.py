@@ -3,7 +3,9 @@ exporter, rt-bench and the reports. One subclass per family, registered once.
 
     class MyFamily(RuntimeFamily):
         name = "myfamily"                 # the manifest's model.kind
-        inputs = UtteranceInputs          # or SequenceInputs: request checks + graph inputs + feeds
+        inputs = UTTERANCES               # or SEQUENCES: the input kind (request checks, graph
+                                          # inputs, feeds, serving tensors, calibration)
+        dataset_layout = "gcnet"          # the train-side layout it is trained and scored on
         def graph_outputs(self, graph, config, float_dtype): ...   # [TensorSpec]
         def decode(self, task, labels, req, graph, outputs): ...   # -> Decoded
         def macs(self, config, modalities, batch, seq): ...        # analytic multiply-adds
@@ -18,7 +20,8 @@ import numpy as np
 
 from ..patterns import MODALITIES, MODALITY_NAMES
 from ..requests import MASKED, Request
-from .inputs import TensorSpec, UtteranceInputs
+from .input_kind import TensorSpec
+from .utterances import UTTERANCES
 
 
 @dataclass
@@ -51,11 +54,12 @@ def head_outputs(task: str, class_names, logits: np.ndarray):
 
 class RuntimeFamily:
     name: str = "abstract"
-    inputs = UtteranceInputs  # the input kind: UtteranceInputs | SequenceInputs
+    inputs = UTTERANCES  # the input kind (an InputKind instance): UTTERANCES | SEQUENCES
     # parameter-report components that are in no graph (training-only), and how to call them
     training_only: tuple[str, ...] = ()
     training_only_label: str = "training-only parts"
-    # the dataset layout its runs are trained and scored on (rt-report accuracy reads it)
+    # the name of the dataset layout its runs are trained and scored on (train/data/layouts.py:
+    # reader, evaluation protocol, calibration samples); the train family's `layout` has it too
     dataset_layout: str = "gcnet"
     # Conversations (runtime/conversation.py): a family whose graphs score the utterances of one
     # conversation can follow a live one, turn by turn (at least by re-scoring the window)
@@ -78,6 +82,14 @@ class RuntimeFamily:
 
     def macs(self, config: dict, modalities: str, batch: int, seq: int | None) -> int:
         raise NotImplementedError  # abstract
+
+    def router_outputs(self, config: dict) -> dict[str, tuple[int, ...]]:
+        """The keys of Decoded.router_weights (= Prediction.router_weights) and each one's
+        per-sample shape (-1: a length axis): what a server declares. Default: one key, FUSION,
+        shaped like the masked graph's router_weights without its batch axis; a family that
+        decodes other keys overrides this (MoMKE: one per modality)."""
+        spec = next(s for s in self.graph_outputs(MASKED, config) if s.name == "router_weights")
+        return {FUSION: tuple(d if isinstance(d, int) else -1 for d in spec.shape[1:])}
 
     # -- step graphs (streaming conversations) ---------------------------------------------
     def cache_layout(self, config: dict) -> tuple[int, tuple] | None:
@@ -150,6 +162,7 @@ class RuntimeFamily:
         slot = tuple(d for d in shape if d != CONTEXT)
         return outs + [TensorSpec(f"{NEW}{MODALITY_NAMES[m]}", (STREAMS, n, *slot), float_dtype) for m in MODALITIES]
 
+FUSION = "fusion"  # the router-weights key of a routing over the fused modalities
 STEP_POSITION = "position"  # step-graph input: the utterance's index in the window
 CONTEXT = "context"  # the slot axis of a cache tensor (its length: the Conversation's max_context)
 PAST, CACHED, NEW = "past_", "cached_", "new_"  # step-graph cache names (+ modality name)

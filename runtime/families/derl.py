@@ -7,16 +7,17 @@ the fusion over the private and shared sequences a_p t_p v_p a_s t_s v_s.
 from __future__ import annotations
 
 from ..patterns import MODALITIES
-from .base import Decoded, RuntimeFamily, head_outputs
-from .inputs import SequenceInputs, TensorSpec
+from .base import FUSION, Decoded, RuntimeFamily, head_outputs
+from .input_kind import TensorSpec
 from .momke import transformer_macs
+from .sequences import SEQUENCES
 
 FUSION_EXPERTS = tuple(f"{m}_{kind}" for kind in ("private", "shared") for m in MODALITIES)
 
 
 class DERLRuntime(RuntimeFamily):
     name = "derl"
-    inputs = SequenceInputs
+    inputs = SEQUENCES
     training_only = ("mlcr_reconstruction",)
     training_only_label = "training-only MLCR"
     dataset_layout = "mmsa"
@@ -28,7 +29,7 @@ class DERLRuntime(RuntimeFamily):
     def decode(self, task, class_names, req, graph, outputs):
         labels, probs, scores = head_outputs(task, class_names, outputs["logits"])  # [B, C]
         weights = outputs["router_weights"]  # [B, N, 6]
-        return Decoded(labels, probs, scores, {"fusion": weights}, {"fusion": FUSION_EXPERTS})
+        return Decoded(labels, probs, scores, {FUSION: weights}, {FUSION: FUSION_EXPERTS})
 
     def macs(self, config, modalities, batch, seq):
         """DERL with the given modalities computed from their inputs, each at its `absent_lengths`

@@ -11,7 +11,8 @@ import numpy as np
 from ..patterns import MODALITIES
 from ..requests import MASKED
 from .base import CONTEXT, Decoded, RuntimeFamily, head_outputs
-from .inputs import TensorSpec, UtteranceInputs
+from .input_kind import TensorSpec
+from .utterances import UTTERANCES
 
 EXPERTS = ("audio_expert", "text_expert", "visual_expert")
 
@@ -26,7 +27,7 @@ def transformer_macs(d: int, depth: int, ffn_mult: int, L: int, out_proj: bool =
 
 class MoMKERuntime(RuntimeFamily):
     name = "momke"
-    inputs = UtteranceInputs
+    inputs = UTTERANCES
     training_only = ("unimodal_heads",)
     training_only_label = "stage-1 heads"
     supports_conversation = True
@@ -47,6 +48,10 @@ class MoMKERuntime(RuntimeFamily):
         n_mod = len(MODALITIES) if graph == MASKED else len(graph)
         return [TensorSpec("logits", ("batch", "seq", config["output_dim"]), float_dtype),
                 TensorSpec("router_weights", ("batch", "seq", n_mod, len(MODALITIES)), float_dtype)]
+
+    def router_outputs(self, config):
+        """One [L, 3] routing per modality, keyed by the modality (absent ones: not returned)."""
+        return {m: (-1, len(EXPERTS)) for m in MODALITIES}
 
     def decode(self, task, class_names, req, graph, outputs):
         labels, probs, scores = head_outputs(task, class_names, outputs["logits"])  # [B, L, C]

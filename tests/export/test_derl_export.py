@@ -150,7 +150,7 @@ def test_derl_runtime_works_where_torch_cannot_be_imported(derl_bundle):
 
 
 def test_tensorrt_profiles_and_int8_calibration_for_derl(derl_bundle):
-    from anymodal.export.calibration import training_set
+    from anymodal.export.calibration import graph_feeds, training_set
     from anymodal.export.trt_build import profile_shapes
     from anymodal.runtime.bundle import Bundle
 
@@ -159,5 +159,12 @@ def test_tensorrt_profiles_and_int8_calibration_for_derl(derl_bundle):
     (Ta, Da), (Tt, _), (Tv, _) = DERL_SHAPES
     assert shapes["audio"] == ((1, 1, Da), (1, Ta, Da), (16, Ta, Da))
     assert shapes["text_avail"] == ((1, 1), (1, Tt), (16, Tt)) and shapes["visual_mask"][2] == (16, Tv)
-    with pytest.raises(ExportError, match="conversation .utterance-input. feeds; derl takes sequences: not implemented"):
-        training_set(b, None)
+    cal = training_set(b, None)  # the MMSA layout reads the pickle's train split
+    assert cal.source.startswith("train split of") and len(cal.samples) > 1
+    names = [s["name"] for s in b.graphs["masked"]["inputs"]]
+    for graph in ("masked", "t"):
+        feeds = next(graph_feeds(b, graph, cal, 256))
+        assert list(feeds) == [s["name"] for s in b.graphs[graph]["inputs"]]
+    feeds = next(graph_feeds(b, "masked", cal, 256))
+    assert list(feeds) == names and feeds["audio"].shape[1] == feeds["audio_avail"].shape[1]
+    assert not feeds["audio_avail"].all() or not feeds["text_avail"].all()  # mixed availability

@@ -85,9 +85,9 @@ def test_existing_bundle_replaced_only_on_success(small_bundle, tmp_path, monkey
 
 def test_example_feeds_are_ragged_and_never_all_absent():
     from anymodal.export.torch_export import example_feeds
-    from anymodal.runtime.families import UtteranceInputs
+    from anymodal.runtime.families import UTTERANCES
 
-    feeds = example_feeds(UtteranceInputs.graph_inputs("masked", dict(zip("atv", DIMS))), 5, 6, seed=0)
+    feeds = example_feeds(UTTERANCES.graph_inputs("masked", dict(zip("atv", DIMS))), 5, 6, seed=0)
     assert feeds["mask"][0].all() and not feeds["mask"][4].all()
     assert feeds["avail"].shape == (5, 6, 3)
     assert np.issubdtype(feeds["audio"].dtype, np.floating)

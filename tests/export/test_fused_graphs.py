@@ -8,7 +8,7 @@ import pytest
 
 from anymodal.export.specs import GRAPH_NAMES
 from anymodal.export.torch_export import example_feeds
-from anymodal.runtime.families import UtteranceInputs
+from anymodal.runtime.families import UTTERANCES
 from anymodal_testing.helpers import DIMS
 
 
@@ -18,7 +18,7 @@ def test_fused_graph_matches_standard_graph_on_ort_cpu(fused_bundle, small_bundl
     fused = ort.InferenceSession(str(fused_bundle / "graphs" / f"{graph}.onnx"))
     plain = ort.InferenceSession(str(small_bundle / "graphs" / f"{graph}.onnx"))
     for batch, seq in ((1, 1), (3, 9)):
-        feeds = example_feeds(UtteranceInputs.graph_inputs(graph, dims), batch, seq, seed=7)
+        feeds = example_feeds(UTTERANCES.graph_inputs(graph, dims), batch, seq, seed=7)
         for f, p in zip(fused.run(None, feeds), plain.run(None, feeds)):
             np.testing.assert_allclose(f, p, atol=1e-5, rtol=0)
 

@@ -13,6 +13,7 @@ from anymodal.export.triton_repo import write_triton_repo
 from anymodal.runtime import Runtime
 from anymodal.runtime.bundle import Bundle
 from anymodal.runtime.errors import InputError
+from anymodal.runtime.families import UTTERANCES
 from anymodal.serve.batching import group_requests, run_batch, run_scheduled
 from anymodal.serve.family_io import predict_kwargs, prediction_outputs
 
@@ -76,11 +77,11 @@ def test_grouping_joins_equal_requests_and_isolates_bad_ones(small_bundle):
         calls.append(kw)
         return rt.predict(**kw)
 
-    results = run_batch(predict, False, batch)
+    results = run_batch(predict, UTTERANCES, batch)
     assert calls[0]["audio"].shape == (2, 4, 6)  # requests 0 and 2 ran as one batch of 2
     assert isinstance(results[3], InputError) and "all modalities are absent" in str(results[3])
     for i in (0, 1, 2, 4):
-        want = prediction_outputs(rt.predict(**predict_kwargs(False, batch[i])), 1, False)
+        want = prediction_outputs(rt.predict(**predict_kwargs(UTTERANCES, batch[i])), 1)
         np.testing.assert_allclose(results[i]["probs"], want["probs"], atol=1e-5)
         assert results[i]["pattern"].shape == (1, 1)
 
@@ -92,11 +93,11 @@ def test_scheduled_batches_join_lengths_and_isolate_bad_requests(small_bundle, t
     batch.insert(1, {"audio": rng.standard_normal((1, 4, 7)).astype(np.float32)})  # wrong dim
     batch.append({"audio": rng.standard_normal((2, 5, 6)).astype(np.float32), "lengths": np.array([[5], [2]])})
     with rt.scheduler(max_batch=5, max_delay_ms=600_000) as s:  # 5 good rows: one call
-        results = run_scheduled(s, False, batch)
+        results = run_scheduled(s, UTTERANCES, batch)
         assert (s.stats.calls, s.stats.jobs) == (1, 4)
     assert isinstance(results[1], InputError) and "feature dim 7" in str(results[1])
     for i in (0, 2, 3, 4):
-        want = prediction_outputs(rt.predict(**predict_kwargs(False, batch[i])), len(batch[i]["audio"]), False)
+        want = prediction_outputs(rt.predict(**predict_kwargs(UTTERANCES, batch[i])), len(batch[i]["audio"]))
         assert set(results[i]) == set(want)
         np.testing.assert_allclose(results[i]["probs"], want["probs"], atol=1e-5)
         assert results[i]["labels"].tolist() == want["labels"].tolist()
@@ -138,10 +139,10 @@ def test_bls_router_runs_graph_models_like_the_runtime(small_bundle, tmp_path, m
     rng = np.random.default_rng(1)
     batch = [{"audio": rng.standard_normal((1, 5, 6)).astype(np.float32),
               "visual": rng.standard_normal((1, 5, 8)).astype(np.float32)} for _ in range(2)]
-    results = run_batch(router.predict, False, batch)
+    results = run_batch(router.predict, UTTERANCES, batch)
     assert called == ["m_av"]  # both requests in one call of the {a,v} graph model
     for arrays, got in zip(batch, results):
-        want = prediction_outputs(rt.predict(**arrays), 1, False)
+        want = prediction_outputs(rt.predict(**arrays), 1)
         np.testing.assert_allclose(got["probs"], want["probs"], atol=1e-5)
 
 

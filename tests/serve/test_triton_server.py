@@ -1,5 +1,6 @@
-"""A real tritonserver (the `serve` extra) on 127.0.0.1, random free ports, serving a small MoMKE
-and a small DERL bundle from one repository; every answer compared with Runtime.predict."""
+"""A real tritonserver (the `serve` extra) on 127.0.0.1, random free ports, serving a small MoMKE,
+a small DERL and a small late-fusion bundle (the example family, known to the server through
+$ANYMODAL_FAMILIES) from one repository; every answer compared with Runtime.predict."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ tritonclient = pytest.importorskip("tritonclient", reason="the serve extra is no
 from anymodal.export.triton_repo import write_triton_repo  # noqa: E402
 from anymodal.runtime import InputError, Runtime  # noqa: E402
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES  # noqa: E402
-from anymodal.serve.family_io import predict_kwargs, sequence_inputs  # noqa: E402
+from anymodal.serve.family_io import predict_kwargs  # noqa: E402
 from anymodal.serve.server import TritonServer  # noqa: E402
+from anymodal_testing import latefusion_family  # noqa: E402  (registers the example family here)
 from anymodal_testing.triton_fixtures import group_pids, infer, success_count  # noqa: E402
 
 PROTOCOLS = ("http", "grpc")
 MODELS = ("momke", "derl")
+LATEFUSION = latefusion_family.NAME
+# the stubs' Python ignores PYTHONPATH: the example family's module is named by its file
+SERVER_ENV = {"ANYMODAL_FAMILIES": latefusion_family.__file__}
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +40,18 @@ def tiny_derl_bundle(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def bundles(small_bundle, tiny_derl_bundle):
-    return {"momke": small_bundle, "derl": tiny_derl_bundle}
+def tiny_latefusion_bundle(tmp_path_factory):
+    """The late-fusion example family, untrained (its router weights are keyed "fusion")."""
+    from anymodal.export.bundle import write_bundle
+
+    model = latefusion_family.build(latefusion_family.LateFusionConfig(input_dims=(6, 10, 8), hidden=8)).eval()
+    return write_bundle(model, {"data": {"labels": ["happy", "sad", "neutral", "angry"]}},
+                        tmp_path_factory.mktemp("b") / "latefusion-tiny")
+
+
+@pytest.fixture(scope="session")
+def bundles(small_bundle, tiny_derl_bundle, tiny_latefusion_bundle):
+    return {"momke": small_bundle, "derl": tiny_derl_bundle, LATEFUSION: tiny_latefusion_bundle}
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +59,7 @@ def server(bundles, tmp_path_factory):
     repo = tmp_path_factory.mktemp("triton-repo")
     for name, bundle in bundles.items():
         write_triton_repo(bundle, repo, name=name, threads=1)
-    srv = TritonServer(repo)
+    srv = TritonServer(repo, env=SERVER_ENV)
     try:
         srv.start(timeout_s=60)
         yield srv
@@ -65,7 +80,7 @@ def address(server, protocol):
 def request(rt: Runtime, pattern: str, seed: int) -> dict[str, np.ndarray]:
     """[1, L, dim] features of the pattern's modalities (DERL: each at its own length)."""
     rng = np.random.default_rng(seed)
-    lens = rt.bundle.absent_lengths if sequence_inputs(rt.bundle) else dict.fromkeys("atv", 5)
+    lens = rt.family.inputs.example_lengths(rt.bundle.model["config"], 5)  # sequences: the model's own
     return {MODALITY_NAMES[m]: rng.standard_normal((1, lens[m], rt.bundle.dims[m])).astype(np.float32)
             for m in pattern}
 
@@ -73,8 +88,7 @@ def request(rt: Runtime, pattern: str, seed: int) -> dict[str, np.ndarray]:
 def expected(rt: Runtime, arrays: dict) -> dict[str, np.ndarray]:
     from anymodal.serve.family_io import predict_kwargs, prediction_outputs
 
-    seq = sequence_inputs(rt.bundle)
-    return prediction_outputs(rt.predict(**predict_kwargs(seq, arrays)), 1, seq)
+    return prediction_outputs(rt.predict(**predict_kwargs(rt.family.inputs, arrays)), 1)
 
 
 def assert_same(got: dict, want: dict) -> None:
@@ -96,6 +110,29 @@ def test_every_subset_equals_runtime_predict(server, runtimes, model, protocol):
         got = infer(protocol, address(server, protocol), model, arrays)
         assert_same(got, expected(rt, arrays))
         assert got["pattern"][0, 0].decode() == pattern and got["graph"][0, 0].decode() == pattern
+
+
+@pytest.mark.slow
+def test_latefusion_family_served_with_its_declared_outputs(server, runtimes):
+    """A family from outside anymodal, on the real server: the outputs the repository declares
+    are the ones its Prediction has (router_weights_fusion), every pattern equals Runtime.predict."""
+    import json
+
+    rt = runtimes[LATEFUSION]
+    config = json.loads(urllib.request.urlopen(f"http://{server.endpoints.http}/v2/models/{LATEFUSION}/config").read())
+    declared = {o["name"] for o in config["output"]}
+    assert "router_weights_fusion" in declared and "router_weights_audio" not in declared
+    for i, pattern in enumerate(ALL_PATTERNS):
+        arrays = request(rt, pattern, 200 + i)
+        protocol = PROTOCOLS[i % 2]
+        got = infer(protocol, address(server, protocol), LATEFUSION, arrays)
+        assert set(got) == declared
+        assert_same(got, expected(rt, arrays))
+    arrays = request(rt, "at", 9)
+    arrays["lengths"], arrays["text_present"] = np.array([[4]], np.int64), np.array([[True, False, True, True, True]])
+    got = infer("grpc", server.endpoints.grpc, LATEFUSION, arrays)
+    assert got["graph"][0, 0] == b"masked"
+    assert_same(got, expected(rt, arrays))
 
 
 def test_lengths_and_per_utterance_availability_reach_the_runtime(server, runtimes):
@@ -157,7 +194,7 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(server, runt
     def assert_anymodal_error(model, arrays, needle):
         local = runtimes[model]
         with pytest.raises(InputError) as raised:
-            local.predict(**predict_kwargs(sequence_inputs(local.bundle), arrays))
+            local.predict(**predict_kwargs(local.family.inputs, arrays))
         expected_msg = f"{type(raised.value).__name__}: {raised.value}"
         assert needle in expected_msg
         assert expected_msg in _error(protocol, server, model, arrays)
@@ -226,7 +263,7 @@ def test_scheduler_flavor_served_for_real(bundles, tmp_path):
             arrays = {k: v[:, : 2 + i % 4] for k, v in arrays.items()}
         work.append((model, arrays))
     got: list = [None] * len(work)
-    with TritonServer(repo) as srv:
+    with TritonServer(repo, env=SERVER_ENV) as srv:
         def client(k: int) -> None:
             for j in range(k, len(work), 6):
                 try:

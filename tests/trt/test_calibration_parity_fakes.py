@@ -63,7 +63,7 @@ def test_int8_calibrates_on_the_recorded_training_split(fake_gpu, data_copy, mon
     assert len({tuple(r) for r in masked}) > 1  # the masked graph sees mixed availability
     index = json.loads((out / "engines.json").read_text())
     assert index["calibration"]["data"].startswith("train split of iemocap4")
-    assert index["calibration"]["conversations"] == len(seen["atv"])
+    assert index["calibration"]["samples"] == len(seen["atv"])
 
 
 def test_int8_without_training_data_is_refused(fake_gpu, bundle_copy):
@@ -151,13 +151,11 @@ def test_int8_build_without_onnx_names_what_to_install(fake_gpu, data_copy, monk
         build_engines(data_copy, "int8", progress=quiet)
 
 
-def test_sequence_family_engines_checked_on_random_features(fake_gpu, derl_bundle, tmp_path):
-    """DERL (token sequences): no conversation calibration (INT8 refused, saying so); fp32 engines
-    are still parity-checked, on random features at the profile's opt shape."""
+def test_sequence_family_calibrated_and_checked_on_its_training_samples(fake_gpu, derl_bundle, tmp_path):
+    """DERL (token sequences): its layout (MMSA) gives the training samples, its input kind the
+    feeds, so INT8 calibrates on them and fp32 engines are parity-checked on them."""
     fake_gpu()
     path = shutil.copytree(derl_bundle, tmp_path / "b")
-    with pytest.raises(CalibrationDataError, match="derl takes sequences: not implemented"):
-        build_engines(path, "int8", progress=quiet)
     out = build_engines(path, "fp32", progress=quiet)
     parity = json.loads((out / "engines.json").read_text())["parity"]
-    assert parity["data"].startswith("random features") and set(parity["graphs"]) == set(Bundle(path).graphs)
+    assert parity["data"].startswith("train split of") and set(parity["graphs"]) == set(Bundle(path).graphs)

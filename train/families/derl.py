@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..data.mmsa_layout import MMSA
 from .registry import TrainFamily
 
 
@@ -19,6 +20,7 @@ def train_derl_run(data, out, preset: str = "mosi", model_overrides: dict | None
 
     from anymodal.runtime.errors import DataError
 
+    from .. import distributed
     from ..api import fresh_log
     from ..checkpoint import save_run
     from ..data.mmsa import read_mmsa
@@ -40,14 +42,16 @@ def train_derl_run(data, out, preset: str = "mosi", model_overrides: dict | None
                         "text_encoder_params": enc_params, **(model_overrides or {})})
     torch.manual_seed(train_cfg.seed)
     model = DERL(cfg)
-    log = fresh_log(out)
+    main = distributed.current().is_main  # under torchrun only rank 0 writes the run folder
+    log = fresh_log(out) if main else None
     summary = train_derl(model, sets["train"], sets["valid"], train_cfg, log_path=log, progress=progress)
-    meta = {"data": {"root": str(Path(data).resolve()), "layout": "mmsa", "dataset": preset,
+    meta = {"data": {"root": str(Path(data).resolve()), "layout": MMSA.name, "dataset": preset,
                      "task": "sentiment", "preset": preset, "dims": list(sets["train"].dims),
                      "labels": [], "features": ["audio", "text", "vision"],
                      "text_encoder": str(Path(text_encoder).resolve()) if text_encoder else None},
             "training": summary}
-    save_run(out, model, meta)
+    if main:
+        save_run(out, model, meta)
     return out
 
 
@@ -77,26 +81,13 @@ def train_command(
 
 class DERLTrain(TrainFamily):
     name = "derl"
+    layout = MMSA  # LNLN's protocol: intra-modal (missing rates) and inter-modal (conditions) tables
     train_command = staticmethod(train_command)
 
     def build_model(self, config):
         from ..models.derl import DERL, DERLConfig
 
         return DERL(DERLConfig.from_dict(config))
-
-    def evaluate_run(self, run, data, split, model, config):
-        """DERL's intra-modal (rates) and inter-modal (conditions) tables on a split of its data."""
-        from anymodal.runtime.errors import DataError
-
-        from ..data.mmsa import read_mmsa
-        from ..derl_evaluate import evaluate_derl
-
-        d = config["data"]
-        sets = read_mmsa(data or d["root"], d.get("text_encoder"))
-        key = {"val": "valid"}.get(split, split)
-        if key not in sets:
-            raise DataError(f"no {split!r} split in an MMSA pickle (has train, valid, test)")
-        return {"dataset": d["dataset"], "task": "sentiment", "split": split, **evaluate_derl(model, sets[key])}
 
     def paper_model(self):
         """Paper-sized DERL (MOSI preset: d=128, bottleneck 4, 1 private + 3 shared experts,
@@ -106,6 +97,6 @@ class DERLTrain(TrainFamily):
         from ..models.derl import DERL, DERLConfig
 
         torch.manual_seed(0)
-        meta = {"data": {"dataset": "none (random weights)", "labels": [], "layout": "mmsa",
+        meta = {"data": {"dataset": "none (random weights)", "labels": [], "layout": MMSA.name,
                          "features": ["audio", "text", "vision"]}}
         return DERL(DERLConfig()).eval(), meta

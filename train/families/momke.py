@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..data.gcnet_layout import GCNET
 from .registry import TrainFamily
 
 PAPER_MOMKE = dict(input_dims=(512, 1024, 1024), hidden=256, depth=4, heads=2, output_dim=4,
@@ -89,26 +90,13 @@ def train_command(
 
 class MoMKETrain(TrainFamily):
     name = "momke"
+    layout = GCNET
     train_command = staticmethod(train_command)
 
     def build_model(self, config):
         from ..models.momke import MoMKE, MoMKEConfig
 
         return MoMKE(MoMKEConfig.from_dict(config))
-
-    def evaluate_run(self, run, data, split, model, config):
-        from anymodal.runtime.errors import DataError
-
-        from ..data.gcnet import read_gcnet
-        from ..evaluate import evaluate_conditions
-
-        d = config["data"]
-        ds = read_gcnet(data or d["root"], d["dataset"], tuple(d["features"]))
-        if split not in d["splits"]:
-            raise DataError(f"run {run} has no {split!r} split (has {', '.join(d['splits'])})")
-        convs = ds.split_by(d["splits"][split])
-        return {"dataset": d["dataset"], "task": d["task"], "split": split,
-                "conditions": evaluate_conditions(model, convs)}
 
     paper_precisions = ("fp32", "fp16", "int8")  # int8 for rt-bench's ort-int8 rows
 

@@ -3,32 +3,36 @@
 
     class MyTrainFamily(TrainFamily):
         name = "myfamily"                      # = the model's `kind` and the runtime family's name
+        layout = GCNET                         # its dataset layout (train/data/layout.py)
         def build_model(self, config): ...     # nn.Module from its config dict (run folders)
-        def evaluate_run(self, run, data, split, model, config): ...   # the family's protocol
         def paper_model(self): ...             # (model, run meta) for rt-bench's default bundle
-        def train_command(...): ...            # `rt-train <name>`: typer options, one library call
+        train_command = staticmethod(...)      # `rt-train <name>`: typer options, one library call
     register_train_family(MyTrainFamily())
 
-The model object itself carries the rest of the export interface: `kind`, `cfg` (to_dict(),
-input_dims, output_dim, task), `specialise(pattern)` -> the pattern's module, `parameter_report()`,
-and forward(*masked graph inputs) -> (logits, router_weights).
+The model object itself carries the export interface, required and optional capabilities
+alike: export/capabilities.py.
 """
 
 from __future__ import annotations
 
 from anymodal.runtime.errors import DataError
+from anymodal.runtime.families.registry import import_family_modules
+
+from ..data.gcnet_layout import GCNET
 
 _FAMILIES: dict = {}
 
 
 class TrainFamily:
     name = "abstract"
+    layout = GCNET  # the dataset layout: reader, evaluation protocol, calibration samples
 
     def build_model(self, config: dict):
         raise NotImplementedError  # abstract
 
     def evaluate_run(self, run, data, split: str, model, config: dict) -> dict:
-        raise NotImplementedError  # abstract
+        """`rt-eval`: the layout's evaluation protocol on the run's own split (train/data/layout.py)."""
+        return self.layout.evaluate_model(model, config, data, split)
 
     def paper_model(self):
         raise NotImplementedError  # abstract
@@ -49,9 +53,12 @@ def register_train_family(family: TrainFamily) -> None:
 
 def get_train_family(name: str) -> TrainFamily:
     if name not in _FAMILIES:
+        import_family_modules()  # $ANYMODAL_FAMILIES
+    if name not in _FAMILIES:
         raise DataError(f"unknown model kind {name!r} (known: {', '.join(_FAMILIES) or 'none'})")
     return _FAMILIES[name]
 
 
 def train_family_names() -> tuple[str, ...]:
+    import_family_modules()  # $ANYMODAL_FAMILIES
     return tuple(_FAMILIES)

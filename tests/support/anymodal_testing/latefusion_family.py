@@ -18,12 +18,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import typer
 
 from anymodal.runtime.families import (
+    FUSION,
+    UTTERANCES,
     Decoded,
     RuntimeFamily,
     TensorSpec,
-    UtteranceInputs,
     head_outputs,
     register_family,
 )
@@ -36,7 +38,7 @@ NAME = "latefusion"
 # ----------------------------------------------------------------------- runtime half (numpy)
 class LateFusionRuntime(RuntimeFamily):
     name = NAME
-    inputs = UtteranceInputs  # conversations of utterances: the shared request pipeline does the rest
+    inputs = UTTERANCES  # conversations of utterances: the shared request pipeline does the rest
     training_only_label = "nothing training-only"
 
     def graph_outputs(self, graph, config, float_dtype="float32"):
@@ -45,7 +47,7 @@ class LateFusionRuntime(RuntimeFamily):
 
     def decode(self, task, class_names, req, graph, outputs):
         labels, probs, scores = head_outputs(task, class_names, outputs["logits"])
-        return Decoded(labels, probs, scores, {"fusion": outputs["router_weights"]}, {"fusion": MODALITIES})
+        return Decoded(labels, probs, scores, {FUSION: outputs["router_weights"]}, {FUSION: MODALITIES})
 
     def macs(self, config, modalities, batch, seq):
         h = config["hidden"]
@@ -129,38 +131,50 @@ def build(cfg: LateFusionConfig):
     return _model_classes()(cfg)
 
 
-def train_latefusion_run(data, out, epochs: int = 25, hidden: int = 32, seed: int = 0) -> Path:
+def train_latefusion_run(data, out, epochs: int = 25, hidden: int = 32, seed: int = 0,
+                         batch_size: int = 16, lr: float = 3e-3) -> Path:
     """Train on a GCNet-layout folder with a random availability pattern per conversation and
-    step (one model for all 7 patterns); writes a run folder like every family's."""
+    step (one model for all 7 patterns); writes a run folder like every family's. Under torchrun
+    (anymodal.train.distributed) each rank trains on its conversations of the global batch."""
     import torch
 
+    from anymodal.train import distributed
     from anymodal.train.api import fresh_log, load_dataset
     from anymodal.train.checkpoint import save_run
-    from anymodal.train.data.batching import iterate_batches
+    from anymodal.train.data.batching import Batch, iterate_batches
     from anymodal.train.evaluate import batch_tensors, evaluate_conditions, primary_metric
 
+    ctx = distributed.current()
     ds, splits = load_dataset(data, "iemocap4", None, None, seed=seed)
     torch.manual_seed(seed)
     model = build(LateFusionConfig(input_dims=ds.input_dims(), hidden=hidden,
                                    output_dim=ds.spec.output_dim, task=ds.spec.task))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    ctx.broadcast_parameters(model)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     train, val = ds.split_by(splits["train"]), ds.split_by(splits["val"])
     rows = np.array([[m in p for m in MODALITIES] for p in ALL_PATTERNS])
-    best, best_state, log = -np.inf, None, fresh_log(out)
+    best, best_state, log = -np.inf, None, fresh_log(out) if ctx.is_main else None
     for epoch in range(epochs):
         model.train()
-        for batch in iterate_batches(train, 16, rng):
-            feats, mask, avail = batch_tensors(batch, rows[rng.integers(0, len(rows), len(batch.mask))])
-            logits, _ = model(*feats, mask, avail)
-            loss = torch.nn.functional.cross_entropy(logits[mask], torch.from_numpy(batch.labels)[mask])
+        for batch in iterate_batches(train, batch_size, rng):
+            avail = rows[rng.integers(0, len(rows), len(batch.mask))]  # drawn for the global batch
+            idx = ctx.shard(len(batch.mask))  # this rank's conversations of it
             opt.zero_grad()
-            loss.backward()
+            if len(idx):
+                mine = Batch({m: f[idx] for m, f in batch.features.items()}, batch.mask[idx], batch.labels[idx])
+                feats, mask, av = batch_tensors(mine, avail[idx])
+                logits, _ = model(*feats, mask, av)
+                share = float(mine.mask.sum() / batch.mask.sum())  # of the batch's real utterances
+                loss = torch.nn.functional.cross_entropy(logits[mask], torch.from_numpy(mine.labels)[mask])
+                (loss * share).backward()
+            ctx.sum_gradients(list(model.parameters()))
             opt.step()
         model.eval()
         score = np.mean([primary_metric(model.cfg.task, m) for m in evaluate_conditions(model, val).values()])
-        with log.open("a") as fh:
-            fh.write(f'{{"epoch": {epoch}, "val_wa_mean": {score}}}\n')
+        if log is not None:
+            with log.open("a") as fh:
+                fh.write(f'{{"epoch": {epoch}, "val_wa_mean": {score}}}\n')
         if score > best:
             best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
@@ -168,24 +182,30 @@ def train_latefusion_run(data, out, epochs: int = 25, hidden: int = 32, seed: in
                      "features": list(ds.feature_names.values()), "labels": list(ds.spec.label_names),
                      "fold": None, "splits": splits},
             "training": {"epochs": epochs, "best_val_wa_mean": float(best)}}
-    save_run(out, model.eval(), meta)
+    if ctx.is_main:
+        save_run(out, model.eval(), meta)
     return Path(out)
 
 
+def train_command(
+    data: Path = typer.Option(..., help="Dataset folder (GCNet layout, iemocap4)."),
+    out: Path = typer.Option(..., help="Run folder to write."),
+    epochs: int = typer.Option(25, help="Training epochs."),
+    hidden: int = typer.Option(32, help="Encoder width."),
+    batch_size: int = typer.Option(16, help="Conversations per step."),
+    lr: float = typer.Option(3e-3, help="Adam learning rate."),
+    seed: int = typer.Option(0, help="Random seed."),
+):
+    """Late-fusion MLP baseline (the worked example of a family)."""
+    typer.echo(f"run written to {train_latefusion_run(data, out, epochs, hidden, seed, batch_size, lr)}")
+
+
 class LateFusionTrain(TrainFamily):
-    name = NAME
+    name = NAME  # layout: the default, GCNET (its evaluation protocol serves rt-eval)
+    train_command = staticmethod(train_command)
 
     def build_model(self, config):
         return build(LateFusionConfig.from_dict(config))
-
-    def evaluate_run(self, run, data, split, model, config):
-        from anymodal.train.data.gcnet import read_gcnet
-        from anymodal.train.evaluate import evaluate_conditions
-
-        d = config["data"]
-        ds = read_gcnet(data or d["root"], d["dataset"], tuple(d["features"]))
-        return {"dataset": d["dataset"], "task": d["task"], "split": split,
-                "conditions": evaluate_conditions(model, ds.split_by(d["splits"][split]))}
 
     def paper_model(self):
         import torch
