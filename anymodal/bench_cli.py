@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from anymodal.choices import CONDITIONS, OnOff
+from anymodal.choices import CONDITIONS, Compare, OnOff
 from anymodal.cli_app import MAIN_JOB, app, console, ints, main, subcommand_invoked
 
 bench_app = app()
@@ -215,6 +215,30 @@ def bench_spinning(
     from anymodal.bench.spinning import spinning_command
 
     spinning_command(bundle, condition, threads, blocks, gap_ms, json_out, typer.echo)
+
+
+@bench_app.command("ab")
+def bench_ab(
+    compare: Compare = typer.Option(..., help="rewrites: the stored ORT copy vs the same copy re-traced without "
+                                              "the export rewrites (needs the bundle's source run); executor: "
+                                              "sequential executor vs parallel (--threads inter-op, 1 intra-op); "
+                                              "executor-both: parallel keeping --threads intra-op too."),
+    bundle: Optional[Path] = typer.Option(None, help="Bundle folder (default: built-in paper-sized MoMKE)."),
+    conditions: str = typer.Option("a,at,atv,masked", help="Graphs, comma-separated: patterns (at = audio and "
+                                                           "text) or masked."),
+    batch: int = typer.Option(1, help="Batch size."),
+    seq: int = typer.Option(24, help="MoMKE conversation length (DERL uses its sequence lengths)."),
+    threads: int = typer.Option(2, help="ONNX Runtime threads of each session."),
+    rounds: int = typer.Option(20, help="Alternating rounds per graph; the figure is the median of the "
+                                        "per-round ratios, with their range."),
+    seconds: float = typer.Option(10.0, help="Measured seconds per graph and session, all rounds together."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+):
+    """Two sessions of the same graph side by side in alternating rounds (base vs new): the median
+    over rounds of base/new p50 (> 1: new is faster), its range and both p50s."""
+    from anymodal.bench.session_ab import ab_command
+
+    ab_command(compare.value, bundle, conditions, batch, seq, threads, rounds, seconds, json_out, typer.echo)
 
 
 def bench_main():

@@ -35,6 +35,12 @@ class NonFinite(str, Enum):
     absent = "absent"
 
 
+class Compare(str, Enum):  # rt-bench ab: what the two sessions differ in
+    rewrites = "rewrites"
+    executor = "executor"
+    executor_both = "executor-both"
+
+
 class OnOff(str, Enum):
     on = "on"
     off = "off"

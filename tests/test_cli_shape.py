@@ -30,7 +30,7 @@ MODES = {
     "rt-train": {"momke", "derl"},
     "rt-export": {"triton"},
     "rt-run": {"stream"},
-    "rt-bench": {"profile", "stream", "streams", "server", "overhead", "spinning"},
+    "rt-bench": {"profile", "stream", "streams", "server", "overhead", "spinning", "ab"},
     "rt-report": {"accuracy", "params", "footprint"},
     "rt-kernels": {"aot"},
 }
