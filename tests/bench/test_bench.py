@@ -74,6 +74,7 @@ def test_single_condition_schema_and_ratios(bundle_and_run):
     assert (bundle / "graphs/fp16/weights.bin").stat().st_size < (bundle / "graphs/weights.bin").stat().st_size
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_all_conditions_one_object_per_pattern(bundle_and_run):
     bundle, run = bundle_and_run
     res = run_bench("all", bundle, run, "torch,ort-masked,ort", duration_s=0.1, warmup_s=0.05,
@@ -155,6 +156,7 @@ def test_derl_macs_match_pytorch_flop_counter():
         assert get_family("derl").macs(cfg, pattern, B, None) - mixing == counted, pattern
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_derl_bench_schema_and_seq_lengths(derl_bundle, derl_run):
     res = run_bench(["t"], derl_bundle, derl_run, "torch,ort-masked,ort", duration_s=0.1, warmup_s=0.05,
                     progress=lambda s: None)

@@ -9,6 +9,7 @@ from anymodal.runtime.patterns import ALL_PATTERNS
 from anymodal_testing.helpers import DIMS
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_disk_bytes_per_precision_add_up_to_the_manifest(small_bundle):
     files = json.loads((small_bundle / "manifest.json").read_text())["files"]
     disk = disk_bytes(small_bundle)

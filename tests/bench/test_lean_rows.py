@@ -3,6 +3,7 @@ the overhead figure computed from the interleaved samples; ort-iobinding compute
 session.run computes. Schema and behaviour only, no timing thresholds."""
 
 import numpy as np
+import pytest
 
 from anymodal import Runtime
 from anymodal.bench.report import overhead_lines
@@ -10,6 +11,7 @@ from anymodal.bench.run import predict_overhead, run_bench
 from anymodal.bench.variants import iobinding_call
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_overhead_rows_and_figure(small_bundle):
     res = run_bench(["a,t"], small_bundle, None, "ort,ort-iobinding,runtime,session-run", threads=1,
                     duration_s=0.2, warmup_s=0.05, progress=lambda s: None, shapes=((1, 6),), spinning=True)

@@ -46,6 +46,7 @@ def test_a_failing_worker_is_a_typed_error_naming_its_variant(tmp_path):
         pool.build(["ort"], tmp_path / "no-bundle", None, "a", 1, 6, 1, False)
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_anymodal_rows_run_without_torch_and_in_process_is_an_option(small_bundle):
     kw = dict(threads=1, duration_s=0.05, warmup_s=0.02, progress=lambda s: None, shapes=((1, 6),), rounds=2)
     res = run_bench(["a"], small_bundle, None, "ort,runtime", **kw)

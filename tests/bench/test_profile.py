@@ -43,6 +43,7 @@ def test_matmul_model_multiplies():
     np.testing.assert_array_equal(sess.run(None, {"A": a, "B": b})[0], a @ b)
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_profile_writes_a_table_per_served_graph(small_bundle, tmp_path):
     recs = profile_bench(small_bundle, "all", tmp_path, ((1, 6),), threads=1, calls=5, progress=lambda s: None)
     assert [r["graph"] for r in recs] == ["a", "t", "v", "at", "av", "tv", "atv", "masked"]
@@ -61,6 +62,7 @@ def test_profile_writes_a_table_per_served_graph(small_bundle, tmp_path):
     assert not list(tmp_path.glob("ort-*"))  # ORT's trace files are removed
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_rt_bench_profile_cli(small_bundle, tmp_path):
     out = tmp_path / "prof"
     res = subprocess.run([RT_BENCH, "profile", "--condition", "a,t", "--bundle", str(small_bundle), "--batch", "2",

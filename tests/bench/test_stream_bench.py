@@ -174,6 +174,7 @@ def run(*args):
     return subprocess.run([os.path.join(BIN, args[0]), *args[1:]], capture_output=True, text=True)
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_rt_bench_stream_cli_writes_json_and_plot_beside_it(small_bundle, tmp_path):
     out = tmp_path / "s.json"
     res = run("rt-bench", "stream", "--bundle", str(small_bundle), "--turns", "6", "--repeats", "1",
@@ -206,6 +207,7 @@ def causal_bundle(tmp_path_factory):
     return write_bundle(model, run_config(), tmp_path_factory.mktemp("b") / "causal")
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_causal_bundle_streams_and_agrees_with_rescoring(causal_bundle):
     res = run_stream_bench(causal_bundle, turns=12, max_context=5, drops="a@2-3,tv@7", repeats=1, threads=1,
                            progress=lambda s: None)

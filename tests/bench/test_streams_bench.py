@@ -29,6 +29,7 @@ def result(causal_bundle):
                              progress=lambda s: None)
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_streams_bench_counts_every_turn_each_way(result, causal_bundle):
     assert result["mode"] == "stream" and result["turns_batched"] is True
     assert set(result["per_n"]) == {"2", "3"}
@@ -56,6 +57,7 @@ def run(*args):
     return subprocess.run([os.path.join(BIN, args[0]), *args[1:]], capture_output=True, text=True)
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_rt_bench_streams_cli_writes_json(causal_bundle, tmp_path):
     out = tmp_path / "s.json"
     res = run("rt-bench", "streams", "--streams", "2", "--bundle", str(causal_bundle), "--turns", "3", "--threads", "1",

@@ -40,6 +40,7 @@ def test_specialised_graphs_hold_only_their_modalities(small_bundle):
         assert shape[0].dim_param and shape[1].dim_param
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_weights_stored_once_and_bundle_small(tmp_path):
     model = make_model(hidden=128, depth=2)
     bundle = write_bundle(model, run_config(), tmp_path / "b")
@@ -51,6 +52,7 @@ def test_weights_stored_once_and_bundle_small(tmp_path):
     assert dedup["logical_bytes"] > 5 * dedup["stored_bytes"]  # 8 graphs share one copy
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_fp16_variant_within_relative_tolerance(small_model, tmp_path):
     bundle = write_bundle(small_model, run_config(), tmp_path / "b", precisions=("fp32", "fp16"))
     mf = json.loads((bundle / "manifest.json").read_text())
@@ -59,6 +61,7 @@ def test_fp16_variant_within_relative_tolerance(small_model, tmp_path):
     assert (bundle / "graphs" / "fp16" / "weights.bin").is_file()
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_failed_parity_aborts_naming_graph_and_leaves_no_bundle(small_model, tmp_path, monkeypatch):
     import anymodal.export.verify as verify
 
@@ -71,6 +74,7 @@ def test_failed_parity_aborts_naming_graph_and_leaves_no_bundle(small_model, tmp
     assert not list(tmp_path.glob(".bundle.tmp-*"))
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_existing_bundle_replaced_only_on_success(small_bundle, tmp_path, monkeypatch):
     import anymodal.export.verify as verify
 

@@ -16,6 +16,7 @@ def data_copy(data_bundle, tmp_path):
     return shutil.copytree(data_bundle, tmp_path / "bundle")
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_quantizer_writes_nothing_into_the_bundle(data_copy, tmp_path, monkeypatch):
     """Defect: ORT's quantize_static wrote <graph>-inferred.onnx into the bundle's graphs folder."""
     import onnx.shape_inference as si

@@ -36,7 +36,8 @@ def report(name, got, ref, tol):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("E", [3, 6])
 @pytest.mark.parametrize("D", [100, 128, 256])
-@pytest.mark.parametrize("N", [1, 17, 1000])
+# N=1000 spans many row blocks (several kernel programs); ~2-3 s each in the interpreter: make test only
+@pytest.mark.parametrize("N", [1, 17, pytest.param(1000, marks=pytest.mark.slow)])
 def test_matches_reference(N, D, E, dtype):
     if DEVICE == "cpu" and dtype == torch.float16 and N == 1000 and D == 256:
         pytest.skip("covered by smaller fp16 cases; the interpreter is slow")

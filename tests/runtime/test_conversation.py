@@ -87,6 +87,7 @@ def _every_pattern(rng, turns: int) -> list[str]:
     return pats
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_stream_equals_the_causal_full_graph(causal_rt):
     rng = np.random.default_rng(10)
     for _ in range(2):  # two random availability sequences, every pattern in each

@@ -162,6 +162,7 @@ def _run(request, family, n):
     return counts
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 @pytest.mark.parametrize("family", FAMILIES)
 def test_predict_serves_valid_predictions_or_raises_typed_errors(request, family):
     _run(request, family, 2000)

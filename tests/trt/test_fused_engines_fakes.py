@@ -81,6 +81,7 @@ def test_inlined_router_mix_zeroes_absent_rows(fake_gpu, fused_copy, version):
     _check_masked(fused_copy, trt)
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_registered_plugin_is_built_and_run(fake_gpu, fused_copy, fake_aot):
     """TensorRT >= 10.9 with the plugin registered: every fused graph has plugin layers, the AOT
     function is called at build time (by position, all attributes) and the kernel it names

@@ -27,16 +27,19 @@ def test_trt_precision_check(fake_gpu, bundles, precision):
         assert "calibrated on train split of iemocap4" in detail
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_masked_graph_with_mixed_availability(fake_gpu, bundles):
     fake_gpu()
     assert "all 7 patterns" in selftest_trt.check_trt_masked_mixed(bundles)
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_streaming_rescores_on_tensorrt(fake_gpu, bundles):
     fake_gpu()
     assert "re-scored on TensorRT = ORT streaming" in selftest_trt.check_trt_streaming(bundles)
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_fused_bundle_has_plugin_layers_when_registered(fake_gpu, tmp_path, monkeypatch):
     import anymodal.kernels.aot as aot
 
@@ -47,6 +50,7 @@ def test_fused_bundle_has_plugin_layers_when_registered(fake_gpu, tmp_path, monk
         selftest.Bundles(tmp_path))
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_fused_bundle_inlined_without_plugin(fake_gpu, tmp_path):
     fake_gpu("10.3.0")  # no tensorrt.plugin: the parser inlines the local functions
     assert "plugin not registered" in selftest_trt.check_trt_fused_plugin(selftest.Bundles(tmp_path))
@@ -71,6 +75,7 @@ def test_fused_check_fails_when_the_parser_ignores_the_plugin(fake_gpu, tmp_path
     assert json.loads((engines / "engines.json").read_text())["plugin_registered"] is True
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_memory_check_reads_free_memory_with_a_context(fake_gpu, bundles):
     _, cuda = fake_gpu()
     with pytest.raises(cuda.LogicError):  # the fake's rule: cuMemGetInfo needs a current context
