@@ -84,6 +84,7 @@ def test_memory_check_reads_free_memory_with_a_context(fake_gpu, bundles):
     assert cuda.stats["leaked_bytes"] == 0 and cuda.Context.get_current() is None
 
 
+@pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_tamper_check(fake_gpu, bundles):
     fake_gpu()
     assert "refused" in selftest_trt.check_trt_tamper(bundles)
