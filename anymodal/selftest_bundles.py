@@ -71,6 +71,13 @@ class Bundles:
                                              kernels=spec["kernels"])
         return self._paths[kind]
 
+    def sharing_exports(self, root: Path) -> "Bundles":
+        """The same exported bundles (and synthetic run), no engines yet: for checks under another
+        TensorRT build, whose engines must not be read from this one's."""
+        other = Bundles(root)
+        other._paths, other._run = self._paths, self._run  # [kind] -> bundle folder, shared
+        return other
+
     def copy(self, name: str, kind: str = "standard") -> Path:
         return Path(shutil.copytree(self.path(kind), self.root / name))
 

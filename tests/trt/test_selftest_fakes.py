@@ -40,24 +40,24 @@ def test_streaming_rescores_on_tensorrt(fake_gpu, bundles):
 
 
 @pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
-def test_fused_bundle_has_plugin_layers_when_registered(fake_gpu, tmp_path, monkeypatch):
+def test_fused_bundle_has_plugin_layers_when_registered(fake_gpu, bundles, tmp_path, monkeypatch):
     import anymodal.kernels.aot as aot
 
     monkeypatch.setattr(aot, "compile_one", lambda *a, **k: (".version 8.0\n", b"", {
         "kernel": "router_mix_kernel", "threads_per_block": 128, "shared_mem_bytes": 16384}))
     fake_gpu("10.13.3")
     assert "plugin layers in all 8 RouterMix graphs" in selftest_trt.check_trt_fused_plugin(
-        selftest.Bundles(tmp_path))
+        bundles.sharing_exports(tmp_path))
 
 
 @pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
-def test_fused_bundle_inlined_without_plugin(fake_gpu, tmp_path):
+def test_fused_bundle_inlined_without_plugin(fake_gpu, bundles, tmp_path):
     fake_gpu("10.3.0")  # no tensorrt.plugin: the parser inlines the local functions
-    assert "plugin not registered" in selftest_trt.check_trt_fused_plugin(selftest.Bundles(tmp_path))
+    assert "plugin not registered" in selftest_trt.check_trt_fused_plugin(bundles.sharing_exports(tmp_path))
 
 
 @pytest.mark.slow
-def test_fused_check_fails_when_the_parser_ignores_the_plugin(fake_gpu, tmp_path, monkeypatch):
+def test_fused_check_fails_when_the_parser_ignores_the_plugin(fake_gpu, bundles, tmp_path, monkeypatch):
     """The failure this check exists for: a registered plugin, but the engines inlined the function."""
     import json
 
@@ -68,7 +68,7 @@ def test_fused_check_fails_when_the_parser_ignores_the_plugin(fake_gpu, tmp_path
         "kernel": "router_mix_kernel", "threads_per_block": 128, "shared_mem_bytes": 16384}))
     monkeypatch.setattr(trt_build, "_plugin_layers", lambda trt, network: 0)
     fake_gpu("10.13.3")
-    b = selftest.Bundles(tmp_path)
+    b = bundles.sharing_exports(tmp_path)  # the fused bundle exported once; engines built here
     with pytest.raises(AssertionError, match="plugin layers in \\[\\], RouterMix nodes in"):
         selftest_trt.check_trt_fused_plugin(b)
     _, engines = b.built("fused", "fp32")
