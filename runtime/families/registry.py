@@ -52,7 +52,7 @@ def import_family_modules() -> None:
 
 def _import(name: str) -> None:
     """A module name, or the path of a .py file: for interpreters that ignore PYTHONPATH
-    (Triton's Python-backend stub)."""
+    (the process Triton's Python backend starts per model)."""
     if not name.endswith(".py"):
         importlib.import_module(name)
         return
