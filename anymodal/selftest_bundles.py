@@ -46,9 +46,11 @@ def small_momke(hidden=64, causal=False, depth=1):
                              task="emotion", causal=causal)).eval()
 
 
-KINDS = {"standard": dict(kernels="standard", causal=False),
-         "fused": dict(kernels="fused", causal=False),  # RouterMix plugin nodes
-         "causal": dict(kernels="standard", causal=True)}  # step graphs: streaming conversations
+# precisions: what the checks build engines from (only the standard kind is checked at fp16;
+# int8 engines calibrate from fp32 graphs), so no export is made that no check reads
+KINDS = {"standard": dict(kernels="standard", causal=False, precisions=("fp32", "fp16")),
+         "fused": dict(kernels="fused", causal=False, precisions=("fp32",)),  # RouterMix plugin nodes
+         "causal": dict(kernels="standard", causal=True, precisions=("fp32",))}  # step graphs: streaming
 
 
 class Bundles:
@@ -67,7 +69,7 @@ class Bundles:
                 self._run = synthetic_run(self.root / "synthetic")
             spec = KINDS[kind]
             model = small_momke(hidden=32, causal=spec["causal"])
-            self._paths[kind] = write_bundle(model, self._run, self.root / f"bundle-{kind}", ("fp32", "fp16"),
+            self._paths[kind] = write_bundle(model, self._run, self.root / f"bundle-{kind}", spec["precisions"],
                                              kernels=spec["kernels"])
         return self._paths[kind]
 

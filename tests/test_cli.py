@@ -7,6 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from anymodal_testing.console import run_console
+
 BIN = os.path.dirname(sys.executable)
 COMMANDS = ("rt-data", "rt-train", "rt-eval", "rt-export", "rt-run", "rt-bench", "rt-report",
             "rt-kernels", "rt-build")
@@ -77,17 +79,18 @@ def test_rt_run_prints_pattern_and_backend(small_bundle, tmp_path):
 
 @pytest.mark.slow
 def test_train_export_report_pipeline_matches_eval(tmp_path):
-    """rt-report accuracy (runtime) reproduces rt-eval (PyTorch) on the same run."""
+    """rt-report accuracy (runtime) reproduces rt-eval (PyTorch) on the same run (each command
+    in-process: a process per step would add a torch import each)."""
     import json
 
-    assert run("rt-data", "synth", "--out", str(tmp_path / "d"), "--conversations", "30").returncode == 0
-    res = run("rt-train", "momke", "--data", str(tmp_path / "d"), "--dataset", "iemocap4", "--out",
+    assert run_console("rt-data", "synth", "--out", str(tmp_path / "d"), "--conversations", "30").returncode == 0
+    res = run_console("rt-train", "momke", "--data", str(tmp_path / "d"), "--dataset", "iemocap4", "--out",
               str(tmp_path / "run"), "--hidden", "16", "--depth", "1", "--epochs-stage1", "2",
               "--epochs-stage2", "2", "--no-progress")
     assert res.returncode == 0, res.stderr
-    assert run("rt-eval", "--run", str(tmp_path / "run"), "--json", str(tmp_path / "e.json")).returncode == 0
-    assert run("rt-export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "b")).returncode == 0
-    res = run("rt-report", "accuracy", "--bundle", str(tmp_path / "b"), "--data", str(tmp_path / "d"),
+    assert run_console("rt-eval", "--run", str(tmp_path / "run"), "--json", str(tmp_path / "e.json")).returncode == 0
+    assert run_console("rt-export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "b")).returncode == 0
+    res = run_console("rt-report", "accuracy", "--bundle", str(tmp_path / "b"), "--data", str(tmp_path / "d"),
               "--json", str(tmp_path / "r.json"))
     assert res.returncode == 0, res.stderr
     ev = json.loads((tmp_path / "e.json").read_text())["conditions"]
@@ -96,33 +99,33 @@ def test_train_export_report_pipeline_matches_eval(tmp_path):
     for p in ev:
         for k in ("wa", "ua", "f1"):
             assert abs(ev[p][k] - rep[p][k]) <= 0.005, (p, k)
-    res = run("rt-report", "params", "--bundle", str(tmp_path / "b"))
+    res = run_console("rt-report", "params", "--bundle", str(tmp_path / "b"))
     assert res.returncode == 0 and "active {a,t,v}" in res.stdout
 
 
 @pytest.mark.slow
 def test_derl_cli_pipeline_on_mosi_sized_synthetic_data(tmp_path):
     """rt-data synth --layout mmsa (MOSI-like 375x5 / 50x768 / 500x20) -> rt-train derl ->
-    rt-eval (rates + conditions) -> rt-export -> rt-run -> rt-report params."""
+    rt-eval (rates + conditions) -> rt-export -> rt-run -> rt-report params, in-process."""
     import json
 
-    res = run("rt-data", "synth", "--layout", "mmsa", "--out", str(tmp_path / "d"), "--samples", "40")
+    res = run_console("rt-data", "synth", "--layout", "mmsa", "--out", str(tmp_path / "d"), "--samples", "40")
     assert res.returncode == 0, res.stderr
-    res = run("rt-train", "derl", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "run"),
+    res = run_console("rt-train", "derl", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "run"),
               "--hidden", "16", "--heads", "2", "--epochs", "1", "--no-progress")
     assert res.returncode == 0, res.stderr
-    res = run("rt-eval", "--run", str(tmp_path / "run"), "--json", str(tmp_path / "e.json"))
+    res = run_console("rt-eval", "--run", str(tmp_path / "run"), "--json", str(tmp_path / "e.json"))
     assert res.returncode == 0 and "intra-modal missing" in res.stdout, res.stderr
     ev = json.loads((tmp_path / "e.json").read_text())
     assert list(ev["rates"]) == [f"{0.1 * i:.1f}" for i in range(10)] and len(ev["conditions"]) == 7
-    assert run("rt-export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "b")).returncode == 0
+    assert run_console("rt-export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "b")).returncode == 0
     np.save(tmp_path / "t.npy", np.ones((50, 768), np.float32))
-    res = run("rt-run", "--bundle", str(tmp_path / "b"), "--text", str(tmp_path / "t.npy"), "--json")
+    res = run_console("rt-run", "--bundle", str(tmp_path / "b"), "--text", str(tmp_path / "t.npy"), "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["pattern"] == "t"
-    res = run("rt-report", "params", "--bundle", str(tmp_path / "b"))
+    res = run_console("rt-report", "params", "--bundle", str(tmp_path / "b"))
     assert res.returncode == 0 and "total without text encoder" in res.stdout
-    res = run("rt-train", "derl", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r2"), "--preset", "iemocap")
+    res = run_console("rt-train", "derl", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r2"), "--preset", "iemocap")
     assert res.returncode == 2 and "unknown --preset 'iemocap'" in res.stderr
 
 

@@ -66,7 +66,8 @@ def check_schema(obj, condition, gpu_requested=True, model="momke"):
 @pytest.mark.slow  # every variant incl. torch.compile of the reference (6-24 s); make test runs it
 def test_single_condition_schema_and_ratios(bundle_and_run):
     bundle, run = bundle_and_run
-    res = run_bench(["a,v"], bundle, None, "all", duration_s=0.3, warmup_s=0.1, progress=lambda s: None)
+    res = run_bench(["a,v"], bundle, None, "all", duration_s=0.1, warmup_s=0.05, progress=lambda s: None,
+                    rounds=2)  # the schema and the per-round ratios, not figures: two rounds show both
     check_schema(res, "av")
     assert res["bundle_bytes"]["fp16"] > 0 and res["bundle_bytes"]["fp32"] > 0
     # weights halve; at this tiny size the (constant-folded fp32 vs unfolded fp16) graph protos,
@@ -124,8 +125,8 @@ def test_rt_bench_cli_without_bundle_builds_default_and_writes_json(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "rt-bench")
     # the default bundle is what this test is about; every variant ("all", reference-compiled's
     # torch.compile included) is covered on the small bundle by test_single_condition_schema_and_ratios
-    res = subprocess.run([exe, "--condition", "a,v", "--batch", "1", "--json", str(out), "--duration-s", "1",
-                          "--warmup-s", "0.2", "--backend", "torch,ort-masked,ort", "--plot", str(tmp_path / "p.png"),
+    res = subprocess.run([exe, "--condition", "a,v", "--batch", "1", "--json", str(out), "--duration-s", "0.2",
+                          "--warmup-s", "0.05", "--rounds", "2", "--backend", "torch,ort-masked,ort", "--plot", str(tmp_path / "p.png"),
                           "--markdown", str(tmp_path / "r.md")],
                          capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -159,7 +160,7 @@ def test_derl_macs_match_pytorch_flop_counter():
 @pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 def test_derl_bench_schema_and_seq_lengths(derl_bundle, derl_run):
     res = run_bench(["t"], derl_bundle, derl_run, "torch,ort-masked,ort", duration_s=0.1, warmup_s=0.05,
-                    progress=lambda s: None)
+                    progress=lambda s: None, rounds=2)
     check_schema(res, "t", gpu_requested=False, model="derl")
     assert res["seq_lens"] == dict(zip(("audio", "text", "visual"), (t for t, _ in DERL_SHAPES)))
     assert res["variants"]["torch"]["macs"] > res["variants"]["ort"]["macs"]  # folded branches

@@ -68,12 +68,12 @@ def run_publish(src, out, step, env=None):
 SWAP_STEPS = 6  # the last steps of a publish: the exchange / renames, the old folder's removal, fsyncs
 
 
-@pytest.mark.parametrize("every_step", [
-    False, pytest.param(True, marks=pytest.mark.slow)], ids=["swap-steps", "every-step"])
+@pytest.mark.parametrize("every_step", [  # every step: one child process per step, ~12 s each way
+    False, pytest.param(True, marks=[pytest.mark.slow, pytest.mark.fuzz])], ids=["swap-steps", "every-step"])
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "two-renames"])
 def test_publish_killed_at_its_steps_leaves_the_old_or_the_new_bundle(small_bundle, tmp_path, exchange,
                                                                      every_step):
-    """Fast suite: the swap's own steps plus two random earlier ones; slow suite: every step."""
+    """make test: the swap's own steps plus two random earlier ones; make fuzz: every step."""
     env = {} if exchange else {"ANYMODAL_TEST_NO_EXCHANGE": "1"}
     new = marked_copy(small_bundle, tmp_path / "src" / "new", "new")
     out = marked_copy(small_bundle, tmp_path / "probe" / "bundle", "old")

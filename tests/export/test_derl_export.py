@@ -57,7 +57,8 @@ def test_manifest_records_parity_and_specialised_inputs(derl_bundle):
 def test_fp16_variant_within_relative_tolerance(derl_run, tmp_path):
     from anymodal.export.api import export_run_folder
 
-    mf = json.loads((export_run_folder(derl_run, tmp_path / "b", ("fp32", "fp16")) / "manifest.json").read_text())
+    # fp16 alone: its parity is against PyTorch, the fp32 graphs' against the session bundle's
+    mf = json.loads((export_run_folder(derl_run, tmp_path / "b", ("fp16",)) / "manifest.json").read_text())
     assert set(mf["parity"]["fp16"]) == {"a", "t", "v", "at", "av", "tv", "atv", "masked"}
     assert max(r["max_error"] for r in mf["parity"]["fp16"].values()) <= 1e-2
 

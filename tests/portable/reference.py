@@ -60,13 +60,21 @@ def sequence_cases(rng, dims: dict[str, int], lengths: dict[str, int]) -> list[d
     return cases
 
 
-def main(out: Path) -> None:
+def copy_bundles(out: Path, bundles: dict[str, Path]) -> dict[str, Path]:
+    """Bundles already exported (the test suite's session bundles), copied in beside the cases."""
+    import shutil
+
+    return {name: Path(shutil.copytree(path, out / name)) for name, path in bundles.items()}
+
+
+def main(out: Path, bundles: dict[str, Path] | None = None) -> None:
+    """bundles: {"momke": folder, "derl": folder} to record instead of exporting new ones."""
     from anymodal.runtime import Runtime
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     cases, outputs = [], []
-    for name, path in build_bundles(out).items():
+    for name, path in (copy_bundles(out, bundles) if bundles else build_bundles(out)).items():
         rt = Runtime(path, backend="ort-cpu")
         b = rt.bundle
         made = (sequence_cases(rng, b.dims, b.absent_lengths) if not b.family.inputs.caller_sets_length

@@ -26,16 +26,17 @@ def test_compare_outputs_names_every_kind_of_difference():
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, small_bundle, derl_bundle):
+    """Cases recorded on the session's MoMKE and DERL bundles (run.py's reference.py exports its own)."""
     pytest.importorskip("torch")
     ref_module = import_file(HERE / "reference.py")
 
     out = tmp_path_factory.mktemp("portable") / "ref"
-    ref_module.main(out)
+    ref_module.main(out, {"momke": small_bundle, "derl": derl_bundle})
     return out
 
 
-@pytest.mark.slow  # exports two bundles (~25 s of CPU)
+@pytest.mark.slow  # the session's MoMKE and DERL bundles (built by whichever test needs them first)
 def test_replay_equals_reference_and_fails_when_perturbed(reference, tmp_path):
     import shutil
 

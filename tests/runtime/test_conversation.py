@@ -212,15 +212,14 @@ def _many_conversations(rt):
 
 @pytest.mark.slow
 def test_rt_train_causal_exports_a_streaming_bundle(tmp_path):
-    """rt-train momke --causal (both stages causal) -> rt-export -> a Conversation that streams."""
+    """rt-train momke --causal (both stages causal) -> rt-export -> a Conversation that streams
+    (the commands in-process: no torch import per step)."""
     import json
-    import os
-    import subprocess
-    import sys
+
+    from anymodal_testing.console import run_console
 
     def run(cmd, *args):
-        res = subprocess.run([os.path.join(os.path.dirname(sys.executable), cmd), *args],
-                             capture_output=True, text=True)
+        res = run_console(cmd, *args)
         assert res.returncode == 0, res.stderr
         return res
 

@@ -165,7 +165,7 @@ def _run(request, family, n):
 @pytest.mark.slow  # > 2 s on 2 cores: make test runs it, test-fast does not
 @pytest.mark.parametrize("family", FAMILIES)
 def test_predict_serves_valid_predictions_or_raises_typed_errors(request, family):
-    _run(request, family, 2000)
+    _run(request, family, 600)  # derandomized: the same 600 every run; `make fuzz` runs 20,000
 
 
 @pytest.mark.slow

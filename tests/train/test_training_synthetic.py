@@ -8,13 +8,14 @@ from anymodal.train.families.momke import train_momke_run
 from anymodal.train.momke_trainer import TrainConfig
 
 SMALL = dict(hidden=64, depth=1, heads=2, dropout=0.3)
-EPOCHS = dict(epochs_stage1=15, epochs_stage2=15, lr=1e-3)
+# 200 conversations, 10 + 10 epochs: the asserts below hold with margin at 1 and 2 threads
+EPOCHS = dict(epochs_stage1=10, epochs_stage2=10, lr=1e-3)
 CHANCE = 0.25
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return generate(SynthConfig(task="emotion4", conversations=300, seed=1),
+    return generate(SynthConfig(task="emotion4", conversations=200, seed=1),
                     tmp_path_factory.mktemp("synth"))
 
 

@@ -9,12 +9,12 @@ argv handling a user gets is what is checked.
 
 from __future__ import annotations
 
-import importlib
 import re
 import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import console
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -109,44 +109,22 @@ def all_shown() -> list[Shown]:
 
 
 # --------------------------------------------------------------------------- running --help
-def console_scripts() -> dict[str, str]:
-    """[project.scripts] of pyproject.toml: rt-* name -> "module:function"."""
-    import tomllib
-
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-
-
-def run_entry(entry: str, prog: str, args: list[str]) -> tuple[int, str]:
-    """Call a console-script entry point in-process with argv = [prog, *args]; (exit status, output)."""
-    from typer.testing import CliRunner
-
-    module, func = entry.split(":")
-    main = getattr(importlib.import_module(module), func)
-    saved = sys.argv
+def run_help(prog: str, args: list[str]) -> tuple[int, str]:
+    """`prog *args` (a --help) in-process through its entry point; (exit status, stdout)."""
     # wide and plain: rich must not fold an option name across lines, nor colour it
-    with CliRunner().isolation(env={"COLUMNS": "240", "NO_COLOR": "1", "TERM": "dumb"}) as streams:
-        sys.argv = [prog, *args]
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:
-            sys.argv = saved
-            sys.stdout.flush()  # argparse (rt-demo) writes without flushing
-        out = streams[0].getvalue().decode("utf-8", "replace")
-    return code, out
+    res = console.run_entry(prog, args, env={"COLUMNS": "240", "NO_COLOR": "1", "TERM": "dumb"})
+    return res.returncode, res.stdout
 
 
 class HelpCache:
     def __init__(self):
-        self.scripts = console_scripts()
+        self.scripts = console.console_scripts()
         self._help: dict[tuple[str, ...], tuple[int, str]] = {}
 
     def help(self, prog: str, path: tuple[str, ...]) -> tuple[int, str]:
         key = (prog, *path)
         if key not in self._help:
-            self._help[key] = run_entry(self.scripts[prog], prog, [*path, "--help"])
+            self._help[key] = run_help(prog, [*path, "--help"])
         return self._help[key]
 
     def is_subcommand(self, prog: str, path: tuple[str, ...], word: str) -> bool:
