@@ -112,15 +112,18 @@ def sequence_batching(max_streams: int, idle_timeout_s: float, queue_delay_us: i
             f"  oldest {{ max_candidate_sequences: {max_streams} max_queue_delay_microseconds: {queue_delay_us} }}\n}}")
 
 
-def _stream_model(b: Bundle, repo: Path, name: str, params: dict[str, str], max_batch: int, instances: int,
-                  queue_delay_us: int, max_streams: int, idle_timeout_s: float, max_context: int) -> None:
-    """REPO/<name>_stream: the bundle's conversations over Triton's sequence batcher."""
+def _check_streaming(b: Bundle, max_streams: int, idle_timeout_s: float, max_context: int) -> None:
     if not b.family.supports_conversation:
         raise ExportError(f"--streaming: a {b.family.name} model cannot follow a conversation (it scores "
                           "one sample at a time); serve it without --streaming")
     if max_streams < 1 or max_context < 1 or not idle_timeout_s > 0:
         raise ExportError(f"--streaming: max_streams and max_context must be >= 1 and idle_timeout_s > 0, got "
                           f"{max_streams}, {max_context} and {idle_timeout_s}")
+
+
+def _stream_model(b: Bundle, repo: Path, name: str, params: dict[str, str], max_batch: int, instances: int,
+                  queue_delay_us: int, max_streams: int, idle_timeout_s: float, max_context: int) -> None:
+    """REPO/<name>_stream: the bundle's conversations over Triton's sequence batcher."""
     stream = f"{name}{STREAM_SUFFIX}"
     version = repo / stream / "1"
     version.mkdir(parents=True)
@@ -148,6 +151,8 @@ def write_triton_repo(bundle: str | Path, out: str | Path, flavor: str = "runtim
     if instances < 1 or max_batch < 1:
         raise ExportError(f"instances and max_batch must be >= 1, got {instances} and {max_batch}")
     b = Bundle(bundle, precision)
+    if streaming:  # refused before anything is written
+        _check_streaming(b, max_streams, idle_timeout_s, max_context)
     repo = Path(out)
     repo.mkdir(parents=True, exist_ok=True)
     for old in [repo / name, *repo.glob(f"{name}_*")]:
