@@ -157,14 +157,23 @@ def export_triton(
                                                      "models instead of ONNX Runtime ones."),
     scheduler: bool = typer.Option(False, "--scheduler", help="Answer each batch through a runtime Scheduler: "
                                                               "requests of one graph join across lengths."),
+    streaming: bool = typer.Option(False, "--streaming", help="Also model <name>_stream: live conversations over "
+                                                              "Triton's sequence batcher (correlation id = "
+                                                              "conversation id)."),
+    max_streams: int = typer.Option(64, help="--streaming: conversations held per model instance."),
+    idle_timeout_s: float = typer.Option(60.0, help="--streaming: a conversation idle this long is freed."),
+    max_context: int = typer.Option(64, help="--streaming: utterances kept per conversation."),
 ):
     """A Triton Inference Server model repository for a bundle: configs generated from its
-    manifest, dynamic batching on."""
-    from anymodal.export.triton_repo import write_triton_repo
+    manifest, dynamic batching on (the streaming model: sequence batching)."""
+    from anymodal.export.triton_repo import STREAM_SUFFIX, write_triton_repo
 
     repo = write_triton_repo(bundle, out, flavor, name, instances, threads, backend, precision, max_batch,
-                             queue_delay_us, link, engines, scheduler)
+                             queue_delay_us, link, engines, scheduler, streaming, max_streams, idle_timeout_s,
+                             max_context)
     typer.echo(f"wrote model {name!r} ({flavor} flavor) to the Triton repository {repo}")
+    if streaming:
+        typer.echo(f"wrote model {name + STREAM_SUFFIX!r} (conversations over the sequence batcher)")
 
 
 # --------------------------------------------------------------------------- rt-run

@@ -12,6 +12,7 @@ from .errors import (
                      PatternError,
                      RequestError,
                      SchedulerClosedError,
+                     StreamClosedError,
 )
 from .families import RuntimeFamily, get_family, register_family
 from .patterns import ALL_PATTERNS, MODALITIES, parse_pattern
@@ -21,5 +22,5 @@ from .runtime import Runtime
 
 __all__ = ["ALL_PATTERNS", "MODALITIES", "AnymodalError", "BackendUnavailableError", "BundleError",
            "Conversation", "ConversationError", "InputError", "ModelError", "OverloadedError", "PatternError", "Prediction", "Request",
-           "RequestError", "Runtime", "RuntimeFamily", "SchedulerClosedError", "TurnPrediction", "get_family", "parse_pattern",
+           "RequestError", "Runtime", "RuntimeFamily", "SchedulerClosedError", "StreamClosedError", "TurnPrediction", "get_family", "parse_pattern",
            "register_family"]

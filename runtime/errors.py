@@ -54,6 +54,12 @@ class OverloadedError(AnymodalError):
     Try again later or raise the bound; the message names which bound and its value."""
 
 
+class StreamClosedError(InputError):
+    """A turn that continues a stream (start=False; over Triton: a sequence request without START)
+    names a stream that is not open: never started, its first turn refused, ended, or evicted
+    after idle_timeout_s. The message names the stream and which of these it was."""
+
+
 class SchedulerClosedError(AnymodalError):
     """Work submitted to a closed Scheduler, or pending when it was closed without draining."""
 

@@ -5,6 +5,7 @@
         fut = s.submit(audio=a, text=t)            # concurrent.futures.Future[Prediction]
         fut.result()                               # == rt.predict(audio=a, text=t)
         turn = s.submit_turn("call-17", audio=a_i) # Future[TurnPrediction] (runtime/streams.py)
+        s.submit_turn("call-18", audio=a, start=True, end=False)  # explicit opening / ending
 
 One worker thread runs the graphs (the backend's intra-op threads do the parallel work). Jobs
 are grouped by batch key (graph, pattern and given modalities); a group runs as ONE call of up
@@ -25,9 +26,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from .errors import OverloadedError, RequestError, SchedulerClosedError
-from .patterns import MODALITIES
+from .patterns import MODALITIES, MODALITY_NAMES
 from .request_batch import batch_key, merge_requests, split_decoded
 from .streams import TURN_KEY, Streams  # the conversation-turn half
+
+TURN_ARGS = {"stream_id", *MODALITY_NAMES.values(), "nonfinite", "start", "end"}  # submit_turns' keys
 
 
 @dataclass
@@ -88,9 +91,27 @@ class Scheduler:
         self.enqueue(Job(("request", *batch_key(req)), req.batch, future, req))
         return future
 
-    def submit_turn(self, stream_id, audio=None, text=None, visual=None, *, nonfinite: str = "error") -> Future:
-        """A Future of what the stream's Conversation.add would return (runtime/streams.py)."""
-        return self.streams.submit(stream_id, dict(zip(MODALITIES, (audio, text, visual))), nonfinite)
+    def submit_turn(self, stream_id, audio=None, text=None, visual=None, *, nonfinite: str = "error",
+                    start: bool | None = None, end: bool = False) -> Future:
+        """A Future of what the stream's Conversation.add would return (runtime/streams.py).
+        start None: the stream opens on its first turn; True: this turn opens a new stream;
+        False: it must continue an open one (else StreamClosedError). end: the stream ends
+        after this turn (its state freed once the turn is done)."""
+        return self.streams.submit(stream_id, dict(zip(MODALITIES, (audio, text, visual))), nonfinite, start, end)
+
+    def submit_turns(self, turns: list[dict]) -> list[Future]:
+        """Several turns at once (submit_turn's keyword arguments each, stream_id included), e.g.
+        one batch of Triton's sequence batcher: all enter the queue before the worker takes any;
+        every error, OverloadedError included, is the future of its own turn."""
+        for t in turns:
+            unknown = sorted(set(t) - TURN_ARGS)
+            if unknown or "stream_id" not in t:
+                raise RequestError(f"submit_turns: each turn is a dict of {', '.join(sorted(TURN_ARGS))} "
+                                   f"(stream_id required); got {unknown[0] if unknown else 'no stream_id'!r}")
+        return self.streams.submit_many([
+            {"stream_id": t["stream_id"], "arrays": {m: t.get(MODALITY_NAMES[m]) for m in MODALITIES},
+             "nonfinite": t.get("nonfinite", "error"), "start": t.get("start"), "end": t.get("end", False)}
+            for t in turns])
 
     def enqueue(self, job: Job) -> None:
         with self._cond:

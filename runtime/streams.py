@@ -16,17 +16,18 @@ evicted or ended stream's caches leave the pool: the Conversation stays usable).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from .cache_pool import CachePool
 from .conversation import STREAM, Conversation
-from .errors import OverloadedError, RequestError
+from .errors import AnymodalError, OverloadedError, RequestError, StreamClosedError
 from .patterns import MODALITY_NAMES
 from .turn_batch import batched_turns_available, run_turn_batch
 
 TURN_KEY = ("turn",)  # one group: turns run in submission order, so each stream's stay in order
+GONE_KEPT = 1024  # closed streams whose reason a late turn's StreamClosedError can name
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Streams:
         self._batched = batched_turns_available(scheduler.runtime)
         self._stream_bytes: int | None = None
         self.callback_errors: deque[Exception] = deque(maxlen=16)  # what on_evict raised (kept, not lost)
+        self._gone: OrderedDict[object, str] = OrderedDict()  # stream id -> why it closed (newest last)
 
     def __len__(self) -> int:
         with self._lock:
@@ -78,22 +80,59 @@ class Streams:
             return sum(s.conversation.memory_bytes for s in self._table.values())
 
     # -- submitting --------------------------------------------------------------------------
-    def submit(self, stream_id, arrays: dict, nonfinite: str) -> Future:
-        """arrays: {modality letter: [dim] or None}. Opens the stream on its first turn
-        (OverloadedError when max_streams are open; ConversationError for a family without
-        conversations). A bad turn fails its own future with Conversation.add's RequestError."""
+    def submit(self, stream_id, arrays: dict, nonfinite: str, start: bool | None = None,
+               end: bool = False) -> Future:
+        """arrays: {modality letter: [dim] or None}. start None: opens the stream on its first
+        turn; True: this turn opens a new stream (one open under that id ends first); False: it
+        continues an open stream, else its future holds a StreamClosedError naming why. end: the
+        stream ends after this turn. OverloadedError when max_streams are open (a start=True turn
+        first reclaims the longest-idle stream); ConversationError for a family without
+        conversations. A bad turn fails its own future with Conversation.add's RequestError."""
+        evicted: list = []
+        try:
+            return self._submit(stream_id, arrays, nonfinite, start, end, evicted)
+        finally:
+            self.notify(evicted)
+
+    def submit_many(self, turns: list[dict]) -> list[Future]:
+        """Turns that arrive together (keyword arguments of submit each, stream_id included) enter
+        the queue at once, so the worker never takes part of them; every refusal, OverloadedError
+        and SchedulerClosedError included, is that turn's future's."""
+        futures, evicted = [], []
+        try:
+            with self._lock:
+                for turn in turns:
+                    try:
+                        futures.append(self._submit(**turn, evicted=evicted))
+                    except AnymodalError as exc:
+                        futures.append(_failed(exc))
+        finally:
+            self.notify(evicted)
+        return futures
+
+    def _submit(self, stream_id, arrays: dict, nonfinite: str = "error", start: bool | None = None,
+                end: bool = False, evicted: list | None = None) -> Future:
         from .scheduler import Job
 
-        future: Future = Future()
         with self._lock:
             self._scheduler._check_open()
             stream, opened = self._table.get(stream_id), False
+            if stream is not None and start:  # a new stream under a used id: the old one ends
+                self._end(stream_id, "ended")
+                stream = None
             if stream is None:
+                if start is False:
+                    return _failed(StreamClosedError(
+                        f"stream {stream_id!r} is not open ({self._gone.get(stream_id, 'never started')}); "
+                        "a turn that continues a stream needs an open one: start it again"))
+                if len(self._table) >= self.max_streams and start:
+                    evicted += self._reclaim()
                 if len(self._table) >= self.max_streams:
                     raise OverloadedError(f"{len(self._table)} streams open (max_streams={self.max_streams}); "
                                           "end or let idle streams expire, or raise max_streams")
                 stream = Stream(self._open(), self._clock())
                 self._table[stream_id] = stream
+                self._gone.pop(stream_id, None)
                 opened = True
             try:
                 req = stream.conversation.check_turn(**{MODALITY_NAMES[m]: x for m, x in arrays.items()},
@@ -102,9 +141,12 @@ class Streams:
                 if opened:  # a stream whose first turn was refused was never opened
                     del self._table[stream_id]
                     stream.conversation.detach()
-                future.set_exception(exc)
-                return future
+                    self._remember(stream_id, "its first turn was refused")
+                elif end:
+                    self._end(stream_id, "ended")
+                return _failed(exc)
             stream.pending += 1
+            future: Future = Future()
             try:
                 self._scheduler.enqueue(Job(TURN_KEY, 1, future, (stream, req)))
             except BaseException:
@@ -113,6 +155,8 @@ class Streams:
                     del self._table[stream_id]
                     stream.conversation.detach()
                 raise
+            if end:  # its caches leave the pool once this turn is done (_finished)
+                self._end(stream_id, "ended")
         future.add_done_callback(lambda _f: self._finished(stream))  # done, failed or cancelled
         return future
 
@@ -142,12 +186,36 @@ class Streams:
     def end(self, stream_id) -> bool:
         """Close a stream now (turns already submitted still run). False if it was not open."""
         with self._lock:
-            stream = self._table.pop(stream_id, None)
-            if stream is not None:
-                stream.ended = True
-                if stream.pending == 0:  # else when its last pending turn is done (_finished)
-                    stream.conversation.detach()
-            return stream is not None
+            return self._end(stream_id, "ended")
+
+    def _end(self, stream_id, why: str) -> bool:
+        stream = self._table.pop(stream_id, None)
+        if stream is not None:
+            stream.ended = True
+            if stream.pending == 0:  # else when its last pending turn is done (_finished)
+                stream.conversation.detach()
+            self._remember(stream_id, why)
+        return stream is not None
+
+    def _remember(self, stream_id, why: str) -> None:
+        """Why a stream is no longer open, for the StreamClosedError of a late turn (bounded)."""
+        self._gone[stream_id] = why
+        self._gone.move_to_end(stream_id)
+        while len(self._gone) > GONE_KEPT:
+            self._gone.popitem(last=False)
+
+    def _reclaim(self) -> list[tuple[object, Conversation]]:
+        """A full table and a turn that starts a stream: the stream idle the longest (no turn
+        pending) is evicted for it. Triton admits a new sequence only once it has released one
+        and never says which (server#3492), so the table holds one it released: most likely the
+        longest idle; were it a live one, its next turn gets a StreamClosedError."""
+        idle = [(s.last_active, sid) for sid, s in self._table.items() if s.pending == 0]
+        if not idle:
+            return []
+        sid = min(idle, key=lambda x: x[0])[1]
+        conv = self._table[sid].conversation
+        self._end(sid, "evicted for a new stream: the stream table was full")
+        return [(sid, conv)]
 
     # -- running (the scheduler's worker) ----------------------------------------------------
     def run(self, jobs: list) -> None:
@@ -182,8 +250,14 @@ class Streams:
 
     # -- idle eviction -----------------------------------------------------------------------
     def wait_s(self) -> float | None:
-        """How long the idle worker may sleep before an idle stream could be due (None: forever)."""
-        return self.idle_timeout_s
+        """How long the idle worker may sleep before the next stream could be due for eviction
+        (None: forever; at most idle_timeout_s, at least 1 ms)."""
+        if self.idle_timeout_s is None:
+            return None
+        due = [s.last_active for s in self._table.values() if s.pending == 0]
+        if not due:
+            return self.idle_timeout_s
+        return min(self.idle_timeout_s, max(1e-3, min(due) + self.idle_timeout_s - self._clock()))
 
     def pop_idle(self) -> list[tuple[object, Conversation]]:
         """Remove the streams idle for idle_timeout_s (no turn pending); the caller notifies."""
@@ -193,9 +267,9 @@ class Streams:
             now = self._clock()
             idle = [sid for sid, s in self._table.items()
                     if s.pending == 0 and now - s.last_active >= self.idle_timeout_s]
-            evicted = [(sid, self._table.pop(sid).conversation) for sid in idle]
-            for _, conv in evicted:
-                conv.detach()  # the caller may keep using it; the pool row goes to the next stream
+            evicted = [(sid, self._table[sid].conversation) for sid in idle]
+            for sid in idle:  # the caller may keep using its Conversation; its pool row is given back
+                self._end(sid, f"evicted after {self.idle_timeout_s:g} s idle")
             return evicted
 
     def notify(self, evicted: list[tuple[object, Conversation]]) -> None:
@@ -213,6 +287,12 @@ class Streams:
         evicted = self.pop_idle()
         self.notify(evicted)
         return [sid for sid, _ in evicted]
+
+
+def _failed(exc: BaseException) -> Future:
+    future: Future = Future()
+    future.set_exception(exc)
+    return future
 
 
 def _alone(stream: Stream, req):

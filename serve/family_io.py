@@ -16,6 +16,14 @@ declares its router-weights keys (RuntimeFamily.router_outputs).
 
 `prediction_outputs` is the single mapping from a Prediction to these outputs: the fields of
 `Prediction.to_dict()` as typed tensors (a per-sample scalar gets an axis of 1, as declared).
+
+The streaming model (Triton's sequence batcher, serve/sequences.py) takes one turn per request:
+
+    in     audio/text/visual FP32 [1, dim]             optional: absent sensor = input not sent
+           <modality>_present BOOL [1, 1]              optional: False = that sensor is absent
+    out    pattern, graph, backend, mode BYTES [1, 1]; turn, position INT64 [1, 1]; probs FP32
+           [1, C] + labels BYTES [1, 1] (emotion) or scores FP32 [1, 1]; router_weights_<key>
+           FP32 [1, ...] (a router output's shape for one item), present modalities only
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from anymodal.runtime.bundle import Bundle
+from anymodal.runtime.errors import RequestError
 from anymodal.runtime.families import ServingTensor
 from anymodal.runtime.families.input_kind import present_key
 from anymodal.runtime.patterns import MODALITIES, MODALITY_NAMES
@@ -82,4 +91,52 @@ def prediction_outputs(pred, batch: int) -> dict[str, np.ndarray]:
         out["scores"] = _per_sample(pred.scores.astype(np.float32))
     for key, w in pred.router_weights.items():
         out[router_output_name(key)] = w.astype(np.float32)
+    return out
+
+
+# -- one conversation turn per request (the streaming model) -----------------------------------
+def turn_input_decls(bundle: Bundle) -> list[TensorDecl]:
+    dims = bundle.dims
+    return ([TensorDecl(MODALITY_NAMES[m], "FP32", (dims[m],), True) for m in MODALITIES]
+            + [TensorDecl(present_key(m), "BOOL", (1,), True) for m in MODALITIES])
+
+
+def turn_output_decls(bundle: Bundle) -> list[TensorDecl]:
+    decls = [TensorDecl(n, "STRING", (1,)) for n in ("pattern", "graph", "backend", "mode")]
+    decls += [TensorDecl(n, "INT64", (1,)) for n in ("turn", "position")]
+    if bundle.task == "emotion":
+        decls += [TensorDecl("probs", "FP32", (len(bundle.labels),)), TensorDecl("labels", "STRING", (1,))]
+    else:
+        decls += [TensorDecl("scores", "FP32", (1,))]
+    per_item = len(bundle.family.inputs.output_item_dims)  # a turn is one item: its axes dropped
+    routers = bundle.family.router_outputs(bundle.model["config"])
+    return decls + [TensorDecl(router_output_name(k), "FP32", dims[per_item:]) for k, dims in routers.items()]
+
+
+def turn_kwargs(arrays: dict[str, np.ndarray]) -> dict:
+    """Triton inputs of one turn -> submit_turn keyword arguments ([1, dim] per modality; a
+    sensor whose <modality>_present is False is left out). RequestError for a bad flag."""
+    kwargs = {}
+    for m in MODALITIES:
+        name, flag = MODALITY_NAMES[m], arrays.get(present_key(m))
+        if flag is not None and flag.shape != (1, 1):
+            raise RequestError(f"{present_key(m)}: one flag per turn, shape [1, 1]; got {list(flag.shape)}")
+        used = flag is None or bool(flag[0, 0])
+        if flag is not None and used and arrays.get(name) is None:
+            raise RequestError(f"{present_key(m)} is true but the turn has no {name} features")
+        kwargs[name] = arrays.get(name) if used else None
+    return kwargs
+
+
+def turn_outputs(turn) -> dict[str, np.ndarray]:
+    """A TurnPrediction -> the streaming model's output tensors by name (batch axis 1)."""
+    out = {n: _strings(getattr(turn, n), 1) for n in ("pattern", "graph", "backend", "mode")}
+    out.update({n: np.array([[getattr(turn, n)]], np.int64) for n in ("turn", "position")})
+    if turn.probs is not None:
+        out["probs"] = turn.probs.astype(np.float32)[None]
+        out["labels"] = _strings(turn.label, 1)
+    if turn.score is not None:
+        out["scores"] = np.array([[turn.score]], np.float32)
+    for key, w in turn.router_weights.items():
+        out[router_output_name(key)] = np.asarray(w, np.float32)[None]
     return out

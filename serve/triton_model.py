@@ -8,6 +8,7 @@ Python environment needs anymodal installed (`pip install 'anymodal[cpu]'`, or `
                     (`<prefix>_<graph>`, ONNX Runtime or TensorRT backend) called through BLS
     scheduler on:   (either flavor) each batch Triton hands over goes through a runtime
                     Scheduler: requests of one graph run as one call across lengths
+The streaming model (`<name>_stream`, Triton's sequence batcher) is serve/triton_stream.py.
 """
 
 from __future__ import annotations
@@ -48,6 +49,26 @@ class BlsBackend:
         pass
 
 
+def to_responses(pb_utils, results: list) -> list:
+    """One InferenceResponse per result: its output tensors, or its error (anymodal's message)."""
+    responses = []
+    for result in results:
+        if isinstance(result, Exception):
+            responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(error_message(result))))
+        else:
+            responses.append(pb_utils.InferenceResponse(
+                output_tensors=[pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in result.items()]))
+    return responses
+
+
+def model_runtime(args: dict, params: dict) -> Runtime:
+    """The Runtime on the bundle in the model's version folder, as its parameters say."""
+    bundle = Path(args["model_repository"]) / args["model_version"] / "bundle"
+    threads = int(params.get("threads", "0")) or None
+    return Runtime(bundle, backend=params.get("backend", "auto"), precision=params.get("precision") or None,
+                   threads=threads, preload=True)
+
+
 def bls_runtime(bundle: Path, prefix: str) -> Runtime:
     """A Runtime whose backend is Triton itself (request checks, graph choice, outputs unchanged)."""
     return Runtime.with_backend(Bundle(bundle), BlsBackend(prefix))
@@ -57,13 +78,11 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        bundle = Path(args["model_repository"]) / args["model_version"] / "bundle"
         if params.get("graph_models"):
+            bundle = Path(args["model_repository"]) / args["model_version"] / "bundle"
             self.runtime = bls_runtime(bundle, params["graph_models"])
         else:
-            threads = int(params.get("threads", "0")) or None
-            self.runtime = Runtime(bundle, backend=params.get("backend", "auto"),
-                                   precision=params.get("precision") or None, threads=threads, preload=True)
+            self.runtime = model_runtime(args, params)
         self.input_kind = self.runtime.family.inputs
         self.input_names = [i["name"] for i in config["input"]]
         self.scheduler = None
@@ -80,16 +99,9 @@ class TritonPythonModel:
         for request in requests:
             tensors = {n: pb_utils.get_input_tensor_by_name(request, n) for n in self.input_names}
             batch.append({n: t.as_numpy() for n, t in tensors.items() if t is not None})
-        responses = []
         results = run_scheduled(self.scheduler, self.input_kind, batch) if self.scheduler \
             else run_batch(self.runtime.predict, self.input_kind, batch)
-        for result in results:
-            if isinstance(result, Exception):
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(error_message(result))))
-            else:
-                responses.append(pb_utils.InferenceResponse(
-                    output_tensors=[pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in result.items()]))
-        return responses
+        return to_responses(pb_utils, results)
 
     def finalize(self):
         if self.scheduler is not None:

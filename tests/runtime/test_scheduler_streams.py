@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from anymodal.runtime import ConversationError, OverloadedError, RequestError, Runtime
+from anymodal.runtime import ConversationError, OverloadedError, RequestError, Runtime, StreamClosedError
 from anymodal_testing.helpers import DIMS, random_turns
 
 TOL = 1e-5
@@ -152,3 +152,70 @@ def test_turns_do_not_wait_for_batch_mates(causal_rt):
         assert s.submit_turn("x", **kw).result(GUARD_S).turn == 0
         assert not waiting.done()
     assert waiting.result(0).graph == "a"  # drained by close()
+
+
+def test_start_and_end_flags_open_continue_and_free_streams(causal_rt):
+    """Explicit opening and ending (what Triton's sequence START/END map to): a turn that must
+    continue a stream fails alone with a StreamClosedError naming why; end frees the state;
+    start on an open id begins a new conversation."""
+    plan = list(random_turns(4, seed=13))
+    with causal_rt.scheduler(max_delay_ms=1, max_context=8) as s:
+        with pytest.raises(StreamClosedError, match="'x' is not open \\(never started\\)"):
+            s.submit_turn("x", **plan[0][1], start=False).result(GUARD_S)
+        assert "x" not in s.streams
+        conv = causal_rt.conversation(max_context=8)
+        assert_same_turn(s.submit_turn("x", **plan[0][1], start=True).result(GUARD_S), conv.add(**plan[0][1]))
+        assert_same_turn(s.submit_turn("x", **plan[1][1], start=False, end=True).result(GUARD_S),
+                         conv.add(**plan[1][1]))
+        assert "x" not in s.streams and s.streams.memory_bytes() == 0
+        with pytest.raises(StreamClosedError, match="\\(ended\\)"):
+            s.submit_turn("x", **plan[2][1], start=False).result(GUARD_S)
+        s.submit_turn("y", **plan[0][1], start=True).result(GUARD_S)
+        assert s.submit_turn("y", **plan[1][1], start=True).result(GUARD_S).turn == 0  # a new conversation
+        with pytest.raises(RequestError):  # a refused first turn: never opened, and said so later
+            s.submit_turn("z", audio=np.zeros(DIMS[0] + 1, np.float32), start=True).result(GUARD_S)
+        with pytest.raises(StreamClosedError, match="first turn was refused"):
+            s.submit_turn("z", **plan[0][1], start=False).result(GUARD_S)
+        with pytest.raises(RequestError):  # a refused last turn still ends its stream
+            s.submit_turn("y", audio=np.zeros(DIMS[0] + 1, np.float32), end=True).result(GUARD_S)
+        assert len(s.streams) == 0
+
+
+def test_turns_submitted_together_run_as_one_call(causal_rt):
+    """submit_turns: a batch of turns of different streams enters the queue at once (the worker
+    never takes part of it), each error its own; equal to each stream's Conversation.add."""
+    plans = {f"s{k}": list(random_turns(2, seed=70 + k)) for k in range(4)}
+    with causal_rt.scheduler(max_batch=8, max_delay_ms=0) as s:
+        for t in range(2):
+            calls = s.stats.calls
+            turns = [dict(kw, stream_id=sid, start=t == 0) for sid, plan in plans.items() for kw in [plan[t][1]]]
+            turns.append({"stream_id": "ghost", "audio": np.zeros(DIMS[0], np.float32), "start": False})
+            futures = s.submit_turns(turns)
+            for f in futures[:4]:
+                f.result(GUARD_S)
+            assert s.stats.calls == calls + 1  # the four streams' turns: one batched call
+            with pytest.raises(StreamClosedError, match="'ghost'"):
+                futures[4].result(GUARD_S)
+        for k, (sid, plan) in enumerate(plans.items()):
+            conv = causal_rt.conversation()
+            want = [conv.add(**kw) for _, kw in plan]
+            assert_same_turn(futures[k].result(0), want[1])
+        with pytest.raises(RequestError, match="'audo'"):
+            s.submit_turns([{"stream_id": "s0", "audo": None}])
+
+
+def test_a_full_table_reclaims_the_longest_idle_stream_for_a_start(causal_rt):
+    now = [0.0]
+    evicted = []
+    (_, kw), = random_turns(1, seed=14)
+    with causal_rt.scheduler(max_delay_ms=1, max_streams=2, clock=lambda: now[0],
+                             on_evict=lambda sid, conv: evicted.append(sid)) as s:
+        for sid in ("old", "recent"):
+            s.submit_turn(sid, **kw, start=True).result(GUARD_S)
+            now[0] += 1
+        with pytest.raises(OverloadedError):  # an implicit opening never reclaims
+            s.submit_turn("new", **kw)
+        s.submit_turn("new", **kw, start=True).result(GUARD_S)
+        assert evicted == ["old"] and set(s.streams._table) == {"recent", "new"}
+        with pytest.raises(StreamClosedError, match="stream table was full"):
+            s.submit_turn("old", **kw, start=False).result(GUARD_S)

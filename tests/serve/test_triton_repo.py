@@ -154,3 +154,66 @@ def test_a_missing_server_names_the_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ServeError, match=r"pip install 'anymodal\[serve\]'"):
         server_dist()
+
+
+def test_streaming_model_config_is_a_sequence_batcher(causal_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from anymodal.cli import export_app
+
+    repo = tmp_path / "repo"
+    res = CliRunner().invoke(export_app, ["triton", "--bundle", str(causal_bundle), "--out", str(repo), "--name", "m",
+                                          "--streaming", "--max-streams", "8", "--idle-timeout-s", "2.5",
+                                          "--max-context", "16", "--threads", "1"])
+    assert res.exit_code == 0 and "wrote model 'm_stream'" in res.output, res.output
+    cfg = parse_config(repo / "m_stream" / "config.pbtxt")
+    b = Bundle(causal_bundle)
+    seq = cfg.sequence_batching
+    assert cfg.backend == "python" and not cfg.HasField("dynamic_batching") and cfg.max_batch_size == 8
+    assert seq.max_sequence_idle_microseconds == 2_500_000 and seq.oldest.max_candidate_sequences == 8
+    assert [(c.name, c.control[0].kind, list(c.control[0].int32_false_true)) for c in seq.control_input] == [
+        ("START", seq.Control.CONTROL_SEQUENCE_START, [0, 1]), ("END", seq.Control.CONTROL_SEQUENCE_END, [0, 1])]
+    assert cfg.parameters["max_context"].string_value == "16" and "scheduler" not in cfg.parameters
+    inputs = {i.name: list(i.dims) for i in cfg.input}
+    assert inputs == {"audio": [b.dims["a"]], "text": [b.dims["t"]], "visual": [b.dims["v"]],
+                      "audio_present": [1], "text_present": [1], "visual_present": [1]}
+    outputs = {o.name: list(o.dims) for o in cfg.output}
+    assert outputs["probs"] == [len(b.labels)] and outputs["router_weights_audio"] == [3]
+    assert outputs["turn"] == [1] and outputs["mode"] == [1]
+    assert "TritonStreamModel as TritonPythonModel" in (repo / "m_stream" / "1" / "model.py").read_text()
+    Bundle(repo / "m_stream" / "1" / "bundle").graph_path("atv")  # the link reaches the model's bundle
+    write_triton_repo(causal_bundle, repo, name="m")  # rewritten without --streaming: the stream model goes
+    assert not (repo / "m_stream").exists()
+
+
+def test_sequence_turns_equal_their_conversations_and_fail_alone(causal_bundle):
+    """serve/sequences.run_turns (what the streaming model runs per sequence batch), in-process:
+    interleaved sequences with sensor drops, START/END, a sequence the model does not hold."""
+    from anymodal.runtime import StreamClosedError
+    from anymodal.serve.family_io import turn_outputs
+    from anymodal.serve.sequences import SequenceTurn, run_turns
+    from anymodal_testing.helpers import random_turns
+
+    rt = Runtime(causal_bundle, backend="ort-cpu", threads=1)
+    plans = {sid: list(random_turns(3, seed=90 + k)) for k, sid in enumerate((7, "call-2"))}
+    convs = {sid: rt.conversation(max_context=8) for sid in plans}
+    with rt.scheduler(max_batch=4, max_delay_ms=0, max_streams=4, max_context=8) as s:
+        for t in range(3):
+            turns = [SequenceTurn(sid, t == 0, t == 2, {k: v[None] for k, v in plan[t][1].items()})
+                     for sid, plan in plans.items()]
+            turns.append(SequenceTurn("ghost", False, False, {"audio": np.zeros((1, 6), np.float32)}))
+            flagged = {"text": np.zeros((1, 10), np.float32), "text_present": np.array([[True, True]])}
+            turns.append(SequenceTurn("bad", True, False, flagged))
+            got = run_turns(s, turns)
+            for (sid, plan), out in zip(plans.items(), got):
+                want = turn_outputs(convs[sid].add(**plan[t][1]))
+                assert set(out) == set(want) and out["turn"].tolist() == [[t]] and out["mode"][0, 0] == b"stream"
+                assert out.pop("graph")[0, 0] in (b"steps", want.pop("graph")[0, 0])  # batched or the pattern's own
+                for name, w in want.items():
+                    if w.dtype == object:
+                        assert out[name].tolist() == w.tolist(), name
+                    else:
+                        np.testing.assert_allclose(out[name], w, atol=1e-5, rtol=0, err_msg=name)
+            assert isinstance(got[2], StreamClosedError) and "'ghost' is not open (never started)" in str(got[2])
+            assert isinstance(got[3], InputError) and "text_present: one flag per turn" in str(got[3])
+        assert len(s.streams) == 0  # both ended by their END turn

@@ -1,12 +1,15 @@
 """A real tritonserver (the `serve` extra) on 127.0.0.1, random free ports, serving a small MoMKE,
 a small DERL and a small late-fusion bundle (the example family, known to the server through
-$ANYMODAL_FAMILIES) from one repository; every answer compared with Runtime.predict."""
+$ANYMODAL_FAMILIES) from one repository; every answer compared with Runtime.predict. The same
+server streams a causal MoMKE's conversations over the sequence batcher (`causal_stream`),
+every turn compared with Conversation.add."""
 
 from __future__ import annotations
 
 import json
 import sys
 import threading
+import time
 import urllib.request
 
 import numpy as np
@@ -18,16 +21,19 @@ tritonclient = pytest.importorskip("tritonclient", reason="the serve extra is no
 from anymodal.export.triton_repo import write_triton_repo  # noqa: E402
 from anymodal.runtime import InputError, Runtime  # noqa: E402
 from anymodal.runtime.patterns import ALL_PATTERNS, MODALITY_NAMES  # noqa: E402
-from anymodal.serve.family_io import predict_kwargs  # noqa: E402
+from anymodal.serve.family_io import predict_kwargs, turn_outputs  # noqa: E402
 from anymodal.serve.server import TritonServer  # noqa: E402
 from anymodal_testing import latefusion_family  # noqa: E402  (registers the example family here)
-from anymodal_testing.triton_fixtures import group_pids, infer, success_count  # noqa: E402
+from anymodal_testing.helpers import DIMS, random_turns  # noqa: E402
+from anymodal_testing.triton_fixtures import group_pids, infer, metric_sum, success_count  # noqa: E402
 
 PROTOCOLS = ("http", "grpc")
 MODELS = ("momke", "derl")
 LATEFUSION = latefusion_family.NAME
 # the stubs' Python ignores PYTHONPATH: the example family's module is named by its file
 SERVER_ENV = {"ANYMODAL_FAMILIES": latefusion_family.__file__}
+STREAM = "causal_stream"  # the causal bundle's streaming model
+STREAM_IDLE_S, STREAM_CONTEXT = 2.0, 4  # idle eviction after 2 s; windows of 4 turns (caches rebuilt)
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +61,12 @@ def bundles(small_bundle, tiny_derl_bundle, tiny_latefusion_bundle):
 
 
 @pytest.fixture(scope="session")
-def server(bundles, tmp_path_factory):
+def server(bundles, causal_bundle, tmp_path_factory):
     repo = tmp_path_factory.mktemp("triton-repo")
     for name, bundle in bundles.items():
         write_triton_repo(bundle, repo, name=name, threads=1)
+    write_triton_repo(causal_bundle, repo, name="causal", threads=1, streaming=True, max_streams=8,
+                      idle_timeout_s=STREAM_IDLE_S, max_context=STREAM_CONTEXT)
     srv = TritonServer(repo, env=SERVER_ENV)
     try:
         srv.start(timeout_s=60)
@@ -281,6 +289,82 @@ def test_scheduler_flavor_served_for_real(bundles, tmp_path):
         assert_same(answer, expected(rts[model], arrays))
 
 
+def _turn(server, sequence_id, kw: dict, start=False, end=False, client=None) -> dict:
+    arrays = {name: x[None] for name, x in kw.items()}  # [1, dim]: one turn per request
+    return infer("grpc", server.endpoints.grpc, STREAM, arrays, client=client, sequence_id=sequence_id,
+                 sequence_start=start, sequence_end=end)
+
+
+def _stream_metrics(server) -> dict[str, float]:
+    text = urllib.request.urlopen(server.endpoints.metrics).read().decode()
+    return {k: metric_sum(text, f"anymodal_sequences_{k}", STREAM) for k in ("open", "ended_total", "evicted_total")}
+
+
+def _assert_turn(got: dict, want: dict) -> None:
+    assert got.pop("graph")[0, 0] in (b"steps", want.pop("graph")[0, 0])  # batched, or the pattern's own
+    assert_same(got, want)
+
+
+@pytest.mark.slow
+def test_streaming_over_the_sequence_batcher(server, causal_bundle):
+    """4 conversations at once over gRPC, sensors dropping in and out turn by turn, interleaved
+    by the sequence batcher: every answer equals Conversation.add on the same turns. A 5th
+    sequence whose START turn is refused: its next turns fail alone (StreamClosedError). END
+    frees a conversation's state; the one left open is evicted after the idle timeout."""
+    rt = Runtime(causal_bundle, threads=1)
+    plans = {sid: list(random_turns(6, seed=300 + k)) for k, sid in enumerate(("conv-0", "conv-1", 17, "conv-3"))}
+    assert all(len({p for p, _ in plan}) > 1 for plan in plans.values())  # each one's pattern changes
+    got: dict = {sid: [] for sid in [*plans, "bad"]}
+    start = threading.Barrier(len(got))
+    before = _stream_metrics(server)
+
+    import tritonclient.grpc as grpcclient
+
+    def client(sid) -> None:
+        conn = grpcclient.InferenceServerClient(server.endpoints.grpc)  # one per conversation, kept
+        start.wait(60)
+        if sid == "bad":  # NaN in its START turn: refused, so the model never opens it
+            nan = {"audio": np.full(DIMS[0], np.nan, np.float32)}
+            for k, (s0, e0) in enumerate(((True, False), (False, False), (False, True))):
+                try:
+                    got[sid].append(_turn(server, sid, nan if k == 0 else plans["conv-0"][0][1], s0, e0, conn))
+                except tritonclient.utils.InferenceServerException as exc:
+                    got[sid].append(str(exc))
+            return
+        last = len(plans[sid]) - 1
+        for t, (_, kw) in enumerate(plans[sid]):  # conv-3 never sends END: left for the idle timer
+            got[sid].append(_turn(server, sid, kw, t == 0, t == last and sid != "conv-3", conn))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(sid,)) for sid in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for sid, plan in plans.items():
+        conv = rt.conversation(max_context=STREAM_CONTEXT)
+        assert len(got[sid]) == len(plan)
+        for t, ((pattern, kw), answer) in enumerate(zip(plan, got[sid])):
+            assert answer["turn"][0, 0] == t and answer["pattern"][0, 0].decode() == pattern
+            _assert_turn(answer, turn_outputs(conv.add(**kw)))
+    assert "NaN or Inf" in got["bad"][0]
+    for late in got["bad"][1:]:
+        assert "StreamClosedError: stream 'bad' is not open (its first turn was refused)" in late
+    after = _stream_metrics(server)
+    assert after["ended_total"] - before["ended_total"] == 4  # 3 conversations + bad's END request
+    assert after["open"] + after["evicted_total"] - before["evicted_total"] == 1  # conv-3 (perhaps evicted already)
+
+    deadline = time.monotonic() + 30  # failure guard: eviction is due STREAM_IDLE_S after conv-3's last turn
+    while _stream_metrics(server)["evicted_total"] == before["evicted_total"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    evicted = _stream_metrics(server)
+    assert evicted["evicted_total"] - before["evicted_total"] == 1 and evicted["open"] == 0
+    with pytest.raises(tritonclient.utils.InferenceServerException, match="conv-3"):  # Triton's or the model's
+        _turn(server, "conv-3", plans["conv-3"][0][1])
+    fresh = _turn(server, "conv-3", plans["conv-3"][0][1], start=True, end=True)  # the id starts afresh
+    _assert_turn(fresh, turn_outputs(rt.conversation(max_context=STREAM_CONTEXT).add(**plans["conv-3"][0][1])))
+
+
 def _children(pid: int) -> list[int]:
     from pathlib import Path
 
@@ -334,3 +418,11 @@ def test_rt_serve_without_the_server_names_the_extra(bundles, tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(bundles["momke"])], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "pip install 'anymodal[serve]'" in r.stderr
+
+
+def test_streaming_export_refuses_a_family_without_conversations(tiny_derl_bundle, tmp_path):
+    from anymodal.runtime.errors import ExportError
+
+    with pytest.raises(ExportError, match="derl model cannot follow a conversation"):
+        write_triton_repo(tiny_derl_bundle, tmp_path / "repo", name="d", streaming=True)
+    assert not (tmp_path / "repo").exists()  # refused before anything was written
