@@ -84,7 +84,7 @@ def eval_run(
     from anymodal.train.api import evaluate_run
 
     res = evaluate_run(run, data, split.value)
-    print_evaluation(_console(), res, f"{res['dataset']} ({split})", f"— {run}")
+    print_evaluation(_console(), res, f"{res['dataset']} ({split.value})", f"— {run}")
     if json_out:
         write_json(res, json_out)
 
@@ -259,7 +259,7 @@ def report_accuracy(
 
     res = accuracy_report(bundle, data, split.value, backend.value, precision=precision)
     console = _console()
-    print_evaluation(console, res, f"{res['dataset']} ({split})", f"via {res['backend']} — {bundle}")
+    print_evaluation(console, res, f"{res['dataset']} ({split.value})", f"via {res['backend']} — {bundle}")
     for line in int8_delta_lines(bundle):
         console.print(line, markup=False, highlight=False)
     if compare:
