@@ -28,6 +28,7 @@ from .int8 import (
     DEFAULT_INT8_MODE,
     DEFAULT_MAX_DROP,
     INT8_MODES,
+    calibration_root,
     int8_calibration,
     int8_report,
     quantize_graph,
@@ -144,6 +145,8 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
         raise ExportError(f"--kernels fused: {model.kind} has no RouterMix-shaped routers (no fused_router switch)")
     model = model.eval()
     data = run_config.get("data", {})
+    if "int8" in precisions and int8_mode == "static":
+        calibration_root(data)  # unreachable data fails now, not after minutes of export
     if out.exists() and not (out / MANIFEST).is_file() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out}: exists and is not an anymodal bundle (no {MANIFEST}); refusing to "
                           "replace it — choose another --out")

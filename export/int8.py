@@ -93,19 +93,25 @@ def _quantize(src: Path, dst: Path) -> Path:
     return dst
 
 
-def int8_calibration(bundle, data: dict) -> dict[str, list[dict]]:
-    """Static mode's calibration feeds per graph name: the first samples of the recorded
-    training split, made into each graph's feeds as they are served (export/calibration.py)."""
+def calibration_root(data: dict) -> Path:
+    """The training data static mode calibrates on (the run's recorded data root), checked
+    before anything is exported."""
     from anymodal.runtime.errors import CalibrationDataError
-
-    from .calibration import graph_feeds, training_set
-    from .specs import GRAPH_NAMES
 
     root = data.get("root")
     if not root or not Path(root).exists():
         raise CalibrationDataError(f"--int8-mode static calibrates on the training split: its data root {root!r} "
                                    "is not recorded or not reachable from here")
-    cal = training_set(bundle, Path(root))
+    return Path(root)
+
+
+def int8_calibration(bundle, data: dict) -> dict[str, list[dict]]:
+    """Static mode's calibration feeds per graph name: the first samples of the recorded
+    training split, made into each graph's feeds as they are served (export/calibration.py)."""
+    from .calibration import graph_feeds, training_set
+    from .specs import GRAPH_NAMES
+
+    cal = training_set(bundle, calibration_root(data))
     # whole conversations (no cut): ORT's CPU graphs take any length
     return {g: list(graph_feeds(bundle, g, cal, max_seq=None)) for g in GRAPH_NAMES}
 

@@ -103,8 +103,7 @@ def test_static_int8_is_calibrated_qdq_that_ort_fuses(momke_run, tmp_path):
     assert any(inits[n.input[1]].size > 1 for n in weights if n not in batched)  # 2-D: per channel
 
 
-@pytest.mark.slow
-def test_static_int8_needs_the_training_data(tmp_path):
+def test_static_int8_needs_the_training_data_before_exporting(tmp_path):
     with pytest.raises(CalibrationDataError, match="--int8-mode static calibrates on the training split"):
         write_bundle(make_derl(), run_config("sentiment"), tmp_path / "b", precisions=("fp32", "int8"),
                      int8_mode="static")
