@@ -101,6 +101,17 @@ def test_static_int8_is_calibrated_qdq_that_ort_fuses(momke_run, tmp_path):
     # ORT's QLinearMatMul takes no per-channel scale on a 3-D weight: one scale per tensor there
     assert all(inits[n.input[1]].size == 1 for n in batched)
     assert any(inits[n.input[1]].size > 1 for n in weights if n not in batched)  # 2-D: per channel
+    # and ORT does fuse them: no float MatMul left on a dequantised weight after its optimisations
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(out / "graphs/int8/atv.ort.onnx"), opts, providers=["CPUExecutionProvider"])
+    opt = onnx.load(str(tmp_path / "opt.onnx"), load_external_data=False)
+    made_by = {o: n.op_type for n in opt.graph.node for o in n.output}
+    ops = [n.op_type for n in opt.graph.node]
+    assert "QLinearMatMul" in ops
+    assert not [n.name for n in opt.graph.node if n.op_type == "MatMul" and made_by.get(n.input[1]) == "DequantizeLinear"]
 
 
 def test_static_int8_needs_the_training_data_before_exporting(tmp_path):
