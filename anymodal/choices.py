@@ -13,6 +13,11 @@ class Layout(str, Enum):
     mmsa = "mmsa"  # DERL's MOSI / MOSEI sequences
 
 
+class Int8Mode(str, Enum):
+    dynamic = "dynamic"  # activations quantised per request (the default: faster on CPU)
+    static = "static"  # QDQ calibrated on the training split
+
+
 class Kernels(str, Enum):
     standard = "standard"
     fused = "fused"  # RouterMix TensorRT-plugin nodes

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from anymodal.choices import Backend, BuildPrecision, Kernels, Layout, NonFinite, OnOff, Split
+from anymodal.choices import Backend, BuildPrecision, Int8Mode, Kernels, Layout, NonFinite, OnOff, Split
 from anymodal.cli_app import MAIN_JOB, require, subcommand_invoked
 from anymodal.cli_app import app as _app
 from anymodal.cli_app import console as _console
@@ -84,7 +84,7 @@ def eval_run(
     from anymodal.train.api import evaluate_run
 
     res = evaluate_run(run, data, split.value)
-    print_evaluation(_console(), res, f"{res['dataset']} ({split})", f"— {run}")
+    print_evaluation(_console(), res, f"{res['dataset']} ({split.value})", f"— {run}")
     if json_out:
         write_json(res, json_out)
 
@@ -113,6 +113,8 @@ def export_run(
     precision: str = typer.Option("fp32", help="fp32 | fp16 | int8, or several: fp32,fp16 / fp32,int8 (variants in one bundle)."),
     kernels: Kernels = typer.Option(Kernels.standard, help="fused: RouterMix TensorRT-plugin nodes."),
     max_drop: float = typer.Option(1.0, help="int8: refuse if any condition loses more points on val."),
+    int8_mode: Int8Mode = typer.Option(Int8Mode.dynamic, help="int8: dynamic (activations quantised per request) "
+                                       "or static (QDQ calibrated on the training split)."),
 ):
     """Export a trained run to a verified bundle of per-pattern ONNX graphs.
 
@@ -123,7 +125,8 @@ def export_run(
     require(run=run, out=out)
     from anymodal.export.api import export_run_folder
 
-    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels.value, max_drop)
+    bundle = export_run_folder(run, out, tuple(p.strip() for p in precision.split(",")), kernels.value, max_drop,
+                               int8_mode.value)
     _print_bundle_summary(bundle)
 
 
@@ -254,18 +257,26 @@ def report_accuracy(
     split: Split = typer.Option(Split.test, help="Recorded split to score."),
     backend: Backend = typer.Option(Backend("auto"), help="Runtime backend."),
     precision: Optional[str] = typer.Option(None, help="Bundle precision variant (default: its first)."),
+    compare: Optional[str] = typer.Option(None, help="Also score this variant (e.g. fp32) on the same split and "
+                                          "print the difference per condition (ONNX Runtime, CPU)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ):
     """The paper's Table-2 layout, computed through the runtime (what is actually served)."""
-    from anymodal.bench.accuracy import accuracy_report, int8_delta_lines
+    from anymodal.bench.accuracy import accuracy_report, delta_line, int8_delta_lines, precision_deltas
     from anymodal.bench.tables import print_evaluation
     from anymodal.runtime.jsonio import write_json
 
     res = accuracy_report(bundle, data, split.value, backend.value, precision=precision)
     console = _console()
-    print_evaluation(console, res, f"{res['dataset']} ({split})", f"via {res['backend']} — {bundle}")
+    print_evaluation(console, res, f"{res['dataset']} ({split.value})", f"via {res['backend']} — {bundle}")
     for line in int8_delta_lines(bundle):
         console.print(line, markup=False, highlight=False)
+    if compare:
+        from anymodal.runtime.bundle import Bundle
+
+        served = Bundle(bundle, precision)
+        res["compare"] = precision_deltas(bundle, data, served.task, split.value, compare, served.precision)
+        console.print(delta_line(res["compare"]), markup=False, highlight=False)
     if json_out:
         write_json(res, json_out)
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from anymodal.runtime import Runtime
 
+# the headline score per task: WA for emotion, Acc-2 (non-zero) for sentiment
+HEADLINE = {"emotion": "wa", "sentiment": "acc2_non0"}
+
 
 def accuracy_report(bundle: str | Path, data: str | Path, split: str = "test", backend: str = "auto",
                     batch_size: int = 16, precision: str | None = None) -> dict:
@@ -16,6 +19,27 @@ def accuracy_report(bundle: str | Path, data: str | Path, split: str = "test", b
 
     rt = Runtime(bundle, backend=backend, precision=precision)
     return get_layout(rt.family.dataset_layout).evaluate_runtime(rt, data, split, batch_size)
+
+
+def precision_deltas(bundle: str | Path, data: str | Path, task: str, split: str, reference: str,
+                     precision: str, batch_size: int = 16) -> dict:
+    """`precision` against `reference` per condition on `split` through ONNX Runtime on CPU:
+    {split, metric, reference, precision, conditions: {cond: {reference, precision, delta_points}}},
+    the headline metric's scores and the difference in points (negative: `precision` worse)."""
+    key = HEADLINE[task]
+    ref = accuracy_report(bundle, data, split, "ort-cpu", batch_size, precision=reference)["conditions"]
+    got = accuracy_report(bundle, data, split, "ort-cpu", batch_size, precision=precision)["conditions"]
+    conds = {c: {reference: r[key], precision: got[c][key], "delta_points": 100 * (got[c][key] - r[key])}
+             for c, r in ref.items()}
+    return {"split": split, "metric": key, "reference": reference, "precision": precision, "conditions": conds}
+
+
+def delta_line(deltas: dict) -> str:
+    """One line: `precision` − `reference` per condition, in points."""
+    parts = ", ".join(f"{{{','.join(c)}}} {v['delta_points']:+.2f}" for c, v in deltas["conditions"].items())
+    worst = min(v["delta_points"] for v in deltas["conditions"].values())
+    return (f"{deltas['precision']} vs {deltas['reference']} on {deltas['split']} ({deltas['metric'].upper()}, "
+            f"points): {parts}; worst {worst:+.2f}")
 
 
 def int8_delta_lines(bundle: str | Path) -> list[str]:

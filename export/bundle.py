@@ -24,7 +24,15 @@ from .capabilities import FusedRouter
 from .dedup import deduplicate
 from .function_names import check_function_names
 from .graph_rewrites import rewrite_file
-from .int8 import DEFAULT_MAX_DROP, int8_report, quantize_graph
+from .int8 import (
+    DEFAULT_INT8_MODE,
+    DEFAULT_MAX_DROP,
+    INT8_MODES,
+    calibration_root,
+    int8_calibration,
+    int8_report,
+    quantize_graph,
+)
 from .ort_graphs import ORT_COPY_PRECISIONS, has_ort_ops, ort_file, ort_graphs_entry
 from .specs import GRAPH_NAMES, OPSET, PRECISIONS, model_graph_specs
 from .step_graphs import export_step_graphs, step_graph_specs, verify_step_graphs
@@ -45,7 +53,9 @@ def _spec_json(specs):
     return [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
 
 
-def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
+def _export_variant(model, root: Path, precision: str, kernels: str, int8_mode: str = DEFAULT_INT8_MODE,
+                    calibration: dict | None = None) -> dict:
+    """calibration: int8 static mode, {graph name: [feeds]} (the ORT copies take the same feeds)."""
     rel_dir = _variant_dir(precision)
     folder = root / rel_dir
     folder.mkdir(parents=True)
@@ -54,7 +64,8 @@ def _export_variant(model, root: Path, precision: str, kernels: str) -> dict:
     names = [f"{g}.onnx" for g in GRAPH_NAMES] + ([ort_file(g) for g in GRAPH_NAMES] if with_ort else [])
     if precision == "int8":  # int8 weights of the fp32 variant's graphs (inputs/outputs stay float32)
         fp32 = root / _variant_dir("fp32")
-        paths = [quantize_graph(fp32 / n, folder / n) for n in names]
+        paths = [quantize_graph(fp32 / n, folder / n, int8_mode, calibration and calibration[n.split(".")[0]])
+                 for n in names]
     else:
         paths = [export_graph(model, g, folder / f"{g}.onnx", precision, kernels) for g in GRAPH_NAMES]
         if with_ort:  # the copies without the tracer's leftover shape plumbing (graph_rewrites.py)
@@ -94,11 +105,32 @@ def _file_table(root: Path) -> dict:
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
 
 
+def _manifest(model, data: dict, default: str, variants: dict, kernels: str, root: Path) -> dict:
+    dims = dict(zip(MODALITIES, model.cfg.input_dims))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "anymodal_version": __version__,
+        "model": {"kind": model.kind, "config": model.cfg.to_dict(), "task": model.cfg.task,
+                  "labels": data.get("labels", []), "feature_dims": dims},
+        # what it was trained on, so `rt-report accuracy` scores the same held-out split
+        "data": {k: data.get(k) for k in ("dataset", "task", "features", "fold", "splits")},
+        "inputs": {m: {"name": MODALITY_NAMES[m], "dim": dims[m]} for m in MODALITIES},
+        "default_precision": default,
+        "kernels": kernels,
+        "variants": variants,
+        "params": model.parameter_report(),
+        "versions": versions(),
+        "opset": OPSET,
+        "files": _file_table(root),
+    }
+
+
 def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
                  metrics: dict | None = None, kernels: str = "standard",
-                 max_drop: float = DEFAULT_MAX_DROP) -> Path:
+                 max_drop: float = DEFAULT_MAX_DROP, int8_mode: str = DEFAULT_INT8_MODE) -> Path:
     """Export `model` (eval mode) to a verified bundle folder `out`. kernels="fused" writes
-    each router + expert mix as one TensorRT-plugin node (with its ONNX local function)."""
+    each router + expert mix as one TensorRT-plugin node (with its ONNX local function).
+    int8_mode: how the int8 variant quantises activations (export/int8.py)."""
     out = Path(out)
     if kernels not in ("standard", "fused"):
         raise ExportError(f"unknown kernels mode {kernels!r}; choose standard or fused")
@@ -107,36 +139,31 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
             raise ExportError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
     if "int8" in precisions and "fp32" not in precisions:
         raise ExportError("--precision int8 needs fp32 in the same bundle (its accuracy reference): use fp32,int8")
+    if int8_mode not in INT8_MODES:
+        raise ExportError(f"unknown int8 mode {int8_mode!r}; choose from {', '.join(INT8_MODES)}")
     if kernels == "fused" and not isinstance(model, FusedRouter):  # the family's RouterMix switch
         raise ExportError(f"--kernels fused: {model.kind} has no RouterMix-shaped routers (no fused_router switch)")
     model = model.eval()
     data = run_config.get("data", {})
-    dims = dict(zip(MODALITIES, model.cfg.input_dims))
+    if "int8" in precisions and int8_mode == "static":
+        calibration_root(data)  # unreachable data fails now, not after minutes of export
     if out.exists() and not (out / MANIFEST).is_file() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out}: exists and is not an anymodal bundle (no {MANIFEST}); refusing to "
                           "replace it — choose another --out")
     tmp = make_temp_dir(out)
     try:
         t0 = time.time()
-        # int8 quantises the fp32 graphs, so it is built after them
-        built = {p: _export_variant(model, tmp, p, kernels) for p in sorted(precisions, key=lambda p: p == "int8")}
+        # int8 quantises the fp32 graphs, so it is built after them (static mode: calibrated
+        # through a manifest of the variants built so far)
+        built = {p: _export_variant(model, tmp, p, kernels) for p in precisions if p != "int8"}
+        if "int8" in precisions:
+            calibration = None
+            if int8_mode == "static":
+                write_json(_manifest(model, data, "fp32", built, kernels, tmp), tmp / MANIFEST)
+                calibration = int8_calibration(Bundle(tmp, "fp32"), data)
+            built["int8"] = _export_variant(model, tmp, "int8", kernels, int8_mode, calibration)
         variants = {p: built[p] for p in precisions}
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "anymodal_version": __version__,
-            "model": {"kind": model.kind, "config": model.cfg.to_dict(), "task": model.cfg.task,
-                      "labels": data.get("labels", []), "feature_dims": dims},
-            # what it was trained on, so `rt-report accuracy` scores the same held-out split
-            "data": {k: data.get(k) for k in ("dataset", "task", "features", "fold", "splits")},
-            "inputs": {m: {"name": MODALITY_NAMES[m], "dim": dims[m]} for m in MODALITIES},
-            "default_precision": precisions[0],
-            "kernels": kernels,
-            "variants": variants,
-            "params": model.parameter_report(),
-            "versions": versions(),
-            "opset": OPSET,
-            "files": _file_table(tmp),
-        }
+        manifest = _manifest(model, data, precisions[0], variants, kernels, tmp)
         write_json(manifest, tmp / MANIFEST)
         parity = {}
         for p in precisions:  # verify through the runtime's own reader and ORT backend: the portable
@@ -153,7 +180,7 @@ def write_bundle(model, run_config: dict, out: str | Path, precisions=("fp32",),
         manifest["parity"] = parity
         if "int8" in precisions:  # accuracy gate: raises (no bundle) past max_drop
             write_json(manifest, tmp / MANIFEST)
-            manifest["variants"]["int8"].update(int8_report(model, tmp, data, max_drop))
+            manifest["variants"]["int8"].update(int8_report(model, tmp, data, max_drop, int8_mode))
         manifest["export_seconds"] = round(time.time() - t0, 1)
         if metrics:
             manifest["metrics"] = metrics
