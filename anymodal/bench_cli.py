@@ -133,6 +133,8 @@ def bench_stream(
     drop: Optional[str] = typer.Option(None, help="Sensors absent per turn range, e.g. v@5-12,a@20-22 "
                                                   "(1-based, inclusive)."),
     repeats: int = typer.Option(3, help="Timed passes over the conversation."),
+    precision: Optional[str] = typer.Option(None, help="The bundle variant both ways run, e.g. int8 (default: "
+                                                       "the bundle's default precision)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
     markdown: Optional[Path] = typer.Option(None, help=MARKDOWN_HELP),
     plot: Optional[Path] = typer.Option(None, help="Write a PNG of the per-turn latency (default beside --json)."),
@@ -141,7 +143,7 @@ def bench_stream(
     from anymodal.bench.stream import bench_stream_command
 
     bench_stream_command(condition, bundle, threads, turns, max_context, drop, repeats, json_out, markdown, plot,
-                         console())
+                         console(), precision)
 
 
 @bench_app.command("streams")

@@ -58,8 +58,8 @@ def default_bundle(progress=print, kind: str = DEFAULT_FAMILY, causal: bool = Fa
         model = _causal(model, kind)
     save_run(run, model, meta)
     # int8: random weights have no validation data, so its accuracy is recorded as not measured;
-    # the causal bundle serves rt-bench stream, which times fp32 only
-    precisions = ("fp32",) if causal else family.paper_precisions
+    # the causal bundle serves rt-bench stream (fp32, or int8 step graphs with --precision int8)
+    precisions = ("fp32", "int8") if causal else family.paper_precisions
     write_bundle(model, {**meta, "source_run": str(run)}, bundle, precisions=precisions)
     return bundle, run
 

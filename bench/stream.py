@@ -162,7 +162,7 @@ def _outputs(p) -> np.ndarray:
 
 def run_stream_bench(bundle_dir: Path | None = None, turns: int = 200, max_context: int | None = None,
                      drops: str | None = None, base: str = "atv", repeats: int = 3, threads: int | None = None,
-                     seed: int = 0, progress=print) -> dict:
+                     seed: int = 0, progress=print, precision: str | None = None) -> dict:
     """Per-turn latency of streaming vs re-scoring the window; see the module docstring."""
     from anymodal.runtime import Runtime
 
@@ -182,7 +182,7 @@ def run_stream_bench(bundle_dir: Path | None = None, turns: int = 200, max_conte
         from .default_bundle import default_bundle
 
         bundle_dir, _ = default_bundle(progress, causal=True)
-    rt = Runtime(bundle_dir, threads=threads)
+    rt = Runtime(bundle_dir, threads=threads, precision=precision)
     conv = rt.conversation(max_context=max_context)
     dims = rt.bundle.dims
     rng = np.random.default_rng(seed)
@@ -247,6 +247,7 @@ def run_stream_bench(bundle_dir: Path | None = None, turns: int = 200, max_conte
     return {
         "benchmark": "stream", "model": rt.bundle.model["kind"], "bundle": str(bundle_dir),
         "causal": bool(rt.bundle.model["config"].get("causal", False)), "mode": conv.mode,
+        "precision": rt.bundle.precision,
         "backend": rt.backend_name, "turns": turns, "max_context": max_context,
         "base": parse_pattern(base), "drops": [str(d) for d in plan], "repeats": repeats,
         "threads": threads, "seed": seed,
@@ -290,7 +291,7 @@ def stream_summary_lines(res: dict) -> list[str]:
     load = res["machine_load"]
     lines = [f"machine: {m['cpu']} ({m['cores']} cores), {res['threads'] or 'all'} threads, {m['timestamp']}",
              f"bundle: {res['bundle']} ({res['model']}, {'causal' if res['causal'] else 'bidirectional'}); "
-             f"conversation mode {res['mode']}, backend {res['backend']}",
+             f"conversation mode {res['mode']}, backend {res['backend']}, precision {res['precision']}",
              f"{res['turns']} turns, max_context {res['max_context']}, sensors {{{','.join(res['base'])}}}, "
              f"drops {', '.join(res['drops']) or 'none'}, {res['repeats']} passes; a turn's figure = median over "
              f"passes × its {len(s['turns'])} nearest turns"]
@@ -383,13 +384,13 @@ def plot_stream(res: dict, path: str | Path) -> Path:
 
 def bench_stream_command(condition: str | None, bundle: Path | None, threads: int | None, turns: int,
                          max_context: int | None, drop: str | None, repeats: int, json_out: Path | None,
-                         markdown: Path | None, plot: Path | None, console) -> dict:
+                         markdown: Path | None, plot: Path | None, console, precision: str | None = None) -> dict:
     """`rt-bench stream`: run, print the table, write JSON / markdown / the PNG (beside the JSON
     unless --plot names it)."""
     from .report import write_outputs
 
     res = run_stream_bench(bundle, turns, max_context, drop, condition or "atv", repeats, threads,
-                           progress=lambda s: console.print(f"[dim]{s}[/dim]"))
+                           progress=lambda s: console.print(f"[dim]{s}[/dim]"), precision=precision)
     print_stream_result(res, console)
     if plot is None and json_out is not None:
         plot = json_out.with_suffix(".png")

@@ -62,8 +62,8 @@ def _export_variant(model, root: Path, precision: str, kernels: str, int8_mode: 
     dtype = "float16" if precision == "fp16" else "float32"
     with_ort = precision in ORT_COPY_PRECISIONS and has_ort_ops(model)  # + the ORT-optimised copies
     names = [f"{g}.onnx" for g in GRAPH_NAMES] + ([ort_file(g) for g in GRAPH_NAMES] if with_ort else [])
+    fp32 = root / _variant_dir("fp32")
     if precision == "int8":  # int8 weights of the fp32 variant's graphs (inputs/outputs stay float32)
-        fp32 = root / _variant_dir("fp32")
         paths = [quantize_graph(fp32 / n, folder / n, int8_mode, calibration and calibration[n.split(".")[0]])
                  for n in names]
     else:
@@ -73,7 +73,7 @@ def _export_variant(model, root: Path, precision: str, kernels: str, int8_mode: 
             for path in copies:
                 rewrite_file(path)
             paths += copies
-    steps = export_step_graphs(model, folder, precision)  # causal models: streaming conversations
+    steps = export_step_graphs(model, folder, precision, fp32)  # causal models: streaming conversations
     batched = export_streams_step_graphs(model, folder, precision)  # many conversations' turns at once
     steps.update(batched)
     for path in paths + list(steps.values()):  # TensorRT's parser must see what ORT sees

@@ -10,7 +10,9 @@ modality stream.
 (the family's cache_layout). The caches live in the runtime's Conversation, preallocated at
 max_context slots: a turn's feeds are the same buffers every time, never copied. Written beside the full graphs and deduplicated
 with them (the step graphs hold the same weights), listed in the variant's `step_graphs`.
-Exported for fp32 and fp16; an int8 variant has none (its conversations re-score the window).
+Traced for fp32 and fp16; int8 step graphs are the fp32 ones quantised like the int8 full
+graphs (export/int8.py: int8 MatMul weights, per-request activation scales; the caches, inputs
+and outputs stay float32), verified against PyTorch at int8's tolerance.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from anymodal.runtime.patterns import ALL_PATTERNS, MODALITIES
 from .capabilities import StepGraphs
 from .specs import OPSET, TOLERANCE
 
-STEP_PRECISIONS = ("fp32", "fp16")
+STEP_PRECISIONS = ("fp32", "fp16")  # traced
+QUANTISED_STEP_PRECISIONS = ("int8",)  # quantised from the fp32 step graphs
 # (context slots, filled slots per stream a, t, v) traced with and verified at: fills distinct so
 # that mixing the streams up fails; 0 = the stream's first utterance
 TRACE_PAST = (5, (3, 2, 4))
@@ -98,13 +101,21 @@ def trace_to_onnx(module, inputs, outputs, feeds: dict, path: Path, precision: s
     return path
 
 
-def export_step_graphs(model, folder: Path, precision: str) -> dict[str, Path]:
-    """{step graph name: file} for the 7 patterns; {} when the model has none or the precision
-    gets none (int8)."""
-    if precision not in STEP_PRECISIONS or not has_step_graphs(model):
+def export_step_graphs(model, folder: Path, precision: str, fp32_folder: Path | None = None) -> dict[str, Path]:
+    """{step graph name: file} for the 7 patterns; {} when the model has none. int8 quantises
+    the fp32 variant's step graphs, already written in `fp32_folder`."""
+    if not has_step_graphs(model):
         return {}
-    return {step_graph_name(p): export_step_graph(model, p, folder / f"{step_graph_name(p)}.onnx", precision)
-            for p in ALL_PATTERNS}
+    names = [step_graph_name(p) for p in ALL_PATTERNS]
+    if precision in QUANTISED_STEP_PRECISIONS:
+        from .int8 import quantize_graph
+
+        if fp32_folder is None or not all((fp32_folder / f"{n}.onnx").is_file() for n in names):
+            raise ExportError(f"{precision} step graphs quantise the fp32 ones: export fp32 first")
+        return {n: quantize_graph(fp32_folder / f"{n}.onnx", folder / f"{n}.onnx") for n in names}
+    if precision not in STEP_PRECISIONS:
+        return {}
+    return {n: export_step_graph(model, p, folder / f"{n}.onnx", precision) for n, p in zip(names, ALL_PATTERNS)}
 
 
 def torch_step_reference(model, pattern: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -206,3 +206,22 @@ def test_stream_and_rescore_agree_on_a_causal_bundle(causal_bundle):
         s, r = streaming.add(**turn), rescoring.add(**turn)
         assert s.graph == f"step_{pattern}" and r.graph in (pattern, "masked")
         assert np.abs(s.probs - r.probs).max() <= 1e-4 and s.label == r.label
+
+
+def test_step_graphs_read_only_the_filled_cache_slots(causal_bundle):
+    """No work on empty slots: every cache input of a single-stream step graph feeds exactly
+    one Slice (its filled prefix, bounded by cached_<m>), never a MatMul over all max_context
+    slots, so a turn's cost follows the conversation, not the preallocated buffers."""
+    import onnx
+
+    variant = json.loads((causal_bundle / "manifest.json").read_text())["variants"]["fp32"]
+    for name, info in variant["step_graphs"].items():
+        if name == "steps":  # the batched graph gathers its streams' filled rows (momke_cache_rows.py)
+            continue
+        graph = onnx.load(str(causal_bundle / info["file"]), load_external_data=False).graph
+        readers: dict[str, list[str]] = {}
+        for node in graph.node:
+            for i in node.input:
+                readers.setdefault(i, []).append(node.op_type)
+        caches = [i.name for i in graph.input if i.name.startswith("past_")]
+        assert caches and all(readers[c] == ["Slice"] for c in caches), (name, {c: readers[c] for c in caches})

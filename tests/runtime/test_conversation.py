@@ -4,6 +4,7 @@ Every per-turn prediction must equal the full graph over the window it was made 
 re-scoring fallback against Runtime.predict, streaming (causal bundles, step graphs + caches)
 against the causal full graph, eviction included."""
 
+import json
 import threading
 
 import numpy as np
@@ -125,6 +126,37 @@ def test_stream_memory_is_bounded_and_stated(causal_rt):
 
 def test_stream_conversations_from_threads(causal_rt):
     _many_conversations(causal_rt)
+
+
+# int8 step graphs (fp32 ones quantised: int8 weights, per-call activation scales) against the
+# fp32 step graphs, per turn, on probabilities (docs/streaming.md states it). Not against the
+# int8 full graph: its activation scales are the whole window's, a step's are the utterance's.
+INT8_TOL = 0.05
+
+
+@pytest.fixture(scope="module")
+def causal_int8_bundle(causal_model, tmp_path_factory):
+    from anymodal.export.bundle import write_bundle
+
+    return write_bundle(causal_model, run_config(), tmp_path_factory.mktemp("causal-int8") / "bundle",
+                        precisions=("fp32", "int8"))
+
+
+@pytest.mark.slow  # exports a bundle: > 2 s on 2 cores
+def test_int8_step_graphs_stream_close_to_fp32(causal_int8_bundle):
+    manifest = json.loads((causal_int8_bundle / "manifest.json").read_text())
+    steps = [f"step_{p}" for p in ALL_PATTERNS]
+    assert set(steps) <= set(manifest["variants"]["int8"]["step_graphs"])
+    assert all(manifest["parity"]["int8"][s]["max_error"] <= 0.25 for s in steps)  # verified at export
+    rng = np.random.default_rng(13)
+    pats, feats = _every_pattern(rng, 20), _utterances(rng, 20)
+    with Runtime(causal_int8_bundle, backend="ort-cpu", threads=1, precision="int8") as q, \
+            Runtime(causal_int8_bundle, backend="ort-cpu", threads=1, precision="fp32") as f:
+        cq, cf = q.conversation(max_context=8), f.conversation(max_context=8)  # evictions included
+        assert cq.mode == "stream"
+        diffs = [np.abs(cq.add(**_turn(feats, t, p)).probs - cf.add(**_turn(feats, t, p)).probs).max()
+                 for t, p in enumerate(pats)]
+    assert 0 < max(diffs) <= INT8_TOL, diffs  # > 0: the int8 graphs really ran
 
 
 def test_rescore_equals_predict_over_the_window(rt):

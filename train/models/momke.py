@@ -244,10 +244,9 @@ class MoMKE(nn.Module):
             hs[m] = z
         out, slots = self.experts.step(torch.cat([hs[m][0] for m in ms], dim=0), [caches[m] for m in ms],
                                        [cached[m] for m in ms])  # [P, 3, d]
-        reps, weights = {}, {}
-        for i, m in enumerate(ms):
-            ones = torch.ones(1, 1, dtype=out.dtype, device=out.device)
-            reps[m], weights[m] = router_mix(self.routers[m](hs[m]), out[i:i + 1][None], 1.0, ones)  # [1, 1, d|3]
+        weights = {m: torch.softmax(self.routers[m](hs[m]), dim=-1) for m in ms}  # [1, 1, 3]
+        rows = out.split(1, dim=0) if len(ms) > 1 else (out,)  # [1, 3, d] each
+        reps = {m: weights[m] @ r for m, r in zip(ms, rows)}  # router_mix at one row: [1, 1, d]
         return self.fuse(reps), torch.stack([weights[m] for m in ms], dim=2), dict(zip(ms, slots))
 
     def streams_step_graph(self) -> "MoMKEStreamsStep":

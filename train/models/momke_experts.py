@@ -117,33 +117,42 @@ class MoMKEExperts(nn.Module):
 
     def step(self, h: torch.Tensor, caches: list[list[torch.Tensor]], cached: list[torch.Tensor]):
         """Causal experts on one new utterance per modality stream: row i of h attends to the
-        first cached[i] slots of its own stream's caches and to itself. The same weights and op
-        order as forward(). h [P, d]; caches[i] = [K_0, V_0, K_1, V_1, …] each [E, H, C, d/H]
-        (C slots, the first cached[i] [1] int64 filled) -> out [P, E, d], the new utterance's
-        slots [2Q, E, H, d/H] per stream"""
+        first cached[i] slots of its own stream's caches and to itself. The same maths as
+        forward(), laid out for batch 1 (the step graphs: few ops, every stream at once where
+        no cache is involved; attention reads the filled slots only, never the empty ones).
+        h [P, d]; caches[i] = [K_0, V_0, K_1, V_1, …] each
+        [E, H, C, d/H] (C slots, the first cached[i] [1] int64 filled) -> out [P, E, d], the
+        new utterance's slots [2Q, E, H, d/H] per stream"""
         P, d, E, H = h.shape[0], self.d, self.E, self.heads
         hd = d // H
         sel = slice(None)
+        # [T_i]: a tensor of the filled length, whose shape slices every block's caches (traced as a
+        # dynamic Slice: one contiguous copy per expert and head, not a gather per slot)
+        filled = [torch.arange(n[0], device=h.device) for n in cached]
         w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(0, sel), 0, sel)  # [E, d, 3d], [E, 3d]
         w_cat = w.permute(1, 0, 2).reshape(d, E * 3 * d)  # [d, E·3d]
-        qkv = (self._norm(h) @ w_cat + b.reshape(E * 3 * d)).reshape(-1, E, 3 * d).transpose(0, 1)  # [E, P, 3d]
+        qkv = (self._norm(h) @ w_cat + b.reshape(E * 3 * d)).reshape(P, E, 3, H, 1, hd).permute(2, 0, 1, 3, 4, 5)
         x = h.unsqueeze(0).expand(E, -1, d)  # [E, P, d]
-        slots: list[list[torch.Tensor]] = [[] for _ in range(P)]  # per stream: K_0, V_0, … [E, H, hd]
+        kv = []  # K_j, V_j of every stream [1, P, E, H, 1, hd]
         for j in range(self.Q):
             if j > 0:
                 w, b = self._folded(self.ln1_g, self.ln1_b, *self._qkv(j, sel), j, sel)
                 qkv = torch.baddbmm(b[:, None, :], self._norm(x), w)  # [E, P, 3d]
-            heads = qkv.reshape(E, P, 3, H, hd).permute(2, 1, 0, 3, 4)  # [3, P, E, H, hd]
-            ys = []
-            for i in range(P):
-                q, k, v = heads[0, i], heads[1, i], heads[2, i]  # [E, H, hd]
-                ys.append(self._attend_cached(q, k, v, caches[i][2 * j], caches[i][2 * j + 1], cached[i]))
-                slots[i] += [k, v]
-            y = torch.stack(ys, dim=1)  # [E, P, d]
-            x = self._step_block_out(x, y, j, sel)
+                qkv = qkv.reshape(E, P, 3, H, 1, hd).permute(2, 1, 0, 3, 4, 5)
+            q, k, v = qkv.split(1, dim=0)  # [1, P, E, H, 1, hd] each
+            q = q * (1.0 / math.sqrt(hd))
+            own = (q * k).sum(-1, keepdim=True)  # [1, P, E, H, 1, 1]: each utterance's own key
+            kv += [k, v]
+            rows = zip(*(t.split(1, dim=1) for t in (q, own, v))) if P > 1 else [(q, own, v)]
+            ys = [_attend_filled(qi, oi, vi, caches[i][2 * j], caches[i][2 * j + 1], filled[i])
+                  for i, (qi, oi, vi) in enumerate(rows)]  # [1, 1, E, H, 1, hd] each
+            y = ys[0] if P == 1 else torch.cat(ys, dim=1)  # [1, P, E, H, 1, hd]
+            x = self._step_block_out(x, y.permute(2, 1, 0, 3, 4, 5).reshape(E, P, d), j, sel)
         if self.layer_norm:
             x = F.layer_norm(x, (self.d,)) * self.lnf_g[:, None, :] + self.lnf_b[:, None, :]
-        return x.transpose(0, 1), [torch.stack(r) for r in slots]  # [P, E, d], [2Q, E, H, hd]
+        new = torch.cat(kv, dim=0)  # [2Q, P, E, H, 1, hd]
+        new = new.split(1, dim=1) if P > 1 else (new,)
+        return x.transpose(0, 1), [n.reshape(2 * self.Q, E, H, hd) for n in new]  # [P, E, d], [2Q, E, H, hd]
 
     def step_streams(self, h: torch.Tensor, caches: list[list[torch.Tensor]], cached: list[torch.Tensor]):
         """step() for S streams at once (batched turns): the same op order per row, so each stream's
@@ -189,19 +198,6 @@ class MoMKEExperts(nn.Module):
         out = p[..., :-1] @ values + p[..., -1:] * v.unsqueeze(3)  # [S, E, H, 1, hd]
         return out.reshape(S, E, H * hd)
 
-    def _attend_cached(self, q, k, v, keys, values, cached) -> torch.Tensor:
-        """One query over the first `cached` slots of keys/values and its own key/value.
-        q, k, v [E, H, hd]; keys/values [E, H, C, hd]; cached [1] int64 -> [E, d]"""
-        E, H, hd = q.shape
-        q = (q * (1.0 / math.sqrt(hd))).unsqueeze(2)  # [E, H, 1, hd]
-        past = q @ keys.transpose(-1, -2)  # [E, H, 1, C] (a MatMul reading the cache in place)
-        empty = torch.arange(keys.shape[2], device=keys.device) >= cached  # [C]: unfilled slots
-        past = past.masked_fill(empty, torch.finfo(past.dtype).min)
-        own = (q * k.unsqueeze(2)).sum(-1, keepdim=True)  # [E, H, 1, 1]
-        p = torch.softmax(torch.cat([past, own], dim=-1), dim=-1)  # [E, H, 1, C + 1]
-        out = p[..., :-1] @ values + p[..., -1:] * v.unsqueeze(2)  # [E, H, 1, hd]
-        return out.reshape(E, H * hd)
-
     def _step_block_out(self, x: torch.Tensor, y: torch.Tensor, j: int, sel) -> torch.Tensor:
         """Block j's output in the step paths (eval, no dropout): x, y [E, R, d] -> [E, R, d]:
         the output projection of the attention y, then the residual and the FFN."""
@@ -233,3 +229,13 @@ class MoMKEExperts(nn.Module):
             w, b = self._folded(g, beta, w, b, j, sel)
         hid = F.gelu(torch.baddbmm(b[:, None, :], x, w))
         return torch.baddbmm(self.fc2_b[sel, j][:, None, :], self.drop(hid), self.fc2_w[sel, j])
+
+
+def _attend_filled(q, own, v, keys, values, filled) -> torch.Tensor:
+    """One query over the filled slots of a stream's cache (the empty ones are never read) and
+    its own key/value. q (scaled), v [1, 1, E, H, 1, hd]; own [1, 1, E, H, 1, 1] (q · its own
+    key); keys/values [E, H, C, hd]; filled [T] (its length T is what counts) -> [1, 1, E, H, 1, hd]"""
+    T = filled.shape[0]
+    past = q @ keys[:, :, :T].transpose(-1, -2)  # [1, 1, E, H, 1, T]
+    p = torch.softmax(torch.cat([past, own], dim=-1), dim=-1)  # [.., 1, T + 1]
+    return p[..., :-1] @ values[:, :, :T] + p[..., -1:] * v
