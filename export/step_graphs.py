@@ -103,7 +103,8 @@ def trace_to_onnx(module, inputs, outputs, feeds: dict, path: Path, precision: s
 
 def export_step_graphs(model, folder: Path, precision: str, fp32_folder: Path | None = None) -> dict[str, Path]:
     """{step graph name: file} for the 7 patterns; {} when the model has none. int8 quantises
-    the fp32 variant's step graphs, already written in `fp32_folder`."""
+    the fp32 variant's step graphs, already written in `fp32_folder`, always dynamically (static
+    --int8-mode calibrates the whole-request graphs only: no turn-by-turn calibration feeds)."""
     if not has_step_graphs(model):
         return {}
     names = [step_graph_name(p) for p in ALL_PATTERNS]
