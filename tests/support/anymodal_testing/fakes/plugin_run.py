@@ -47,11 +47,18 @@ def _slice(model: onnx.ModelProto, targets: list, known: dict) -> onnx.ModelProt
                              ir_version=model.ir_version)
 
 
-def run_plain(model: onnx.ModelProto, feeds: dict, targets: list) -> dict:
-    """`targets` of a standard-op model (the source model for shape probing included)."""
-    sliced = _slice(model, targets, feeds)
-    names = [i.name for i in sliced.graph.input]
-    return dict(zip(targets, _session(sliced).run(targets, {k: feeds[k] for k in names})))
+def run_plain(model: onnx.ModelProto, feeds: dict, targets: list, cache: dict | None = None) -> dict:
+    """`targets` of a standard-op model (the source model for shape probing included). cache:
+    the sliced sessions of one network, by targets and the known tensors' names, dtypes and
+    shapes (a slice declares its inputs' shapes), so an engine run again builds none."""
+    key = (tuple(targets), tuple((k, v.dtype.str, v.shape) for k, v in sorted(feeds.items())))
+    if cache is None or key not in cache:
+        sliced = _slice(model, targets, feeds)
+        entry = (_session(sliced), [i.name for i in sliced.graph.input])
+        if cache is not None:
+            cache[key] = entry
+    session, names = cache[key] if cache is not None else entry
+    return dict(zip(targets, session.run(targets, {k: feeds[k] for k in names})))
 
 
 def probe(model: onnx.ModelProto, feeds: dict, names: list) -> dict:
@@ -95,6 +102,7 @@ class PluginNetworkSession:
         self.model, self.layers = model, layers
         self.order = {n.name: i for i, n in enumerate(model.graph.node)}
         self.inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        self._slices: dict = {}  # run_plain's sessions of this network
 
     def get_outputs(self):
         return [self._Out(o.name) for o in self.model.graph.output]
@@ -104,7 +112,7 @@ class PluginNetworkSession:
         for layer in sorted(self.layers, key=lambda la: self.order[la["node"]]):
             need = [i for i in layer["inputs"] if i not in values and i not in self.inits]
             if need:
-                values.update(run_plain(self.model, values, need))
+                values.update(run_plain(self.model, values, need, self._slices))
             arrays = [values[i] if i in values else self.inits[i] for i in layer["inputs"]]
             env = _env(layer, arrays)
             scalars = [_eval(e, env) for e in layer["extra"]]
@@ -112,5 +120,5 @@ class PluginNetworkSession:
             for name, arr, shape in zip(layer["outputs"], outs, layer["out_shapes"]):
                 values[name] = np.asarray(arr).reshape([_eval(s, env) for s in shape])
         targets = [o.name for o in self.model.graph.output]
-        values.update(run_plain(self.model, values, [t for t in targets if t not in values]))
+        values.update(run_plain(self.model, values, [t for t in targets if t not in values], self._slices))
         return [values[t] for t in targets]
