@@ -196,8 +196,9 @@ def bench_overhead(
     threads: int = typer.Option(2, help="ONNX Runtime intra-op threads."),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
-    """Where Runtime.predict's time goes: inside the backend's session.run and outside it (request
-    checks, graph choice, feeds, output checks, the Prediction), min / p10 / p50 over --calls."""
+    """Where Runtime.predict's time goes: inside ONNX Runtime's graph call and outside it (request
+    checks, graph choice, feeds, output checks, the Prediction), and its cost over a plain
+    session.run (whose own Python around that call is timed too), min / p10 / p50 over --calls."""
     from anymodal.bench.overhead import overhead_command
 
     overhead_command(bundle, conditions.split(","), _pairs(shapes), calls, threads, json_out, typer.echo)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from stat import S_ISREG
 
 from .atomic_fs import previous_dir
 from .errors import BundleError, InputError
@@ -42,6 +43,7 @@ class Bundle:
             raise BundleError(f"{self.path}: no {self.precision} graphs (has {', '.join(variants)})")
         self.variant = variants[self.precision]
         self._verified: dict[str, tuple] = {}  # rel -> (path, state its sha256 was checked at) or ()
+        self._graph_files: dict[str, tuple] = {}  # graph -> its (rel, path) pairs (recheck)
         self._lock = threading.Lock()
 
     # -- model facts ---------------------------------------------------------------------
@@ -132,14 +134,36 @@ class Bundle:
 
     def recheck(self, graph: str) -> None:
         """Before a graph runs again: its files that were verified are re-verified if their stat
-        changed (a stat each; no hashing unless something changed)."""
+        changed (a stat each; no hashing unless something changed). The request path: the
+        graph's files are listed once, and an unchanged file costs one os.stat and a tuple
+        compare; anything else (changed, missing, not a regular file) goes through check_file."""
+        files = self._graph_files.get(graph)
+        if files is None:
+            files = self._graph_files[graph] = self._files_of(graph)
+        verified = self._verified
+        for rel, path in files:
+            known = verified.get(rel)
+            if known is None:  # never verified: not a file this backend loaded
+                continue
+            if known:
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    st = None
+                if st is not None and S_ISREG(st.st_mode) and \
+                        (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == known[1]:
+                    continue
+            self.check_file(rel)  # re-hashed, or a BundleError naming what is wrong
+
+    def _files_of(self, graph: str) -> tuple[tuple[str, str], ...]:
+        """(rel, path) of a graph's files: the graph, its data files, its ORT-optimised copy's."""
         info = self.graph_info(graph)
         if info is None:
-            return
-        copy = self.variant.get("ort_graphs", {}).get("graphs", {}).get(graph)  # its ORT-optimised copy
-        for rel in (info["file"], *info.get("data_files", ()), *([copy["file"]] if copy else ())):
-            if rel in self._verified:
-                self.check_file(rel)
+            return ()
+        copy = self.variant.get("ort_graphs", {}).get("graphs", {}).get(graph) or {}
+        rels = (info["file"], *info.get("data_files", ()), *copy.get("data_files", ()),
+                *([copy["file"]] if copy else ()))
+        return tuple((rel, str(self.path / rel)) for rel in dict.fromkeys(rels))
 
     def check_graph_io(self, graph: str, inputs: list[str], outputs: list[str], path: Path) -> None:
         """The loaded graph's own input/output names are the ones the manifest declares for it

@@ -2,6 +2,9 @@
 
 Leading axes: utterance-level families [(B,) L] (one output per utterance), sequence-level
 families [(B,)] (one output per sample); (B,) only when the request was batched.
+The outputs belong to the Prediction; `present` and `lengths` of a request without `lengths`,
+`present` or non-finite exclusions are read-only arrays shared by every such request of that
+shape (all True / the full length), made once instead of per request.
 """
 
 from __future__ import annotations

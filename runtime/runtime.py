@@ -21,6 +21,8 @@ from .patterns import MODALITIES
 from .prediction import Prediction
 from .requests import Request, all_finite, build_request
 
+_F32 = np.dtype(np.float32)
+
 
 class Runtime:
     def __init__(self, bundle: str | Path, backend: str = "auto", precision: str | None = None,
@@ -60,7 +62,8 @@ class Runtime:
     def _cache_bundle_facts(self) -> None:
         """What every request reads from the manifest, looked up once (the request path)."""
         b = self.bundle
-        self._dims, self._float_dtype, self._config = b.dims, b.float_dtype, b.model["config"]
+        self._dims, self._config = b.dims, b.model["config"]
+        self._float_dtype = np.dtype(b.float_dtype)  # an object: dtype checks need no name parsing
         self._task, self._input_kind = b.task, self.family.inputs
         self._class_names = np.asarray(b.labels, dtype=object)  # indexed by argmax when decoding
 
@@ -99,9 +102,14 @@ class Runtime:
         feeds = self.family.feeds(req, graph, self._dims, self._float_dtype, self._config)
         # backends return arrays the caller owns (Backend.run), so the Prediction may keep views
         # of them; float32 outputs are not copied, fp16 ones are decoded in float32
-        out = {k: np.asarray(v, dtype=np.float32) for k, v in self.backend.run(graph, feeds).items()}
-        rows = self._input_kind.item_rows(req.mask)  # [B, L] when outputs have a row per item
-        padded = rows is not None and not req.complete and not rows.all()
+        out = self.backend.run(graph, feeds)
+        for value in out.values():
+            if value.dtype is not _F32:
+                out = {k: v if v.dtype is _F32 else v.astype(np.float32) for k, v in out.items()}
+                break
+        padded = not req.complete  # a complete request has no padding rows
+        rows = self._input_kind.item_rows(req.mask) if padded else None  # [B, L] when outputs have a row per item
+        padded = rows is not None and not rows.all()
         for name, value in out.items():  # outputs at padding rows (utterances) are never served
             real = value[rows] if padded and value.shape[:2] == rows.shape else value
             if not all_finite(real):
@@ -119,11 +127,17 @@ class Runtime:
     def prediction(self, req: Request, dec) -> Prediction:
         """The Prediction of a request from its Decoded outputs (batched like req.features)."""
         labels, probs, scores = dec.labels, dec.probs, dec.scores
-        present, lengths, router, nonfinite = dict(req.present), req.lengths, dec.router_weights, dict(req.nonfinite)
-        if not req.batched:  # one sample given: its outputs without the batch axis
-            labels, probs, scores = (None if x is None else x[0] for x in (labels, probs, scores))
-            present, lengths, router, nonfinite = ({k: v[0] for k, v in d.items()}
-                                                   for d in (present, lengths, router, nonfinite))
+        present, lengths, router, nonfinite = req.present, req.lengths, dec.router_weights, req.nonfinite
+        if req.batched:
+            present, nonfinite = dict(present), dict(nonfinite)  # the Prediction's own dicts
+        else:  # one sample given: its outputs without the batch axis
+            labels = None if labels is None else labels[0]
+            probs = None if probs is None else probs[0]
+            scores = None if scores is None else scores[0]
+            present = {k: v[0] for k, v in present.items()}
+            lengths = {k: v[0] for k, v in lengths.items()}
+            router = {k: v[0] for k, v in router.items()}
+            nonfinite = {k: v[0] for k, v in nonfinite.items()} if nonfinite else {}
         return Prediction(self.family.name, self._task, req.pattern, req.graph, self.backend.name, labels, probs,
                           scores, present, lengths, router, dec.router_experts, nonfinite)
 

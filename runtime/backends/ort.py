@@ -37,7 +37,7 @@ class OrtBackend(Backend):
         # auto: the bundle's ORT-optimised copy where it has one and this onnxruntime runs it,
         # else the portable graph; ort: the copy or a BundleError; portable: never the copy
         self.graphs = graphs
-        self._output_names: dict[int, list[str]] = {}
+        self._calls: dict[int, tuple] = {}  # id(session) -> (its run call, its output names)
 
     def graph_flavour(self, graph: str) -> str:
         """Which file this backend serves for `graph`: "ort" (the ORT-optimised copy) or "portable"."""
@@ -98,14 +98,33 @@ class OrtBackend(Backend):
         self.bundle.check_graph_io(graph, [i.name for i in session.get_inputs()],
                                    [o.name for o in session.get_outputs()], path)
 
+    def close(self) -> None:
+        super().close()
+        self._calls.clear()  # they hold the sessions' bindings: let the sessions go
+
     def _run_impl(self, session, feeds):
         # the request path: output names looked up once per session; ORT returns fresh
-        # contiguous numpy arrays, so nothing is copied or converted here. Plain session.run, not
-        # IO binding: binding preallocated outputs was no faster on CPU (rt-bench ort-iobinding row)
-        names = self._output_names.get(id(session))
-        if names is None:
-            names = self._output_names[id(session)] = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, feeds)))
+        # contiguous numpy arrays, so nothing is copied or converted here. Not IO binding:
+        # binding preallocated outputs was no faster on CPU (rt-bench ort-iobinding row)
+        call = self._calls.get(id(session))
+        if call is None:
+            call = self._calls[id(session)] = (session_run(session), [o.name for o in session.get_outputs()])
+        run, names = call
+        return dict(zip(names, run(names, feeds, None)))
+
+
+def session_run(session):
+    """The run call of an InferenceSession: its compiled binding's `run` where it has one.
+    InferenceSession.run is a Python wrapper that re-checks the feed names against the graph's
+    inputs and looks for OrtValues and WebGPU graph capture before calling that binding with the
+    same arguments; the Runtime's feeds are built from the manifest, whose names were held to
+    the loaded graph's (Bundle.check_graph_io), and are numpy arrays, so those checks cannot
+    fail here, and skipping them is measurable right after a graph run (docs/performance.md).
+    ORT still refuses a missing or mistyped input itself. Falls back to the wrapper when a
+    future onnxruntime has no `_sess` binding with that call."""
+    binding = getattr(session, "_sess", None)
+    run = getattr(binding, "run", None)
+    return run if callable(run) else session.run
 
 
 class OrtCpuBackend(OrtBackend):

@@ -36,9 +36,10 @@ class Decoded:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    e = x - x.max(axis=-1, keepdims=True)  # one new array, then in place
+    # the ufuncs' reduce called directly: ndarray.max/.sum go through a Python wrapper first
+    e = x - np.maximum.reduce(x, axis=-1, keepdims=True)  # one new array, then in place
     np.exp(e, out=e)
-    e /= e.sum(axis=-1, keepdims=True)
+    e /= np.add.reduce(e, axis=-1, keepdims=True)
     return e
 
 
@@ -48,7 +49,8 @@ def head_outputs(task: str, class_names, logits: np.ndarray):
     one, made once). scores is a view of logits."""
     if task == "emotion":
         probs = softmax(logits)
-        return np.asarray(class_names, dtype=object)[probs.argmax(-1)], probs, None
+        names = class_names if isinstance(class_names, np.ndarray) else np.asarray(class_names, dtype=object)
+        return names[logits.argmax(-1)], probs, None  # argmax of the logits = argmax of probs
     return None, None, logits[..., 0]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import RequestError
 from ..patterns import MODALITIES, MODALITY_NAMES
-from ..requests import MASKED, lengths_mask, per_modality
+from ..requests import MASKED, full_mask, lengths_mask, per_modality
 from .input_kind import InputKind, ServingTensor, TensorSpec, graph_modalities, pad
 
 
@@ -30,7 +30,7 @@ class SequenceInputs(InputKind):
             if m not in feats:
                 raise RequestError(f"lengths[{MODALITY_NAMES[m]}] given but no {MODALITY_NAMES[m]} array")
         B = next(iter(feats.values())).shape[0]
-        return {m: np.ones(f.shape[:2], bool) if m not in lens
+        return {m: full_mask(*f.shape[:2]) if m not in lens
                 else lengths_mask(lens[m], B, f.shape[1], batched, f"lengths[{MODALITY_NAMES[m]}]")
                 for m, f in feats.items()}
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import RequestError
 from ..patterns import ALL_PATTERNS, MODALITIES, MODALITY_NAMES
-from ..requests import MASKED, lengths_mask
+from ..requests import MASKED, full_mask, lengths_mask
 from .input_kind import InputKind, ServingTensor, TensorSpec, graph_modalities, pad
 
 
@@ -25,13 +25,13 @@ class UtteranceInputs(InputKind):
     output_item_dims = (-1,)
 
     def masks(self, feats, lengths, batched):
-        shapes = ", ".join(f"{MODALITY_NAMES[m]} {x.shape}" for m, x in feats.items())
         if len({f.shape[1] for f in feats.values()}) > 1:
+            shapes = ", ".join(f"{MODALITY_NAMES[m]} {x.shape}" for m, x in feats.items())
             raise RequestError(f"modalities disagree on the conversation length: {shapes}")
         B, L = next(iter(feats.values())).shape[:2]
         if isinstance(lengths, dict):
             raise RequestError("lengths: expected [B] utterance counts shared by the modalities, got a dict")
-        shared = np.ones((B, L), bool) if lengths is None else lengths_mask(lengths, B, L, batched, "lengths")
+        shared = full_mask(B, L) if lengths is None else lengths_mask(lengths, B, L, batched, "lengths")
         return dict.fromkeys(feats, shared)  # one object: Request.lengths counts it once
 
     def check_covered(self, mask, used):

@@ -137,3 +137,43 @@ def test_rt_run_spinning_flag_reaches_the_runtime(small_bundle, tmp_path, monkey
                                            "--backend", "ort-cpu", "--spinning", flag])
     assert res.exit_code == 0, res.output
     assert "pattern a via graph a on ort-cpu" in res.output and seen == ["1" if want else "0"]
+
+
+def test_the_backend_calls_the_sessions_binding_with_session_runs_results(small_bundle):
+    """ort-cpu runs a graph through the session's compiled binding (no Python wrapper, whose feed
+    checks the manifest already guarantees): same outputs as session.run; the wrapper when a
+    session has no such binding."""
+    from anymodal.runtime.backends.ort import session_run
+
+    rt = Runtime(small_bundle, backend="ort-cpu")
+    x = feats(B=2)
+    req = rt.request(**x)
+    feeds = rt.family.feeds(req, req.graph, rt.bundle.dims, "float32", rt.bundle.model["config"])
+    want, session = raw_outputs(rt, req.graph, feeds)
+    assert session_run(session) == session._sess.run
+    got = rt.backend.run(req.graph, feeds)
+    assert set(got) == set(want)
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name], value)
+
+    class Wrapped:  # an InferenceSession-like object without `_sess`
+        def run(self, names, feeds, options=None):
+            return "wrapper"
+
+    assert session_run(Wrapped())([], {}, None) == "wrapper"
+
+
+def test_complete_requests_share_read_only_masks_and_padded_ones_get_their_own(small_bundle):
+    rt = Runtime(small_bundle, backend="ort-cpu")
+    x = feats(L=4, B=2)
+    first, second = rt.request(**x), rt.request(**feats(L=4, B=2, seed=3))
+    assert first.complete and first.mask["a"] is second.mask["a"] is first.mask["t"]
+    assert not first.mask["a"].flags.writeable and first.mask["a"].all()
+    with pytest.raises(ValueError, match="read-only"):
+        first.mask["a"][0, 0] = False
+    assert {m: v.tolist() for m, v in first.lengths.items()} == {m: [4, 4] for m in "atv"}
+    padded = rt.request(**x, lengths=[4, 2])
+    assert padded.mask["a"] is not first.mask["a"] and padded.mask["a"].tolist() == [[True] * 4, [True, True, False, False]]
+    assert padded.lengths["a"].tolist() == [4, 2]
+    p = rt.predict(**feats(L=4))  # unbatched: lengths and present without the batch axis
+    assert int(p.lengths["a"]) == 4 and p.present["a"].tolist() == [True] * 4
