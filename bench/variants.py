@@ -60,7 +60,9 @@ def _torch_model_and_args(run: Path | None, bundle: Bundle, req: dict, threads: 
         return None, "PyTorch is not installed (pip install 'anymodal[train]')"
     torch.set_num_threads(threads)
     model = _load_model(str(Path(run).resolve()), load_run)
-    args = [torch.from_numpy(v) for v in masked_feeds(bundle, req).values()]  # the masked graph's input order
+    # the masked graph's input order; copies: a request's masks may be the runtime's shared
+    # read-only arrays, which torch.from_numpy would wrap with a warning
+    args = [torch.from_numpy(v.copy()) for v in masked_feeds(bundle, req).values()]
     return model, args
 
 
