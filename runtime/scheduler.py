@@ -10,7 +10,10 @@
 One worker thread runs the graphs (the backend's intra-op threads do the parallel work). Jobs
 are grouped by batch key (graph, pattern and given modalities); a group runs as ONE call of up
 to `max_batch` batch rows, oldest first (runtime/request_batch.py), as soon as it is full, or
-when the oldest pending job has waited `max_delay_ms` (then the oldest job's group runs).
+when the oldest pending job has waited `max_delay_ms` since it arrived or since the worker's last
+call ended, whichever is later (then the oldest job's group runs). A job that arrived during a call
+could not have run earlier anyway; counting its wait from the call's end lets the callers just
+answered join it, so closed-loop callers do not split into two half-batches that alternate for ever.
 Requests are validated at submit with predict's own checks: a bad one gets its RequestError
 on its own future and never reaches a batch. A batch whose call
 fails is re-run one request at a time, so an error (e.g. ModelError) reaches only its request.
@@ -71,6 +74,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._closed = False
         self._drain = True
+        self._free_since = time.monotonic()  # when the worker's last call ended (the delay's clock)
         self.streams = Streams(self, max_streams, max_context, idle_timeout_s, on_evict, clock)
         self._worker = threading.Thread(target=self._loop, name="anymodal-scheduler", daemon=True)
         self._worker.start()
@@ -147,7 +151,7 @@ class Scheduler:
                     self._cond.wait(self.streams.wait_s())
                     continue
                 oldest = self._pending[0]
-                due = oldest.since + self.max_delay_s - time.monotonic()
+                due = max(oldest.since, self._free_since) + self.max_delay_s - time.monotonic()
                 if self._closed or due <= 0:
                     return self._take(oldest.key), evicted
                 # a full group never waits for the oldest one's delay; turns wait for batch-mates
@@ -194,6 +198,7 @@ class Scheduler:
                 for j in live:
                     if not j.future.done():
                         j.future.set_exception(exc)
+            self._free_since = time.monotonic()
         self._fail_pending()
 
     def _run_requests(self, jobs: list[Job]) -> None:
