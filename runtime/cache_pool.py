@@ -27,10 +27,15 @@ class CachePool:
         n, shape = runtime.family.cache_layout(bundle.model["config"])
         self.max_rows, self.max_context = max_rows, max_context
         full = tuple(max_context if d == CONTEXT else d for d in shape)
-        self._slot_axis = 1 + shape.index(CONTEXT)  # in a pool: after the row axis
         dtype = np.dtype(bundle.float_dtype)
-        # m -> n pools [max_rows, *cache shape], e.g. MoMKE [rows, 3 experts, H, C, d/H]
-        self.pools = {m: [np.zeros((max_rows, *full), dtype) for _ in range(n)] for m in MODALITIES}
+        # m -> ONE array [n, max_rows, *cache shape] (e.g. MoMKE [2Q, rows, 3 experts, H, C, d/H]) so
+        # that a batch's new slots of all n caches are one indexed write; the graph is fed its n
+        # leading-axis views [max_rows, ...], each contiguous (no copy)
+        self._stacked = {m: np.zeros((n, max_rows, *full), dtype) for m in MODALITIES}
+        self.pools = {m: list(a) for m, a in self._stacked.items()}  # m -> n pools [max_rows, *cache shape]
+        # [n, rows, *shape] indexed by (all caches, rows [S'], axes before the slot, slots [S']): with
+        # axes between the two index arrays the selection is laid out [S', n, *slot] = new's layout
+        self._lead = (slice(None),) * shape.index(CONTEXT)
         self._free = list(range(max_rows - 1, -1, -1))  # lowest row first
         self._lock = threading.Lock()
 
@@ -53,10 +58,10 @@ class CachePool:
 
     def write_slots(self, m: str, rows: list[int], slots: list[int], new) -> None:
         """Modality m's new slots of several rows at once, in place: row rows[j] gets new[j]
-        [n, *slot] at slot slots[j] of each of its n caches (one indexed write per cache)."""
-        index = (np.asarray(rows),) + (slice(None),) * (self._slot_axis - 1) + (np.asarray(slots),)
-        for k, pool in enumerate(self.pools[m]):
-            pool[index] = new[:, k]  # [S', *slot]
+        [n, *slot] at slot slots[j] of each of its n caches (one indexed write for all of them)."""
+        if not self._lead:  # index arrays side by side: numpy keeps the selection in place, [n, S', *slot]
+            new = np.moveaxis(new, 1, 0)
+        self._stacked[m][(slice(None), np.asarray(rows), *self._lead, np.asarray(slots))] = new
 
     @property
     def rows_held(self) -> int:

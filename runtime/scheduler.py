@@ -10,7 +10,11 @@
 One worker thread runs the graphs (the backend's intra-op threads do the parallel work). Jobs
 are grouped by batch key (graph, pattern and given modalities); a group runs as ONE call of up
 to `max_batch` batch rows, oldest first (runtime/request_batch.py), as soon as it is full, or
-when the oldest pending job has waited `max_delay_ms` (then the oldest job's group runs).
+when the oldest pending job has waited `max_delay_ms` (then the oldest job's group runs). For a
+job of the key the worker's last call ran, the wait counts from that call's end if it arrived
+before: it could not have run earlier anyway, and the callers that call just answered may send
+batch-mates, so closed-loop callers do not split into two half-batches that alternate for ever.
+Other keys' jobs gain nothing from the wait (e.g. the patterns of one Triton batch) and run as due.
 Requests are validated at submit with predict's own checks: a bad one gets its RequestError
 on its own future and never reaches a batch. A batch whose call
 fails is re-run one request at a time, so an error (e.g. ModelError) reaches only its request.
@@ -71,6 +75,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._closed = False
         self._drain = True
+        self._last_key, self._free_since = None, time.monotonic()  # the worker's last call: its key, its end
         self.streams = Streams(self, max_streams, max_context, idle_timeout_s, on_evict, clock)
         self._worker = threading.Thread(target=self._loop, name="anymodal-scheduler", daemon=True)
         self._worker.start()
@@ -147,7 +152,8 @@ class Scheduler:
                     self._cond.wait(self.streams.wait_s())
                     continue
                 oldest = self._pending[0]
-                due = oldest.since + self.max_delay_s - time.monotonic()
+                since = max(oldest.since, self._free_since) if oldest.key == self._last_key else oldest.since
+                due = since + self.max_delay_s - time.monotonic()
                 if self._closed or due <= 0:
                     return self._take(oldest.key), evicted
                 # a full group never waits for the oldest one's delay; turns wait for batch-mates
@@ -194,6 +200,7 @@ class Scheduler:
                 for j in live:
                     if not j.future.done():
                         j.future.set_exception(exc)
+            self._last_key, self._free_since = group[0].key, time.monotonic()
         self._fail_pending()
 
     def _run_requests(self, jobs: list[Job]) -> None:

@@ -5,6 +5,7 @@ Batches are made deterministic without timing: max_delay_ms is far beyond any te
 runs exactly when it holds max_batch rows (or when close() drains it)."""
 
 import threading
+import time
 from concurrent.futures import CancelledError
 
 import numpy as np
@@ -252,3 +253,20 @@ def test_a_lone_request_runs_after_max_delay(rt):
     with rt.scheduler(max_batch=16, max_delay_ms=1) as s:
         assert_same(s.submit(**kw).result(GUARD_S), rt.predict(**kw))
         assert s.stats.calls == 1
+
+
+def test_a_group_pending_behind_another_patterns_call_runs_when_due(rt):
+    """The delay restarts at a call's end only for that call's own key (whose callers may send
+    batch-mates now): two patterns submitted together, as one Triton batch, run one straight
+    after the other, not max_delay_ms apart."""
+    rng = np.random.default_rng(12)
+    kws = {p: momke_request(rng, p, 3) for p in ("a", "t")}
+    done: dict[str, float] = {}
+    delay_s = 1.0
+    with rt.scheduler(max_batch=16, max_delay_ms=delay_s * 1e3) as s:
+        futures = {p: s.submit(**kw) for p, kw in kws.items()}
+        for p, f in futures.items():
+            f.add_done_callback(lambda _f, p=p: done.setdefault(p, time.monotonic()))
+        for p, f in futures.items():
+            assert_same(f.result(GUARD_S), rt.predict(**kws[p]))
+    assert done["t"] - done["a"] < 0.6 * delay_s  # 't' was due when 'a''s call ended

@@ -219,3 +219,28 @@ def test_a_full_table_reclaims_the_longest_idle_stream_for_a_start(causal_rt):
         assert evicted == ["old"] and set(s.streams._table) == {"recent", "new"}
         with pytest.raises(StreamClosedError, match="stream table was full"):
             s.submit_turn("old", **kw, start=False).result(GUARD_S)
+
+
+def test_a_turn_that_arrived_during_a_call_waits_for_the_streams_that_call_answers(causal_rt, monkeypatch):
+    """Closed-loop callers must not split into two half-batches that alternate for ever: B's turn
+    arrives while A's turn runs and has waited past max_delay_ms when that call ends, yet it
+    still waits (max_delay_ms from the call's end) for A's next turn and runs with it as one
+    batched call, instead of alone at once."""
+    plan = list(random_turns(3, seed=15))
+    delay_s = 0.3
+    with causal_rt.scheduler(max_delay_ms=delay_s * 1e3) as s:
+        for f in s.submit_turns([dict(plan[0][1], stream_id=sid) for sid in "ab"]):
+            f.result(GUARD_S)  # both streams open, nothing pending
+        backend, run, b_turn = causal_rt.backend, causal_rt.backend.run, []
+
+        def slow_run(graph, feeds):  # A's lone turn: B's turn arrives, then the call outlasts the delay
+            if not b_turn:
+                b_turn.append(s.submit_turn("b", **plan[1][1]))
+                threading.Event().wait(delay_s + 0.1)
+            return run(graph, feeds)
+
+        monkeypatch.setattr(backend, "run", slow_run)
+        assert s.submit_turn("a", **plan[1][1]).result(GUARD_S).graph != "steps"  # alone: B came later
+        monkeypatch.setattr(backend, "run", run)
+        a_next = s.submit_turn("a", **plan[2][1])
+        assert b_turn[0].result(GUARD_S).graph == a_next.result(GUARD_S).graph == "steps"  # one batched call
