@@ -37,11 +37,17 @@ $(LINKED): $(STAMP) pyproject.toml $(PKG_DIRS)
 demo: $(LINKED)
 	$(BIN)/rt-demo --out $(DEMO_OUT)
 
+# One pytest worker per core (pytest-xdist), each test file on one worker so its module-scoped
+# fixtures are built once; one OpenMP thread per worker: PyTorch's spinning OpenMP threads of two
+# workers on the same cores slow each other many times over (docs/development.md)
+WORKERS ?= auto
+PARALLEL := -n $(WORKERS) --dist loadfile
+
 test: $(LINKED)
-	$(BIN)/pytest -q -m "not fuzz" --durations=15
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -m "not fuzz" $(PARALLEL) --durations=15
 
 test-fast: $(LINKED)
-	$(BIN)/pytest -q -m "not slow and not serve" --durations=15
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -m "not slow and not serve" $(PARALLEL) --durations=15
 
 # The long robustness runs: 20,000 generated requests per model family through Runtime.predict
 # (counts printed) and the exporter killed at 20 random points over an existing bundle
