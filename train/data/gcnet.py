@@ -82,9 +82,11 @@ def load_utterance_feature(feature_dir: Path, utt: str, speaker: str) -> np.ndar
     else:
         raise DataError(f"missing feature file for utterance {utt!r}: {file} (or folder {folder})")
     vec = frames.mean(axis=0)
-    if not np.all(np.isfinite(vec.astype(np.float32))):  # finite float64 frames can overflow float32
+    with np.errstate(over="ignore"):  # finite float64 frames can overflow float32: refused below
+        vec32 = vec.astype(np.float32)
+    if not np.all(np.isfinite(vec32)):
         raise DataError(f"{file if file.is_file() else folder}: feature overflows float32")
-    return vec.astype(np.float32)
+    return vec32
 
 
 SENTIMENT_RANGE = (-3.0, 3.0)  # CMU-MOSI/MOSEI annotation scale
