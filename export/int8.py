@@ -27,7 +27,7 @@ import numpy as np
 
 from anymodal.runtime.errors import ExportError
 
-from .quantize import _stage
+from .quantize import feed_reader, stage_copy
 
 DEFAULT_MAX_DROP = 1.0  # points
 INT8_MODES = ("dynamic", "static")
@@ -119,14 +119,7 @@ def int8_calibration(bundle, data: dict) -> dict[str, list[dict]]:
 def _quantize_static(src: Path, dst: Path, feeds: list[dict]) -> Path:
     import tempfile
 
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class _Reader(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter(feeds)
-
-        def get_next(self):
-            return next(self._it, None)
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     batched = _batched_weight_matmuls(src)
     common = dict(quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -135,10 +128,10 @@ def _quantize_static(src: Path, dst: Path, feeds: list[dict]) -> Path:
     with tempfile.TemporaryDirectory(prefix="anymodal-int8-") as work:
         mid = Path(work) / "pc" / src.name
         mid.parent.mkdir()
-        quantize_static(str(_stage(src, Path(work))), str(mid), _Reader(), per_channel=True,
+        quantize_static(str(stage_copy(src, Path(work))), str(mid), feed_reader(feeds), per_channel=True,
                         op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=batched, **common)
         if batched:  # calibrated again through the first pass's graph: the batched matmuls' inputs
-            quantize_static(str(mid), str(dst), _Reader(), per_channel=False, op_types_to_quantize=["MatMul"],
+            quantize_static(str(mid), str(dst), feed_reader(feeds), per_channel=False, op_types_to_quantize=["MatMul"],
                             nodes_to_quantize=batched, **common)
         else:
             mid.replace(dst)

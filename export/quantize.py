@@ -34,7 +34,7 @@ def _data_files(src: Path) -> list[str]:
     return sorted(files)
 
 
-def _stage(src: Path, work: Path) -> Path:
+def stage_copy(src: Path, work: Path) -> Path:
     """A copy of the graph and its weights in `work`: ORT's quantiser writes `<graph>-inferred.onnx`
     beside its input, which must not be the bundle's graphs folder. Copies, not links: onnx
     refuses external data with several hard links."""
@@ -45,9 +45,9 @@ def _stage(src: Path, work: Path) -> Path:
     return work / src.name
 
 
-def quantize_graph_qdq(src: Path, dst: Path, feeds) -> Path:
-    require_build_libs("int8")
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+def feed_reader(feeds):
+    """ORT's CalibrationDataReader over `feeds` (an iterable of feed dicts), each read once."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class _Reader(CalibrationDataReader):
         def __init__(self, it):
@@ -56,11 +56,18 @@ def quantize_graph_qdq(src: Path, dst: Path, feeds) -> Path:
         def get_next(self):
             return next(self._it, None)
 
+    return _Reader(feeds)
+
+
+def quantize_graph_qdq(src: Path, dst: Path, feeds) -> Path:
+    require_build_libs("int8")
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="anymodal-qdq-") as work:
         # Symmetric activations and weights: TensorRT's ONNX parser refuses Q/DQ with non-zero
         # zero points (ORT's default for activations is asymmetric, which ORT itself runs happily).
-        quantize_static(str(_stage(Path(src), Path(work))), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ,
+        quantize_static(str(stage_copy(Path(src), Path(work))), str(dst), feed_reader(feeds), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
                         op_types_to_quantize=["MatMul"],  # TensorRT INT8 pays off on the matmuls
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
